@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+import datasets
+from mosxav import MOSXAV
+from mosxav.hf import export_hf, load_dataset
+
+
+def test_load_local_root_keeps_mask_modes_and_ids(tiny_root):
+    ds = load_dataset(str(tiny_root), task="semantic", split="val")
+    ref = MOSXAV(tiny_root, "val")
+    assert len(ds) == len(ref)
+    row = ds[0]
+    assert row["semantic"].mode == "P"
+    assert np.array_equal(np.array(row["semantic"]), ref[0]["semantic"])
+    assert ds.features["classes_present"].feature.names[1] == "vessel"
+    assert ds[1]["semantic"] is None and ds[1]["annotated"] is False
+    both = load_dataset(str(tiny_root), task="vos")
+    assert isinstance(both, datasets.DatasetDict) and set(both) == {"train", "val", "test"}
+    assert "instance" in both["test"].column_names
+
+
+def test_export_round_trip_loads_offline(tiny_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = export_hf(tiny_root, tmp_path / "hf", task="semantic", max_shard_rows=10)
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\n") and "configs:" in card and "data/test-*.parquet" in card
+    assert len(list((out / "data").glob("train-*.parquet"))) > 1  # sharded
+    loaded = datasets.load_dataset(str(out))
+    direct = load_dataset(str(tiny_root), task="semantic")
+    for split in ("train", "val", "test"):
+        assert len(loaded[split]) == len(direct[split])
+    a, b = loaded["test"][3], direct["test"][3]
+    assert a["semantic"].mode == "P"
+    assert np.array_equal(np.array(a["semantic"]), np.array(b["semantic"]))
+    assert np.array_equal(np.array(a["image"]), np.array(b["image"]))
+
+
+def test_named_mosxav_offline_gives_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOSXAV_HOME", str(tmp_path / "cache"))
+    with pytest.raises(ValueError, match=r"mosxav-bench download .*root="):
+        load_dataset("mosxav", split="train", offline=True)
+
+
+def test_named_synthetic_is_generated_into_the_cache(tmp_path, monkeypatch):
+    from mosxav.synth import defaults
+
+    monkeypatch.setenv("MOSXAV_HOME", str(tmp_path / "cache"))
+    small = defaults.SynthConfig(sequences=2, frames=6, size=32, seed=0, test_sequences=1)
+    monkeypatch.setattr(defaults, "DEFAULT_SYNTH", small)
+    ds = load_dataset("mosxav-synthetic", split="test")
+    assert (tmp_path / "cache" / "mosxav-synthetic" / "test" / "ImageSets" / "test.txt").is_file()
+    assert len(ds) == 6
+    stamp = (tmp_path / "cache" / "mosxav-synthetic" / "synth_config.json").stat().st_mtime_ns
+    load_dataset("mosxav-synthetic", split="test")  # reused, not regenerated
+    assert (tmp_path / "cache" / "mosxav-synthetic" / "synth_config.json").stat().st_mtime_ns == stamp

@@ -1,0 +1,118 @@
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from mosxav.metrics import distance_cap, evaluate_frame, frame_table, pair_metrics, summarize
+from mosxav.metrics.surface import boundary
+
+
+def vessel_pair(seed: int, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """A thin branching mask and a perturbed prediction (missed branch, shift, dilation, noise)."""
+    rng = np.random.default_rng(seed)
+    gt = np.zeros((size, size), bool)
+    for _ in range(rng.integers(2, 5)):
+        x, y, angle = rng.uniform(10, size - 10), rng.uniform(10, size - 10), rng.uniform(0, 2 * np.pi)
+        width = rng.integers(1, 4)
+        for _ in range(int(rng.integers(20, 80))):
+            angle += rng.normal(0, 0.2)
+            x, y = x + np.cos(angle), y + np.sin(angle)
+            r, c = int(round(y)), int(round(x))
+            gt[max(r - width, 0) : r + width, max(c - width, 0) : c + width] = True
+    pred = np.roll(gt, tuple(rng.integers(-2, 3, 2)), axis=(0, 1))
+    if rng.random() < 0.5:
+        pred = ndimage.binary_dilation(pred)
+    pred &= rng.random(pred.shape) > 0.05
+    if rng.random() < 0.3:
+        pred[:, : size // 3] = False
+    return gt, pred
+
+
+def test_boundary_counts_image_edge_as_background():
+    mask = np.ones((4, 5), bool)
+    b = boundary(mask)
+    assert b[0].all() and b[-1].all() and b[:, 0].all() and b[:, -1].all()
+    assert not b[1:-1, 1:-1].any()
+
+
+def test_hand_computed_shifted_square():
+    gt = np.zeros((20, 20), bool)
+    gt[5:10, 5:10] = True
+    pred = np.zeros_like(gt)
+    pred[5:10, 8:13] = True  # shifted 3 px right
+    s = pair_metrics(gt, pred)
+    assert s.dice == pytest.approx(2 * 10 / 50)
+    assert s.iou == pytest.approx(10 / 40)
+    assert s.hd == pytest.approx(3.0)
+    # gt boundary: 16 pixels; the 4 in column 8-9 band are on pred's boundary or 1 away...
+    assert 0 < s.assd < 3
+
+
+@pytest.mark.parametrize(
+    "gt_on, pred_on, dice, dist",
+    [(False, False, 1.0, 0.0), (True, False, 0.0, "cap"), (False, True, 0.0, "cap")],
+)
+def test_empty_mask_table(gt_on, pred_on, dice, dist):
+    gt = np.zeros((512, 512), bool)
+    pred = np.zeros_like(gt)
+    gt[10:20, 10:20] = gt_on
+    pred[30:40, 30:40] = pred_on
+    s = pair_metrics(gt, pred)
+    cap = distance_cap(gt.shape)
+    assert cap == pytest.approx(724.0773, abs=1e-3)
+    expected = cap if dist == "cap" else dist
+    assert (s.dice, s.iou, s.nsd) == (dice, dice, dice)
+    assert s.hd == s.hd95 == s.assd == pytest.approx(expected)
+    assert s.capped == (gt_on != pred_on)
+
+
+def test_aggregation_excludes_both_empty_and_keeps_false_positives():
+    gt = np.zeros((32, 32), np.uint8)
+    gt[4:12, 4:12] = 1
+    pred = gt.copy()
+    pred[20:24, 20:24] = 4  # a false-positive balloon
+    rows = [dict(sequence="s", frame="0", **r) for r in evaluate_frame(gt, pred)]
+    summary = summarize(frame_table(rows)).set_index("class")
+    assert summary.loc["vessel", "dice"] == 1.0
+    assert summary.loc["balloon", "dice"] == 0.0 and summary.loc["balloon", "n_capped"] == 1
+    assert np.isnan(summary.loc["catheter", "dice"]) and summary.loc["catheter", "n_true_negative"] == 1
+    assert summary.loc["mean", "dice"] == pytest.approx(0.5)  # vessel and balloon evaluated; no free 1.0s
+
+
+def test_anisotropic_spacing_scales_distances():
+    gt = np.zeros((40, 40), bool)
+    gt[10:20, 10:20] = True
+    pred = np.roll(gt, 2, axis=0)
+    iso = pair_metrics(gt, pred)
+    aniso = pair_metrics(gt, pred, spacing=(0.5, 1.0))
+    assert aniso.hd == pytest.approx(iso.hd * 0.5)
+
+
+
+def test_agrees_with_monai_on_100_pairs():
+    monai_metrics = pytest.importorskip("monai.metrics")
+    torch = pytest.importorskip("torch")
+    import warnings
+
+    worst = {}
+    for seed in range(100):
+        gt, pred = vessel_pair(seed)
+        if not gt.any() or not pred.any():
+            continue
+        spacing = (1.0, 1.0) if seed % 4 else (0.7, 1.3)
+        ours = pair_metrics(gt, pred, spacing=spacing, tolerance=2.0)
+        G = torch.from_numpy(gt)[None, None].float()
+        P = torch.from_numpy(pred)[None, None].float()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = {
+                "hd": monai_metrics.compute_hausdorff_distance(P, G, spacing=spacing).item(),
+                "hd95": monai_metrics.compute_hausdorff_distance(P, G, percentile=95, spacing=spacing).item(),
+                "assd": monai_metrics.compute_average_surface_distance(P, G, symmetric=True, spacing=spacing).item(),
+                "nsd": monai_metrics.compute_surface_dice(P, G, class_thresholds=[2.0], spacing=spacing, use_subvoxels=True).item(),
+                "dice": monai_metrics.compute_dice(P, G).item(),
+                "iou": monai_metrics.compute_iou(P, G).item(),
+            }
+        for key, value in ref.items():
+            rel = abs(getattr(ours, key) - value) / max(abs(value), 1e-6)
+            worst[key] = max(worst.get(key, 0.0), rel)
+    assert worst and all(v < 1e-4 for v in worst.values()), worst
