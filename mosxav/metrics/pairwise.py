@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .surface import Spacing, normalized_surface_dice, surface_distances
+from .surface import Spacing, surface_scores
 
 METRIC_NAMES = ("dice", "iou", "hd", "hd95", "assd", "nsd")
 DISTANCE_METRICS = ("hd", "hd95", "assd")
@@ -75,6 +75,5 @@ def pair_metrics(
     if gt_present != pred_present:
         cap = distance_cap(gt.shape, spacing)
         return PairScores(dice, iou, cap, cap, cap, 0.0, gt_present, pred_present)
-    dist = surface_distances(gt, pred, spacing)
-    nsd = normalized_surface_dice(gt, pred, tolerance, spacing)
+    dist, nsd = surface_scores(gt, pred, spacing, tolerance)
     return PairScores(dice, iou, dist.hd, dist.hd_percentile(95.0), dist.assd, nsd, True, True)

@@ -21,8 +21,9 @@ from .surface import Spacing
 
 def class_counts(gt: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
     """Confusion matrix (gt rows, pred columns) of two label maps in one pass."""
-    code = gt.astype(np.int64).ravel() * n_classes + pred.astype(np.int64).ravel()
-    return np.bincount(code, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    dtype = np.uint8 if n_classes * n_classes <= 256 else np.int64
+    code = gt.astype(dtype, copy=False) * dtype(n_classes) + pred.astype(dtype, copy=False)
+    return np.bincount(code.ravel(), minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
 def evaluate_frame(

@@ -25,9 +25,16 @@ from scipy.spatial import cKDTree
 Spacing = tuple[float, float]
 
 
+def _pad(array: np.ndarray, width: int, dtype: type | None = None) -> np.ndarray:
+    """Zero padding on all sides (np.pad's generality costs more than the metric itself here)."""
+    out = np.zeros((array.shape[0] + 2 * width, array.shape[1] + 2 * width), dtype or array.dtype)
+    out[width : width + array.shape[0], width : width + array.shape[1]] = array
+    return out
+
+
 def boundary(mask: np.ndarray) -> np.ndarray:
     """Pixels of ``mask`` with a 4-neighbour outside it (the image border counts as outside)."""
-    padded = np.pad(mask, 1)
+    padded = _pad(mask, 1)
     interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
     return mask & ~interior
 
@@ -41,7 +48,7 @@ def crop_pair(gt: np.ndarray, pred: np.ndarray, margin: int) -> tuple[np.ndarray
     rows = np.flatnonzero(gt.any(axis=1) | pred.any(axis=1))
     cols = np.flatnonzero(gt.any(axis=0) | pred.any(axis=0))
     window = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    return np.pad(gt[window], margin), np.pad(pred[window], margin)
+    return _pad(gt[window], margin), _pad(pred[window], margin)
 
 
 def _flat_offsets(offsets: np.ndarray, width: int) -> np.ndarray:
@@ -84,6 +91,7 @@ def _ball_offsets(tolerance: float, spacing: Spacing) -> np.ndarray:
     return offsets[np.argsort(np.hypot(offsets[:, 0] * spacing[0], offsets[:, 1] * spacing[1]), kind="stable")]
 
 
+@lru_cache(maxsize=32)
 def _contour_length_table(spacing: Spacing) -> np.ndarray:
     """Marching-squares contour length of each 2x2 neighbourhood code (bits: TL=8, TR=4, BL=2, BR=1)."""
     first, second = spacing
@@ -99,7 +107,7 @@ def _contour_length_table(spacing: Spacing) -> np.ndarray:
 
 def _corner_codes(mask: np.ndarray) -> np.ndarray:
     """2x2 neighbourhood code at every pixel corner ((H+1) x (W+1)), outside = background."""
-    p = np.pad(mask.astype(np.uint8), 1)
+    p = _pad(mask, 1, np.uint8)
     return (p[:-1, :-1] << 3) | (p[:-1, 1:] << 2) | (p[1:, :-1] << 1) | p[1:, 1:]
 
 
@@ -118,9 +126,11 @@ def _within(src: np.ndarray, dst: np.ndarray, offsets: np.ndarray) -> np.ndarray
 
 def normalized_surface_dice(gt: np.ndarray, pred: np.ndarray, tolerance: float, spacing: Spacing) -> float:
     """DeepMind's surface Dice at ``tolerance`` (same units as spacing) for non-empty masks."""
-    offsets = _ball_offsets(float(tolerance), spacing)
-    margin = int(np.abs(offsets).max()) + 1 if len(offsets) else 1
-    gt, pred = crop_pair(gt, pred, margin)
+    return surface_scores(gt, pred, spacing, tolerance)[1]
+
+
+def _nsd_cropped(gt: np.ndarray, pred: np.ndarray, offsets: np.ndarray, spacing: Spacing) -> float:
+    """NSD on masks already cropped with a background margin wider than the offsets."""
     table = _contour_length_table(spacing)
     code_g, code_p = _corner_codes(gt).ravel(), _corner_codes(pred).ravel()
     border_g = (code_g != 0) & (code_g != 15)
@@ -153,11 +163,11 @@ class SurfaceDistances:
         return float((self.gt_to_pred.sum() + self.pred_to_gt.sum()) / n)
 
 
-def surface_distances(gt: np.ndarray, pred: np.ndarray, spacing: Spacing = (1.0, 1.0)) -> SurfaceDistances:
-    """Directed boundary distances for two non-empty boolean masks of the same shape."""
-    near_offsets = _ball_offsets(1.5 * max(spacing), spacing)
-    margin = int(np.abs(near_offsets).max()) + 1
-    gt, pred = crop_pair(gt, pred, margin)
+def _margin(offsets: np.ndarray) -> int:
+    return int(np.abs(offsets).max()) + 1 if len(offsets) else 1
+
+
+def _distances_cropped(gt: np.ndarray, pred: np.ndarray, spacing: Spacing, near_offsets: np.ndarray) -> SurfaceDistances:
     bound_g, bound_p = boundary(gt), boundary(pred)
     idx_g, idx_p = np.flatnonzero(bound_g), np.flatnonzero(bound_p)
     near = _flat_offsets(near_offsets, gt.shape[1])
@@ -166,3 +176,18 @@ def surface_distances(gt: np.ndarray, pred: np.ndarray, spacing: Spacing = (1.0,
         directed_distances(idx_g, bound_p, idx_p, spacing, near, near_dist),
         directed_distances(idx_p, bound_g, idx_g, spacing, near, near_dist),
     )
+
+
+def surface_distances(gt: np.ndarray, pred: np.ndarray, spacing: Spacing = (1.0, 1.0)) -> SurfaceDistances:
+    """Directed boundary distances for two non-empty boolean masks of the same shape."""
+    near_offsets = _ball_offsets(1.5 * max(spacing), spacing)
+    gt, pred = crop_pair(gt, pred, _margin(near_offsets))
+    return _distances_cropped(gt, pred, spacing, near_offsets)
+
+
+def surface_scores(gt: np.ndarray, pred: np.ndarray, spacing: Spacing = (1.0, 1.0), tolerance: float = 2.0) -> tuple[SurfaceDistances, float]:
+    """Directed distances and NSD@tolerance of two non-empty masks, cropping them once."""
+    near_offsets = _ball_offsets(1.5 * max(spacing), spacing)
+    nsd_offsets = _ball_offsets(float(tolerance), spacing)
+    gt, pred = crop_pair(gt, pred, max(_margin(near_offsets), _margin(nsd_offsets)))
+    return _distances_cropped(gt, pred, spacing, near_offsets), _nsd_cropped(gt, pred, nsd_offsets, spacing)
