@@ -87,9 +87,28 @@ def cmd_export_hf(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from .run import load_config, run
+
+    config = load_config(args.config)
+    summary = run(config, args.out)
+    means = summary[summary["class"] == "mean"].groupby(["method", "labeled_fraction"])["dice"].agg(["mean", "std"]).reset_index()
+    view = Table("method", "labeled", "mean Dice (test)", title=f"run folder: {args.out}")
+    for _, row in means.iterrows():
+        view.add_row(row["method"], f"{row['labeled_fraction']:g}", f"{row['mean']:.3f} ± {0 if row['std'] != row['std'] else row['std']:.3f}")
+    out_console.print(view)
+    out_console.print(f"wrote {args.out}/results.md, summary.csv, per_frame.csv, dice_by_structure.png, overlays.png")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mosxav-bench", description="MOSXAV-Bench: data, metrics, training and the leaderboard.")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="train and score methods x labeled fractions x seeds (default: quick synthetic run)")
+    p.add_argument("--config", type=Path, default=None, help="YAML overriding the quick default config")
+    p.add_argument("--out", type=Path, default=Path("runs/default"))
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("check", help="validate a MOSXAV folder and list every problem")
     p.add_argument("root", type=Path)

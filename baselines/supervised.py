@@ -1,0 +1,28 @@
+"""Supervised U-Net (Ronneberger et al., MICCAI 2015): the lower bound on labeled frames only, and,
+with every training frame labeled (``labeled_fraction: 1.0``), the fully supervised upper bound."""
+
+from __future__ import annotations
+
+import torch
+
+from mosxav.losses import ce_dice_loss
+from mosxav.protocol import Method
+
+from .common import build_unet
+
+
+class Supervised(Method):
+    name = "supervised"
+    uses_unlabeled = False
+
+    def __init__(self, config, num_classes, in_channels=1):
+        super().__init__(config, num_classes, in_channels)
+        self.net = build_unet(config, num_classes, in_channels)
+
+    def training_step(self, labeled, unlabeled, step):
+        loss = ce_dice_loss(self.net(labeled["image"]), labeled["mask"])
+        return loss, {"loss_sup": loss.item()}
+
+    @torch.no_grad()
+    def predict(self, images):
+        return self.net(images).softmax(1)

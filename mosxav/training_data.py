@@ -1,0 +1,83 @@
+"""Tensors for training: frames resized to the run's resolution, labeled and unlabeled views.
+
+Frames are decoded on access (never a whole split in memory). Weak augmentation = flips and small
+shifts applied identically to image and mask; strong = weak + intensity jitter, noise and a cut-out
+block, as used by FixMatch-style and Mean-Teacher consistency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import Dataset
+
+
+def resize_pair(image: np.ndarray, mask: np.ndarray | None, size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Bilinear for the image, nearest for the mask (ids must stay ids)."""
+    if image.shape != (size, size):
+        image = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+        if mask is not None:
+            mask = np.asarray(Image.fromarray(mask).resize((size, size), Image.NEAREST))
+    return image, mask
+
+
+class FrameTensors(Dataset):
+    """Wraps any item dataset (MOSXAV, FramePairs, ...) restricted to ``indices``; returns tensors."""
+
+    def __init__(self, items: Any, indices: Sequence[int], size: int, with_mask: bool) -> None:
+        self.items = items
+        self.indices = list(indices)
+        self.size = size
+        self.with_mask = with_mask
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        item = self.items[self.indices[i]]
+        image, mask = resize_pair(item["image"], item["semantic"] if self.with_mask else None, self.size)
+        out = {"image": torch.from_numpy(image.astype(np.float32) / 255.0)[None]}
+        if mask is not None:
+            out["mask"] = torch.from_numpy(mask.astype(np.int64))
+        return out
+
+
+def weak_augment(batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Random horizontal/vertical flips and a shift of up to 1/16 of the size, per sample."""
+    images = batch["image"].clone()
+    masks = batch["mask"].clone() if "mask" in batch else None
+    n, _, h, _ = images.shape
+    for k in range(n):
+        flips = torch.rand(2, generator=generator) < 0.5
+        dims = [d for d, f in zip((-1, -2), flips) if f]
+        shift = torch.randint(-(h // 16), h // 16 + 1, (2,), generator=generator).tolist()
+        images[k] = torch.roll(images[k].flip(dims) if dims else images[k], shift, dims=(-2, -1))
+        if masks is not None:
+            masks[k] = torch.roll(masks[k].flip(dims) if dims else masks[k], shift, dims=(-2, -1))
+    out = {"image": images}
+    if masks is not None:
+        out["mask"] = masks
+    return out
+
+
+def strong_augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Photometric perturbation (contrast, brightness, gamma, noise, blur) plus one cut-out block."""
+    n, _, h, w = images.shape
+    contrast = 1 + (torch.rand(n, 1, 1, 1, generator=generator) - 0.5) * 0.6
+    brightness = (torch.rand(n, 1, 1, 1, generator=generator) - 0.5) * 0.2
+    gamma = torch.exp((torch.rand(n, 1, 1, 1, generator=generator) - 0.5) * 0.6)
+    out = ((images - 0.5) * contrast + 0.5 + brightness).clamp(1e-4, 1) ** gamma
+    out = out + torch.randn(images.shape, generator=generator) * 0.03
+    if torch.rand((), generator=generator) < 0.5:
+        out = F.avg_pool2d(out, 3, stride=1, padding=1)
+    for k in range(n):
+        ch, cw = h // 4, w // 4
+        y = int(torch.randint(0, h - ch + 1, (), generator=generator))
+        x = int(torch.randint(0, w - cw + 1, (), generator=generator))
+        out[k, :, y : y + ch, x : x + cw] = out[k].mean()
+    return out.clamp(0, 1)

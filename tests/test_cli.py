@@ -1,0 +1,45 @@
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from leaderboard.cli import main
+from mosxav.io import write_semantic_mask
+
+
+def test_synth_check_and_semantic_evaluate(tmp_path, capsys):
+    root = tmp_path / "syn"
+    assert main(["synth", str(root), "--sequences", "2", "--frames", "6", "--size", "48", "--seed", "5"]) == 0
+    assert main(["check", str(root)]) == 0
+    pred = tmp_path / "pred"
+    for seq in (root / "test" / "Annotations_Semantic").iterdir():
+        for png in seq.iterdir():
+            write_semantic_mask(pred / seq.name / png.name, np.zeros((48, 48), np.uint8))
+    out = tmp_path / "res.csv"
+    assert main(["evaluate", "--gt", str(root), "--split", "test", "--pred", str(pred), "--out", str(out)]) == 0
+    summary = pd.read_csv(out)
+    assert summary.set_index("class").loc["mean", "dice"] == 0.0  # an empty prediction scores nothing
+    frames = pd.read_csv(tmp_path / "res_per_frame.csv")
+    assert {"sequence", "frame", "class", "dice", "hd95", "nsd", "capped"} <= set(frames.columns)
+    assert (tmp_path / "res_per_sequence.csv").is_file()
+
+
+def test_errors_are_one_readable_line(tmp_path, capsys):
+    (tmp_path / "gt" / "v00").mkdir(parents=True)
+    write_semantic_mask(tmp_path / "gt" / "v00" / "00000.png", np.zeros((8, 8), np.uint8))
+    (tmp_path / "pred" / "v00").mkdir(parents=True)
+    assert main(["evaluate", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--out", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "no prediction" in err
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_check_exit_code_on_broken_data(tmp_path):
+    assert main(["check", str(tmp_path / "nowhere")]) == 1
+
+
+def test_console_script_is_installed():
+    result = subprocess.run([sys.executable, "-m", "leaderboard.cli", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "synth" in result.stdout and "evaluate" in result.stdout

@@ -1,0 +1,53 @@
+import pytest
+import torch
+
+from baselines.unet import UNet
+from mosxav import MOSXAV
+from mosxav.protocol import Method, available_methods, get_method
+from mosxav.trainer import TrainConfig, Trainer, batch_indices
+from mosxav.training_data import FrameTensors
+
+
+def test_methods_are_found_through_entry_points():
+    names = set(available_methods())
+    assert {"supervised", "mean_teacher", "cps"} <= names
+    assert issubclass(get_method("cps"), Method)
+    with pytest.raises(ValueError, match="unknown method 'nope'"):
+        get_method("nope")
+
+
+def test_unet_shapes_and_features():
+    net = UNet(1, 6, width=4, depth=2)
+    logits, feats = net(torch.zeros(2, 1, 32, 32), return_features=True)
+    assert logits.shape == (2, 6, 32, 32) and feats.shape == (2, 4, 32, 32)
+    with pytest.raises(ValueError, match="divisible"):
+        net(torch.zeros(1, 1, 30, 30))
+
+
+def test_batch_indices_cover_each_epoch_once():
+    seen = [i for s in range(5) for i in batch_indices(10, 2, s, seed=0, stream=0)]
+    assert sorted(seen) == list(range(10))
+    assert batch_indices(10, 2, 7, 0, 0) == batch_indices(10, 2, 7, 0, 0)
+
+
+def _trainer(tiny_root, out, method_name):
+    train = MOSXAV(tiny_root, "train", annotated_only=True)
+    torch.manual_seed(0)
+    method = get_method(method_name)({"width": 4, "depth": 2, "iterations": 6}, 6)
+    data = FrameTensors(train, range(len(train)), 32, True)
+    unlabeled = FrameTensors(train, range(len(train)), 32, False)
+    cfg = TrainConfig(iterations=6, batch_size=2, unlabeled_batch_size=2, checkpoint_every=2, val_every=3, log_every=2)
+    return Trainer(method, data, unlabeled, data, cfg, out)
+
+
+@pytest.mark.parametrize("method_name", ["mean_teacher", "cps"])
+def test_resume_after_a_kill_is_exact(tiny_root, tmp_path, method_name):
+    straight = _trainer(tiny_root, tmp_path / "a", method_name).fit()
+    killed = _trainer(tiny_root, tmp_path / "b", method_name)
+    killed.fit(stop_after=4)  # last checkpoint at step 4
+    resumed = _trainer(tiny_root, tmp_path / "b", method_name)
+    assert resumed.load_checkpoint() and resumed.step == 4
+    resumed = _trainer(tiny_root, tmp_path / "b", method_name).fit()
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert (tmp_path / "b" / "metrics.jsonl").read_text().count("val_dice") >= 1
