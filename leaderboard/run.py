@@ -21,7 +21,7 @@ from mosxav.constants import CLASS_NAMES
 from mosxav.dataset import MOSXAV
 from mosxav.errors import DataError
 from mosxav.evaluate import evaluate_semantic
-from mosxav.io import write_semantic_mask, write_text
+from mosxav.io import read_yaml, write_semantic_mask, write_text
 from mosxav.metrics import summarize
 from mosxav.protocol import get_method
 from mosxav.splits import make_partition
@@ -47,12 +47,7 @@ def load_config(path: str | Path | None) -> dict[str, Any]:
     if path is None:
         return config
     path = Path(path)
-    try:
-        user = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise DataError(path, "config file not found") from None
-    except yaml.YAMLError as exc:
-        raise DataError(path, f"malformed YAML ({exc})") from None
+    user = read_yaml(path, "config file") or {}
     if not isinstance(user, dict):
         raise DataError(path, "a run config must be a mapping")
     unknown = sorted(set(user) - set(config))

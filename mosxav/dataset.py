@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 
 from .constants import CLASS_COLOURS, CLASS_NAMES, MAX_INSTANCES, SPLIT_PARTS
 from .errors import DataError

@@ -20,11 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .archive import safe_extract
 from .errors import DataError
-from .io import read_json, write_json
+from .io import read_json, read_yaml, write_json
 
 HF_REPO_ID = "xilin-x/MOSXAV"
 DONE_MARKER = ".mosxav-download.json"
@@ -56,12 +54,7 @@ class ManifestEntry:
 def read_manifest(path: str | Path) -> list[ManifestEntry]:
     """Parse a manifest (``files:`` list); names must be plain file names, hashes 64 hex digits."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(path, "manifest not found") from None
-    except yaml.YAMLError as exc:
-        raise DataError(path, f"malformed manifest ({exc})") from None
+    data = read_yaml(path, "manifest")
     files = data.get("files") if isinstance(data, dict) else None
     if not isinstance(files, list) or not files:
         raise DataError(path, "a manifest needs a non-empty 'files' list")

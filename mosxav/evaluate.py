@@ -17,25 +17,9 @@ import pandas as pd
 from .constants import FOREGROUND_CLASSES, NUM_CLASSES, SEMANTIC_DIR, SPLIT_PARTS
 from .errors import DataError
 from .io import read_index_mask, write_text
-from .layout import read_split_file
+from .layout import sequence_folders
 from .metrics import evaluate_frame, frame_table, summarize
 from .metrics.surface import Spacing
-
-
-def semantic_sequence_root(path: str | Path, split: str | None) -> tuple[Path, list[str]]:
-    """A folder of sequence folders of class masks, from a MOSXAV root (with ``split``) or itself."""
-    path = Path(path)
-    if not path.is_dir():
-        raise DataError(path, "folder not found")
-    if split is not None and (path / SPLIT_PARTS[split] / SEMANTIC_DIR).is_dir():
-        part = path / SPLIT_PARTS[split]
-        return part / SEMANTIC_DIR, read_split_file(part / "ImageSets" / f"{split}.txt")
-    if (path / SEMANTIC_DIR).is_dir():
-        path = path / SEMANTIC_DIR
-    names = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not names:
-        raise DataError(path, "no sequence folders found")
-    return path, names
 
 
 def _score_sequence(args: tuple[Path, Path, str, tuple[int, ...], Spacing, float]) -> list[dict]:
@@ -70,7 +54,7 @@ def evaluate_semantic(
     on_sequence: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Per-(frame, class) metrics of every ground-truth frame; see ``mosxav.metrics`` for conventions."""
-    gt_root, names = semantic_sequence_root(gt, split)
+    gt_root, names = sequence_folders(gt, split, SEMANTIC_DIR)
     if sequences is not None:
         names = [n for n in names if n in set(sequences)]
     pred_root = Path(pred)

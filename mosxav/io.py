@@ -144,6 +144,19 @@ def write_json(path: str | Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2) + "\n")
 
 
+def read_yaml(path: str | Path, what: str = "file") -> Any:
+    """Read YAML with ``yaml.safe_load`` only (no tags, no objects), naming the file on any error."""
+    import yaml
+
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(path, f"{what} not found") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise DataError(path, f"malformed YAML ({exc})") from None
+
+
 def read_json(path: str | Path) -> Any:
     """Read JSON, naming the file and the position of any syntax error."""
     path = Path(path)
@@ -162,6 +175,7 @@ __all__ = [
     "read_frame",
     "read_index_mask",
     "read_json",
+    "read_yaml",
     "write_frame",
     "write_index_mask",
     "write_json",

@@ -144,3 +144,20 @@ def read_first_mask_json(path: str | Path) -> dict[str, dict]:
             raise DataError(path, f"{where}: seen_objects/unseen_objects must be lists")
         result[video] = {"first": first, "seen": set(map(str, seen)), "unseen": set(map(str, unseen))}
     return result
+
+
+def sequence_folders(path: str | Path, split: str | None, subdir: str) -> tuple[Path, list[str]]:
+    """A folder of per-sequence mask folders and its sequence names, from a MOSXAV root (with
+    ``split``: ``<part>/<subdir>`` restricted to the split file), a part folder, or the folder itself."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(path, "folder not found")
+    if split is not None and (path / SPLIT_PARTS[split] / subdir).is_dir():
+        part = path / SPLIT_PARTS[split]
+        return part / subdir, read_split_file(part / IMAGESETS_DIR / f"{split}.txt")
+    if (path / subdir).is_dir():
+        path = path / subdir
+    names = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not names:
+        raise DataError(path, "no sequence folders found")
+    return path, names

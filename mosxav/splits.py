@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 
 from .errors import DataError
-from .io import write_text
+from .io import read_yaml, write_text
 from .layout import FrameRecord
 
 Unit = Literal["frame", "sequence"]
@@ -53,12 +53,7 @@ class Partition:
     @classmethod
     def from_yaml(cls, path: str | Path) -> "Partition":
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DataError(path, "partition file not found") from None
-        except yaml.YAMLError as exc:
-            raise DataError(path, f"malformed YAML ({exc})") from None
+        data = read_yaml(path, "partition file")
         required = {"split", "unit", "seed", "fraction", "count", "labeled"}
         if not isinstance(data, dict) or not required <= set(data):
             raise DataError(path, f"a partition needs the keys {sorted(required)}")

@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from .constants import INSTANCE_DIR, SPLIT_PARTS
+from .constants import INSTANCE_DIR
 from .errors import DataError
 from .io import read_index_mask, write_text
-from .layout import read_first_mask_json, read_split_file
+from .layout import read_first_mask_json, sequence_folders
 
 BOUNDARY_THRESHOLD = 0.008
 
@@ -139,23 +139,6 @@ class VosResult:
         return "\n".join(lines) + "\n"
 
 
-def resolve_sequence_root(path: str | Path, split: str | None) -> tuple[Path, list[str]]:
-    """A folder of sequence folders, from a MOSXAV root (with ``split``), a part folder, or itself."""
-    path = Path(path)
-    if not path.is_dir():
-        raise DataError(path, "folder not found")
-    if split is not None and (path / SPLIT_PARTS[split] / INSTANCE_DIR).is_dir():
-        part = path / SPLIT_PARTS[split]
-        names = read_split_file(part / "ImageSets" / f"{split}.txt")
-        return part / INSTANCE_DIR, names
-    if (path / INSTANCE_DIR).is_dir():
-        path = path / INSTANCE_DIR
-    names = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not names:
-        raise DataError(path, "no sequence folders found")
-    return path, names
-
-
 def _stems(folder: Path) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.png"))
 
@@ -207,8 +190,8 @@ def evaluate_vos(
     sequences: Sequence[str] | None = None,
 ) -> VosResult:
     """Evaluate predicted instance masks against ground truth with the MOSXAV J&F protocol."""
-    gt_root, names = resolve_sequence_root(gt, split)
-    pred_root, _ = resolve_sequence_root(pred, split)
+    gt_root, names = sequence_folders(gt, split, INSTANCE_DIR)
+    pred_root, _ = sequence_folders(pred, split, INSTANCE_DIR)
     if sequences is not None:
         names = [n for n in names if n in set(sequences)]
     info = read_first_mask_json(first_mask) if first_mask else {}
