@@ -3,7 +3,6 @@ import sys
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from leaderboard.cli import main
 from mosxav.io import write_semantic_mask

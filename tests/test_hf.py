@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from PIL import Image
 
 import datasets
 from mosxav import MOSXAV
