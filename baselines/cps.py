@@ -6,10 +6,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mosxav.losses import ce_dice_loss, sigmoid_rampup
+from mosxav.losses import ce_dice_loss, rampup_steps, sigmoid_rampup
 from mosxav.protocol import Method
-
-from .common import build_unet
+from mosxav.unet import build_unet
 
 
 class CrossPseudoSupervision(Method):
@@ -20,7 +19,7 @@ class CrossPseudoSupervision(Method):
         self.net_a = build_unet(config, num_classes, in_channels)
         self.net_b = build_unet(config, num_classes, in_channels)  # different random init by construction
         self.cps_weight = float(config.get("cps_weight", 1.5))
-        self.rampup = int(config.get("rampup_steps", max(1, int(0.4 * config.get("iterations", 1000)))))
+        self.rampup = rampup_steps(config)
 
     def training_step(self, labeled, unlabeled, step):
         la, lb = self.net_a(labeled["image"]), self.net_b(labeled["image"])

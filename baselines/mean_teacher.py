@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import torch
 
-from mosxav.losses import ce_dice_loss, sigmoid_rampup
+from mosxav.losses import ce_dice_loss, rampup_steps, sigmoid_rampup
 from mosxav.protocol import Method
-
-from .common import build_unet, ema_update, frozen_copy
+from mosxav.unet import build_unet, ema_update, frozen_copy
 
 
 class MeanTeacher(Method):
@@ -21,7 +20,7 @@ class MeanTeacher(Method):
         self.teacher = frozen_copy(self.net)
         self.ema_decay = float(config.get("ema_decay", 0.99))
         self.consistency = float(config.get("consistency", 0.1))
-        self.rampup = int(config.get("rampup_steps", max(1, int(0.4 * config.get("iterations", 1000)))))
+        self.rampup = rampup_steps(config)
 
     def training_step(self, labeled, unlabeled, step):
         sup = ce_dice_loss(self.net(labeled["image"]), labeled["mask"])

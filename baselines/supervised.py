@@ -7,8 +7,7 @@ import torch
 
 from mosxav.losses import ce_dice_loss
 from mosxav.protocol import Method
-
-from .common import build_unet
+from mosxav.unet import build_unet
 
 
 class Supervised(Method):
@@ -26,3 +25,11 @@ class Supervised(Method):
     @torch.no_grad()
     def predict(self, images):
         return self.net(images).softmax(1)
+
+
+class FullySupervised(Supervised):
+    """The upper bound: the supervised U-Net trained with every training frame labeled, whatever
+    labeled fraction the run asks for (the harness reads ``fixed_labeled_fraction``)."""
+
+    name = "fully_supervised"
+    fixed_labeled_fraction = 1.0

@@ -90,8 +90,10 @@ def cmd_export_hf(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .run import load_config, run
 
-    config = load_config(args.config)
+    config = load_config(args.config, scale=args.scale)
     summary = run(config, args.out)
+    if summary is None:  # a torchrun rank other than 0
+        return 0
     means = summary[summary["class"] == "mean"].groupby(["method", "labeled_fraction"])["dice"].agg(["mean", "std"]).reset_index()
     view = Table("method", "labeled", "mean Dice (test)", title=f"run folder: {args.out}")
     for _, row in means.iterrows():
@@ -108,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="train and score methods x labeled fractions x seeds (default: quick synthetic run)")
     p.add_argument("--config", type=Path, default=None, help="YAML overriding the quick default config")
     p.add_argument("--out", type=Path, default=Path("runs/default"))
+    p.add_argument("--scale", type=float, default=None, help="multiply resolution and iterations (e.g. 0.25 to run configs/paper.yaml on a CPU)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("check", help="validate a MOSXAV folder and list every problem")

@@ -3,6 +3,11 @@
 Writes a run folder a person can read: ``config.yaml`` (resolved), ``per_frame.csv``,
 ``summary.csv``, ``results.md`` (mean ± std over seeds), ``dice_by_structure.png``,
 ``dice_vs_fraction.png`` and prediction overlays for a few test frames.
+
+The ``scale`` knob multiplies the resolution (snapped to the U-Net's stride) and the number of
+iterations, so one config (``configs/paper.yaml``: 512 px, 30k iterations) runs at a fraction of its
+size on a CPU (``--scale 0.25``) and in full on a GPU. Under ``torchrun`` every rank trains (DDP) and
+rank 0 predicts, scores and writes the report.
 """
 
 from __future__ import annotations
@@ -17,85 +22,155 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from mosxav.constants import CLASS_NAMES
-from mosxav.dataset import MOSXAV
+from mosxav.distributed import DistContext, barrier, init_distributed, resolve_device
 from mosxav.errors import DataError
-from mosxav.evaluate import evaluate_semantic
-from mosxav.io import read_yaml, write_semantic_mask, write_text
+from mosxav.io import read_index_mask, read_yaml, write_semantic_mask, write_text
 from mosxav.metrics import summarize
-from mosxav.protocol import get_method
+from mosxav.protocol import Method, get_method
 from mosxav.splits import make_partition
 from mosxav.trainer import TrainConfig, Trainer, progress_bar
 from mosxav.training_data import FrameTensors, resize_pair
 from mosxav.visualize import contact_sheet
 
+from .sources import RunData, build_source
+
 DEFAULT_CONFIG: dict[str, Any] = {
     "dataset": {"name": "mosxav-synthetic"},
-    "size": 64,
-    "methods": ["supervised", "mean_teacher", "cps"],
+    "size": 128,
+    "scale": 1.0,
+    "device": "auto",
+    "methods": ["tophat_otsu", "supervised", "mean_teacher", "cps", "diffproto"],
     "labeled_fractions": [0.25],
     "seeds": [0],
-    "train": {"iterations": 200, "batch_size": 4, "unlabeled_batch_size": 4, "lr": 0.01, "checkpoint_every": 100, "val_every": 50},
-    "model": {"width": 16, "depth": 3},
+    "train": {"iterations": 300, "batch_size": 4, "unlabeled_batch_size": 4, "lr": 0.002, "optimizer": "adamw",
+              "checkpoint_every": 100, "val_every": 50, "log_every": 10, "amp": False, "compile": False},
+    "model": {"width": 16, "depth": 4},
+    "method_options": {},
     "overlays": 6,
 }
 
 
-def load_config(path: str | Path | None) -> dict[str, Any]:
+def load_config(path: str | Path | None, scale: float | None = None) -> dict[str, Any]:
     """The default config, updated (one level deep) by a YAML file read with ``yaml.safe_load``."""
     config = copy.deepcopy(DEFAULT_CONFIG)
-    if path is None:
-        return config
-    path = Path(path)
-    user = read_yaml(path, "config file") or {}
-    if not isinstance(user, dict):
-        raise DataError(path, "a run config must be a mapping")
-    unknown = sorted(set(user) - set(config))
-    if unknown:
-        raise DataError(path, f"unknown keys {unknown}; known: {sorted(config)}")
-    for key, value in user.items():
-        config[key] = {**config[key], **value} if isinstance(config[key], dict) and isinstance(value, dict) else value
+    if path is not None:
+        path = Path(path)
+        user = read_yaml(path, "config file") or {}
+        if not isinstance(user, dict):
+            raise DataError(path, "a run config must be a mapping")
+        unknown = sorted(set(user) - set(config))
+        if unknown:
+            raise DataError(path, f"unknown keys {unknown}; known: {sorted(config)}")
+        for key, value in user.items():
+            config[key] = {**config[key], **value} if isinstance(config[key], dict) and isinstance(value, dict) else value
+    if scale is not None:
+        config["scale"] = scale
     return config
 
 
-def dataset_root(config: dict[str, Any]) -> Path:
-    from mosxav.hf import resolve_root
-
-    spec = config["dataset"]
-    return Path(spec["root"]) if "root" in spec else resolve_root(spec.get("name", "mosxav-synthetic"))
+def effective_settings(config: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """Resolution and train settings after ``scale`` (size snapped to a multiple of 2**depth)."""
+    scale = float(config.get("scale", 1.0))
+    if scale <= 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    stride = 2 ** int(config["model"].get("depth", 4))
+    size = max(stride, int(round(int(config["size"]) * scale / stride)) * stride)
+    train = dict(config["train"])
+    train["iterations"] = max(1, int(round(int(train["iterations"]) * scale)))
+    for key in ("checkpoint_every", "val_every", "log_every"):
+        train[key] = max(1, min(int(train[key]), train["iterations"]))
+    return size, train
 
 
 @torch.no_grad()
-def predict_split(method, data: MOSXAV, size: int, out_dir: Path) -> None:
-    """Predict every annotated test frame at the run size, upsample probabilities, write class PNGs."""
-    for index in range(len(data)):
-        item = data[index]
-        image, _ = resize_pair(item["image"], None, size)
-        x = torch.from_numpy(image.astype(np.float32) / 255.0)[None, None]
-        probs = method.predict(x)
-        probs = F.interpolate(probs, size=item["image"].shape, mode="bilinear", align_corners=False)
-        write_semantic_mask(out_dir / item["sequence"] / f"{item['frame']}.png", probs.argmax(1)[0].numpy().astype(np.uint8))
+def predict_items(method: Method, items: Any, size: int, out_dir: Path, device: torch.device, batch: int = 8) -> None:
+    """Predict every item at the run size, upsample probabilities to the frame size, write class PNGs."""
+    method.eval()
+    for start in range(0, len(items), batch):
+        chunk = [items[i] for i in range(start, min(start + batch, len(items)))]
+        x = torch.stack([torch.from_numpy(resize_pair(it["image"], None, size)[0].astype(np.float32) / 255.0)[None] for it in chunk])
+        probs = method.predict(x.to(device)).float().cpu()
+        for item, p in zip(chunk, probs):
+            full = F.interpolate(p[None], size=item["image"].shape, mode="bilinear", align_corners=False)
+            write_semantic_mask(out_dir / item["sequence"] / f"{item['frame']}.png", full.argmax(1)[0].numpy().astype(np.uint8))
 
 
-def run_one(method_name: str, fraction: float, seed: int, root: Path, config: dict[str, Any], run_dir: Path, progress) -> Path:
-    size = int(config["size"])
-    train = MOSXAV(root, "train")
-    partition = make_partition(train.samples, fraction=fraction, seed=seed)
-    tag = f"{method_name}/frac{fraction:g}/seed{seed}"
+def run_tag(method_name: str, fraction: float, seed: int) -> str:
+    return f"{method_name}/frac{fraction:g}/seed{seed}"
+
+
+def run_one(method_name: str, fraction: float, seed: int, data: RunData, config: dict[str, Any], run_dir: Path,
+            progress, dist: DistContext) -> Path:
+    """Train one (method, fraction, seed) cell and write its test predictions; returns their folder."""
+    size, train_settings = effective_settings(config)
+    device = resolve_device(str(config.get("device", "auto")), dist)
+    cls = get_method(method_name)
+    fraction = float(getattr(cls, "fixed_labeled_fraction", None) or fraction)
+    tag = run_tag(method_name, fraction, seed)
     work = run_dir / "work" / tag
-    partition.to_yaml(work / "partition.yaml")
-    labeled_ids = partition.labeled_set()
-    labeled_idx = [i for i, r in enumerate(train.samples) if f"{r.sequence}/{r.stem}" in labeled_ids]
-    unlabeled_idx = [i for i, r in enumerate(train.samples) if f"{r.sequence}/{r.stem}" not in labeled_ids]
-    val = MOSXAV(root, "val", annotated_only=True)
     torch.manual_seed(seed)
-    method = get_method(method_name)({**config["model"], "iterations": config["train"]["iterations"]}, len(CLASS_NAMES))
-    trainer = Trainer(method, FrameTensors(train, labeled_idx, size, True), FrameTensors(train, unlabeled_idx, size, False),
-                      FrameTensors(val, range(len(val)), size, True), TrainConfig(seed=seed, **config["train"]), work, progress=progress)
-    trainer.fit()
+    options = {**config["model"], **config.get("method_options", {}).get(method_name, {}), "iterations": train_settings["iterations"]}
+    method = cls(options, data.num_classes)
+    if cls.needs_training:
+        partition = make_partition(data.records, fraction=fraction, seed=seed)
+        if dist.is_main:
+            partition.to_yaml(work / "partition.yaml")
+        labeled_ids = partition.labeled_set()
+        labeled_idx = [i for i, r in enumerate(data.records) if f"{r.sequence}/{r.stem}" in labeled_ids]
+        unlabeled_idx = [i for i, r in enumerate(data.records) if f"{r.sequence}/{r.stem}" not in labeled_ids]
+        trainer = Trainer(method, FrameTensors(data.train, labeled_idx, size, True), FrameTensors(data.train, unlabeled_idx, size, False),
+                          FrameTensors(data.val, range(len(data.val)), size, True), TrainConfig(seed=seed, **train_settings), work,
+                          device=device, progress=progress, dist=dist)
+        trainer.fit()
     pred_dir = run_dir / "predictions" / tag
-    predict_split(method, MOSXAV(root, "test", annotated_only=True), size, pred_dir)
+    if dist.is_main:
+        predict_items(method.to(device), data.test, size, pred_dir, device)
+    barrier(dist)
     return pred_dir
+
+
+def matrix(config: dict[str, Any]) -> list[tuple[str, float, int]]:
+    """The (method, fraction, seed) cells; fixed-fraction and untrained methods run once per seed."""
+    cells = []
+    for method_name in config["methods"]:
+        cls = get_method(method_name)  # fails early on a typo, before hours of training
+        fixed = getattr(cls, "fixed_labeled_fraction", None)
+        fractions = [fixed] if fixed else [float(f) for f in config["labeled_fractions"]]
+        if not cls.needs_training:
+            fractions = [0.0]
+        seeds = [int(s) for s in config["seeds"]] if cls.needs_training else [int(config["seeds"][0])]
+        cells += [(method_name, float(f), s) for f in fractions for s in seeds]
+    return cells
+
+
+def run(config: dict[str, Any], run_dir: str | Path) -> pd.DataFrame | None:
+    """Train and score every cell; returns the per-seed summary (None on ranks other than 0)."""
+    from mosxav.hf import resolve_root
+
+    dist = init_distributed()
+    run_dir = Path(run_dir)
+    size, train_settings = effective_settings(config)
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        resolved = {**config, "effective": {"size": size, "iterations": train_settings["iterations"], "world_size": dist.world_size}}
+        write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    data = build_source(config["dataset"], resolve_root) if dist.is_main else None
+    barrier(dist)  # rank 0 may have generated or downloaded the data
+    if data is None:
+        data = build_source(config["dataset"], resolve_root)
+    tables = []
+    with progress_bar() as progress:
+        for method_name, fraction, seed in matrix(config):
+            pred_dir = run_one(method_name, fraction, seed, data, config, run_dir, progress if dist.is_main else None, dist)
+            if dist.is_main:
+                tables.append(data.score(pred_dir).assign(method=method_name, labeled_fraction=fraction, seed=seed))
+    if not dist.is_main:
+        return None
+    frames = pd.concat(tables, ignore_index=True)
+    write_text(run_dir / "per_frame.csv", frames.to_csv(index=False, float_format="%.6f"))
+    summary = write_report(frames, run_dir)
+    write_overlays(data, run_dir, config)
+    return summary
 
 
 def write_report(frames: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
@@ -110,13 +185,18 @@ def write_report(frames: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
     agg = per_seed.groupby(["method", "labeled_fraction", "class_id", "class"])[["dice", "iou", "hd95", "assd", "nsd"]].agg(["mean", "std"])
     agg.columns = [f"{metric}_{stat}" for metric, stat in agg.columns]
     agg = agg.fillna({c: 0.0 for c in agg.columns if c.endswith("_std")}).reset_index()
-    lines = ["| method | labeled | structure | Dice | IoU | HD95 (px) | ASSD (px) |", "|---|---|---|---|---|---|---|"]
+    order = {m: i for i, m in enumerate(dict.fromkeys(frames["method"]))}
+    agg = agg.sort_values(["class_id", "labeled_fraction"]).sort_values("method", key=lambda s: s.map(order), kind="stable")
+    n_seeds = frames.groupby("method")["seed"].nunique().to_dict()
+    lines = ["| method | labeled | seeds | structure | Dice | IoU | HD95 (px) | ASSD (px) |", "|---|---|---|---|---|---|---|---|"]
     for _, row in agg.iterrows():
         cells = [f"{row[f'{m}_mean']:.3f} ± {row[f'{m}_std']:.3f}" for m in ("dice", "iou", "hd95", "assd")]
-        lines.append(f"| {row['method']} | {row['labeled_fraction']:g} | {row['class']} | " + " | ".join(cells) + " |")
-    write_text(run_dir / "results.md", "# MOSXAV-Bench run\n\nTest split; mean ± std over seeds; metrics per `mosxav.metrics`.\n\n" + "\n".join(lines) + "\n")
-    fig, ax = plt.subplots(figsize=(8, 4))
+        lines.append(f"| {row['method']} | {row['labeled_fraction']:g} | {n_seeds[row['method']]} | {row['class']} | " + " | ".join(cells) + " |")
+    write_text(run_dir / "results.md", "# MOSXAV-Bench run\n\nTest split; mean ± std over seeds; metrics and aggregation per "
+               "`mosxav.metrics` (HD95/ASSD in pixels at the frame's resolution; labeled 0 = untrained).\n\n" + "\n".join(lines) + "\n")
+    fig, ax = plt.subplots(figsize=(9, 4))
     pivot = agg[agg["class_id"] > 0].pivot_table(index="class", columns="method", values="dice_mean")
+    pivot = pivot[[m for m in order if m in pivot.columns]]
     pivot.plot.bar(ax=ax, rot=0)
     ax.set_ylabel("Dice (test)")
     ax.set_xlabel("structure")
@@ -125,51 +205,28 @@ def write_report(frames: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
     fig.savefig(run_dir / "dice_by_structure.png", dpi=100)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(5, 4))
-    for method, group in agg[agg["class"] == "mean"].groupby("method"):
+    for method, group in agg[agg["class"] == "mean"].groupby("method", sort=False):
         ax.errorbar(group["labeled_fraction"], group["dice_mean"], yerr=group["dice_std"], marker="o", label=method)
     ax.set_xlabel("labeled fraction")
     ax.set_ylabel("mean Dice (test)")
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(run_dir / "dice_vs_fraction.png", dpi=100)
     plt.close(fig)
     return per_seed
 
 
-def run(config: dict[str, Any], run_dir: str | Path) -> pd.DataFrame:
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-    root = dataset_root(config)
-    tables = []
-    with progress_bar() as progress:
-        for method_name in config["methods"]:
-            get_method(method_name)  # fail early on a typo, before hours of training
-        for method_name in config["methods"]:
-            for fraction in config["labeled_fractions"]:
-                for seed in config["seeds"]:
-                    pred_dir = run_one(method_name, float(fraction), int(seed), root, config, run_dir, progress)
-                    table = evaluate_semantic(root, pred_dir, split="test")
-                    tables.append(table.assign(method=method_name, labeled_fraction=float(fraction), seed=int(seed)))
-    frames = pd.concat(tables, ignore_index=True)
-    write_text(run_dir / "per_frame.csv", frames.to_csv(index=False, float_format="%.6f"))
-    summary = write_report(frames, run_dir)
-    _overlays(root, run_dir, config)
-    return summary
-
-
-def _overlays(root: Path, run_dir: Path, config: dict[str, Any]) -> None:
-    """Ground truth and each method's first-seed prediction on a few test frames, side by side."""
-    from mosxav.io import read_index_mask
-
-    test = MOSXAV(root, "test", annotated_only=True)
-    picks = np.linspace(0, len(test) - 1, num=min(int(config["overlays"]), len(test))).astype(int)
+def write_overlays(data: RunData, run_dir: Path, config: dict[str, Any]) -> None:
+    """Ground truth and each method's first prediction on a few test frames, side by side."""
+    picks = np.linspace(0, len(data.test) - 1, num=min(int(config["overlays"]), len(data.test))).astype(int)
+    cells = {}
+    for method_name, fraction, seed in matrix(config):
+        cells.setdefault(method_name, run_tag(method_name, fraction, seed))
     tiles = []
-    fraction, seed = config["labeled_fractions"][0], config["seeds"][0]
     for index in picks:
-        item = test[int(index)]
+        item = data.test[int(index)]
         tiles.append((item["image"], item["semantic"], f"GT {item['sequence']}/{item['frame']}"))
-        for method_name in config["methods"]:
-            path = run_dir / "predictions" / method_name / f"frac{float(fraction):g}" / f"seed{seed}" / item["sequence"] / f"{item['frame']}.png"
+        for method_name, tag in cells.items():
+            path = run_dir / "predictions" / tag / item["sequence"] / f"{item['frame']}.png"
             tiles.append((item["image"], read_index_mask(path), method_name))
-    contact_sheet(tiles, run_dir / "overlays.png", columns=1 + len(config["methods"]))
+    contact_sheet(tiles, run_dir / "overlays.png", columns=1 + len(cells))

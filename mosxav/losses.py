@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -32,3 +34,8 @@ def sigmoid_rampup(step: int, length: int) -> float:
         return 1.0
     t = min(max(step / length, 0.0), 1.0)
     return float(torch.exp(torch.tensor(-5.0 * (1.0 - t) ** 2)))
+
+
+def rampup_steps(config: dict[str, Any]) -> int:
+    """Consistency ramp-up length: ``rampup_steps`` or 40% of the iterations (the SSL4MIS default)."""
+    return int(config.get("rampup_steps", max(1, int(0.4 * config.get("iterations", 1000)))))

@@ -9,6 +9,9 @@ checkpoints and logging; a method owns its networks and its loss:
   (``labeled`` = weak-augmented images + masks, ``unlabeled`` = weak/strong views or None);
 * ``after_step(step)`` updates EMA teachers and the like;
 * ``predict(images)`` returns class probabilities (N, C, H, W) for evaluation.
+
+Randomness inside ``training_step`` must come from torch's global generator (the trainer reseeds
+it every step) so that resume after a kill is exact.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ class Method(nn.Module):
 
     name: str = "method"
     uses_unlabeled: bool = True
+    needs_training: bool = True  # False for fixed pipelines (thresholding) that the harness only evaluates
+    find_unused_parameters: bool = False  # passed to DistributedDataParallel
 
     def __init__(self, config: dict[str, Any], num_classes: int, in_channels: int = 1) -> None:
         super().__init__()
@@ -36,6 +41,10 @@ class Method(nn.Module):
 
     def training_step(self, labeled: dict[str, torch.Tensor], unlabeled: dict[str, torch.Tensor] | None, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
+
+    def forward(self, labeled: dict[str, torch.Tensor], unlabeled: dict[str, torch.Tensor] | None, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """The training step, as ``forward`` so that ``DistributedDataParallel`` can wrap a method."""
+        return self.training_step(labeled, unlabeled, step)
 
     def after_step(self, step: int) -> None:
         """Called after each optimiser step (EMA updates)."""

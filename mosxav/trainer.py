@@ -1,9 +1,16 @@
 """The one trainer every method shares: seeded, checkpointed with exact resume, logged, validated.
 
-Determinism: the labeled/unlabeled batch indices of step s are a pure function of (seed, s), and the
-augmentation generator's state is saved in every checkpoint, so a run killed and resumed from its
-last checkpoint continues with the same batches and the same augmentations.
-Checkpoints hold only tensors and plain types and are read with ``torch.load(weights_only=True)``.
+Determinism: every source of randomness in step ``s`` (batch indices, augmentation, the methods'
+own noise) is reseeded from ``(seed, rank, s)``, so the step is a pure function of the weights,
+the optimiser state and ``s``. A run killed and resumed from its last checkpoint therefore continues
+exactly as if it had never stopped (the checkpoint holds model + EMA teachers + buffers, optimiser
+and step; the data position is the step). Checkpoints hold only tensors and plain types and are read
+with ``torch.load(weights_only=True)``.
+
+Distributed: under ``torchrun`` the method is wrapped in ``DistributedDataParallel`` (its ``forward``
+is its training step) and rank r takes the r-th slice of each global batch, which is what a
+``DistributedSampler`` does, computed per step so that resume stays exact. Only rank 0 writes files.
+On a GPU, ``amp`` runs the step under bfloat16 autocast and ``compile`` wraps it in ``torch.compile``.
 """
 
 from __future__ import annotations
@@ -18,8 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
+from .distributed import DistContext, barrier
 from .io import atomic_path
 from .protocol import Method
 from .training_data import strong_augment, weak_augment
@@ -28,26 +37,35 @@ from .training_data import strong_augment, weak_augment
 @dataclass
 class TrainConfig:
     iterations: int = 300
-    batch_size: int = 4
-    unlabeled_batch_size: int = 4
+    batch_size: int = 4  # per process
+    unlabeled_batch_size: int = 4  # per process
     lr: float = 0.01
+    optimizer: str = "sgd"  # "sgd" (the SSL papers' choice) or "adamw" (converges in fewer steps: quick runs)
     momentum: float = 0.9
     weight_decay: float = 1e-4
     seed: int = 0
     checkpoint_every: int = 100
     val_every: int = 100
     log_every: int = 10
+    amp: bool = False  # bfloat16 autocast (GPU)
+    compile: bool = False  # torch.compile the training step (GPU)
 
 
-def batch_indices(n: int, batch: int, step: int, seed: int, stream: int) -> list[int]:
-    """Indices of ``step``'s batch: epochs are seeded permutations, so any step can be recomputed."""
+def batch_indices(n: int, batch: int, step: int, seed: int, stream: int, rank: int = 0, world_size: int = 1) -> list[int]:
+    """Indices of ``rank``'s share of ``step``'s global batch: epochs are seeded permutations, so any
+    step can be recomputed, and the ranks' shares are disjoint slices of the same global batch."""
     out = []
-    start = step * batch
+    start = (step * world_size + rank) * batch
     for pos in range(start, start + batch):
         epoch, offset = divmod(pos, n)
         perm = np.random.default_rng([seed, stream, epoch]).permutation(n)
         out.append(int(perm[offset]))
     return out
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """A 63-bit seed for one step of one rank."""
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(2, dtype=np.uint32).astype(np.uint64) @ np.array([1 << 31, 1], dtype=np.uint64))
 
 
 def _collate(dataset: Dataset, indices: list[int]) -> dict[str, torch.Tensor]:
@@ -58,6 +76,7 @@ def _collate(dataset: Dataset, indices: list[int]) -> dict[str, torch.Tensor]:
 @torch.no_grad()
 def mean_dice(method: Method, dataset: Dataset, device: torch.device, batch: int = 8) -> float:
     """Mean foreground Dice over the classes present, pooled over the set, at the training resolution."""
+    was_training = method.training
     method.eval()
     classes = range(1, method.num_classes)
     inter = np.zeros(method.num_classes)
@@ -69,36 +88,59 @@ def mean_dice(method: Method, dataset: Dataset, device: torch.device, batch: int
             p, g = pred == c, b["mask"] == c
             inter[c] += float((p & g).sum())
             total[c] += float(p.sum() + g.sum())
-    method.train()
+    method.train(was_training)
     present = [c for c in classes if total[c] > 0]
     return float(np.mean([2 * inter[c] / total[c] for c in present])) if present else float("nan")
+
+
+def make_optimizer(params: list[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}; use 'sgd' or 'adamw'")
 
 
 class Trainer:
     """Runs ``config.iterations`` optimiser steps of ``method`` and keeps the best validation weights."""
 
     def __init__(self, method: Method, labeled: Dataset, unlabeled: Dataset | None, val: Dataset | None,
-                 config: TrainConfig, out_dir: str | Path, device: str | torch.device = "cpu", progress: Progress | None = None) -> None:
-        self.method = method.to(device)
+                 config: TrainConfig, out_dir: str | Path, device: str | torch.device = "cpu",
+                 progress: Progress | None = None, dist: DistContext | None = None) -> None:
+        if not len(labeled):
+            raise ValueError("the labeled set is empty: nothing to train on")
+        self.device = torch.device(device)
+        self.method = method.to(self.device)
         self.labeled, self.unlabeled, self.val = labeled, unlabeled, val
         self.config = config
         self.out_dir = Path(out_dir)
-        self.device = torch.device(device)
         self.progress = progress
-        self.optimizer = torch.optim.SGD(method.trainable_parameters(), lr=config.lr, momentum=config.momentum,
-                                         weight_decay=config.weight_decay)
-        self.aug = torch.Generator().manual_seed(config.seed)
+        self.dist = dist or DistContext()
+        self.optimizer = make_optimizer(method.trainable_parameters(), config)
+        self.aug = torch.Generator()
         self.step = 0
         self.best = (-math.inf, -1)
+        self.step_fn = self._wrap(method)
+
+    def _wrap(self, method: Method):
+        module: torch.nn.Module = method
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            module = DistributedDataParallel(method, device_ids=ids, find_unused_parameters=method.find_unused_parameters)
+        if self.config.compile:
+            module = torch.compile(module)
+        return module
 
     @property
     def checkpoint_path(self) -> Path:
         return self.out_dir / "last.pt"
 
     def save_checkpoint(self) -> None:
+        if not self.dist.is_main:
+            return
         state = {"method": self.method.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
-                 "aug_rng": self.aug.get_state(), "torch_rng": torch.get_rng_state(),
-                 "best_score": self.best[0], "best_step": self.best[1], "config": asdict(self.config)}
+                 "best_score": self.best[0], "best_step": self.best[1], "config": asdict(self.config),
+                 "world_size": self.dist.world_size}
         with atomic_path(self.checkpoint_path) as tmp:
             torch.save(state, tmp)
 
@@ -109,8 +151,6 @@ class Trainer:
         self.method.load_state_dict(state["method"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
-        self.aug.set_state(state["aug_rng"])
-        torch.set_rng_state(state["torch_rng"])
         self.best = (float(state["best_score"]), int(state["best_step"]))
         return True
 
@@ -118,23 +158,26 @@ class Trainer:
         return self.config.lr * (1 - self.step / self.config.iterations) ** 0.9
 
     def _batches(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
-        c = self.config
-        lab = weak_augment(_collate(self.labeled, batch_indices(len(self.labeled), c.batch_size, self.step, c.seed, 0)), self.aug)
+        c, d = self.config, self.dist
+        lab = weak_augment(_collate(self.labeled, batch_indices(len(self.labeled), c.batch_size, self.step, c.seed, 0, d.rank, d.world_size)), self.aug)
         unl = None
         if self.method.uses_unlabeled and self.unlabeled is not None and len(self.unlabeled):
-            raw = _collate(self.unlabeled, batch_indices(len(self.unlabeled), c.unlabeled_batch_size, self.step, c.seed, 1))
+            raw = _collate(self.unlabeled, batch_indices(len(self.unlabeled), c.unlabeled_batch_size, self.step, c.seed, 1, d.rank, d.world_size))
             weak = weak_augment(raw, self.aug)["image"]
             unl = {"weak": weak, "strong": strong_augment(weak, self.aug)}
-        move = lambda d: {k: v.to(self.device) for k, v in d.items()}  # noqa: E731
+        move = lambda batch: {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}  # noqa: E731
         return move(lab), (move(unl) if unl else None)
 
     def _log(self, record: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
 
     def _validate(self) -> None:
-        if self.val is None or not len(self.val):
+        """Every rank holds the same weights, so rank 0 alone scores and keeps the best."""
+        if self.val is None or not len(self.val) or not self.dist.is_main:
             return
         score = mean_dice(self.method, self.val, self.device)
         self._log({"step": self.step, "val_dice": score})
@@ -143,29 +186,38 @@ class Trainer:
             with atomic_path(self.out_dir / "best.pt") as tmp:
                 torch.save(self.method.state_dict(), tmp)
 
+    def _train_step(self) -> tuple[torch.Tensor, dict[str, float]]:
+        seed = step_seed(self.config.seed, self.dist.rank, self.step)
+        self.aug.manual_seed(seed)
+        torch.manual_seed(seed)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self._lr()
+        labeled, unlabeled = self._batches()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp):
+            loss, logs = self.step_fn(labeled, unlabeled, self.step)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.method.after_step(self.step)
+        self.step += 1
+        return loss, logs
+
     def fit(self, stop_after: int | None = None) -> Method:
         """Train (resuming from ``last.pt`` if present); ``stop_after`` simulates a kill for tests."""
-        torch.manual_seed(self.config.seed)
         self.load_checkpoint()
         self.method.train()
-        task = self.progress.add_task(self.out_dir.name, total=self.config.iterations, completed=self.step) if self.progress else None
-        tick = time.perf_counter()
+        task = None
+        if self.progress is not None and self.dist.is_main:
+            task = self.progress.add_task(self.out_dir.name, total=self.config.iterations, completed=self.step)
+        tick, done_at_tick = time.perf_counter(), self.step
         while self.step < self.config.iterations:
             if stop_after is not None and self.step >= stop_after:
                 return self.method
-            for group in self.optimizer.param_groups:
-                group["lr"] = self._lr()
-            labeled, unlabeled = self._batches()
-            loss, logs = self.method.training_step(labeled, unlabeled, self.step)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.method.after_step(self.step)
-            self.step += 1
+            loss, logs = self._train_step()
             if self.step % self.config.log_every == 0 or self.step == self.config.iterations:
                 elapsed = time.perf_counter() - tick
-                tick = time.perf_counter()
-                fps = self.config.log_every * self.config.batch_size / max(elapsed, 1e-9)
+                fps = (self.step - done_at_tick) * self.config.batch_size * self.dist.world_size / max(elapsed, 1e-9)
+                tick, done_at_tick = time.perf_counter(), self.step
                 self._log({"step": self.step, "loss": loss.item(), "lr": self._lr(), "frames_per_s": fps, **logs})
                 if task is not None:
                     self.progress.update(task, completed=self.step, description=f"{self.out_dir.name} loss {loss.item():.3f} {fps:.1f} fr/s")
@@ -173,6 +225,7 @@ class Trainer:
                 self._validate()
             if self.step % self.config.checkpoint_every == 0 or self.step == self.config.iterations:
                 self.save_checkpoint()
+        barrier(self.dist)
         best = self.out_dir / "best.pt"
         if best.is_file():
             self.method.load_state_dict(torch.load(best, map_location=self.device, weights_only=True))

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from baselines.unet import UNet
+from mosxav.unet import UNet
 from mosxav import MOSXAV
 from mosxav.protocol import Method, available_methods, get_method
 from mosxav.trainer import TrainConfig, Trainer, batch_indices

@@ -1,8 +1,13 @@
-"""The shared 2-D U-Net backbone (Ronneberger et al., MICCAI 2015) with configurable width and depth."""
+"""The shared 2-D U-Net backbone (Ronneberger et al., MICCAI 2015) with configurable width and depth,
+and the EMA-teacher helpers every teacher-student method uses."""
 
 from __future__ import annotations
 
+import copy
+
 import torch
+from typing import Any
+
 from torch import nn
 
 
@@ -46,3 +51,27 @@ class UNet(nn.Module):
             x = dec(torch.cat([up(x), skips.pop()], dim=1))
         logits = self.head(x)
         return (logits, x) if return_features else logits
+
+
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """A teacher: same weights, no gradients."""
+    teacher = copy.deepcopy(model)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+@torch.no_grad()
+def ema_update(teacher: nn.Module, student: nn.Module, decay: float, step: int) -> None:
+    """Exponential moving average of weights (buffers copied), with the usual warm-up min(decay, 1 - 1/(step+1))."""
+    alpha = min(decay, 1 - 1 / (step + 1))
+    for t, s in zip(teacher.parameters(), student.parameters()):
+        t.mul_(alpha).add_(s.detach(), alpha=1 - alpha)
+    for t, s in zip(teacher.buffers(), student.buffers()):
+        t.copy_(s)
+
+
+def build_unet(config: dict[str, Any], num_classes: int, in_channels: int = 1) -> UNet:
+    """The backbone from a method config (``width``, ``depth``, ``dropout``): one signature for all methods."""
+    return UNet(in_channels, num_classes, width=int(config.get("width", 16)), depth=int(config.get("depth", 4)),
+                dropout=float(config.get("dropout", 0.0)))

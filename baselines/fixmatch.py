@@ -1,0 +1,39 @@
+"""FixMatch-style weak-to-strong consistency (Sohn et al., NeurIPS 2020), in the single-stream form
+used for segmentation by UniMatch (Yang et al., CVPR 2023): the model's own prediction on the weak
+view, kept where its confidence exceeds 0.95, is the hard pseudo-label for the strong view
+(photometric jitter + cut-out). Unlabeled loss weight 1, as in both papers.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from mosxav.losses import ce_dice_loss
+from mosxav.protocol import Method
+from mosxav.unet import build_unet
+
+
+class FixMatch(Method):
+    name = "fixmatch"
+
+    def __init__(self, config, num_classes, in_channels=1):
+        super().__init__(config, num_classes, in_channels)
+        self.net = build_unet(config, num_classes, in_channels)
+        self.threshold = float(config.get("confidence_threshold", 0.95))
+        self.unlabeled_weight = float(config.get("unlabeled_weight", 1.0))
+
+    def training_step(self, labeled, unlabeled, step):
+        n_l = labeled["image"].shape[0]
+        logits = self.net(torch.cat([labeled["image"], unlabeled["strong"]]))
+        sup = ce_dice_loss(logits[:n_l], labeled["mask"])
+        with torch.no_grad():
+            confidence, pseudo = self.net(unlabeled["weak"]).softmax(1).max(1)
+            keep = (confidence >= self.threshold).float()
+        per_pixel = F.cross_entropy(logits[n_l:], pseudo, reduction="none")
+        unsup = (per_pixel * keep).sum() / keep.numel()
+        return sup + self.unlabeled_weight * unsup, {"loss_sup": sup.item(), "loss_unsup": unsup.item(), "kept": keep.mean().item()}
+
+    @torch.no_grad()
+    def predict(self, images):
+        return self.net(images).softmax(1)

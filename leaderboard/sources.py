@@ -1,0 +1,88 @@
+"""Where a run's frames come from: a MOSXAV root (official splits) or folders of ``N.png`` + ``N_gt.png``
+pairs (DCA1/XCA; one folder to train on, another to test on). Both give the harness the same thing:
+training items with partition records, validation and test items, and a scorer for prediction folders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from mosxav.constants import CLASS_NAMES
+from mosxav.dataset import MOSXAV
+from mosxav.errors import DataError
+from mosxav.evaluate import evaluate_semantic
+from mosxav.io import read_index_mask
+from mosxav.metrics import evaluate_frame, frame_table
+from mosxav.pairs import FramePairs
+
+
+@dataclass
+class RunData:
+    """Everything a run needs to know about its data, whatever the folder layout."""
+
+    name: str
+    num_classes: int
+    train: Any  # indexable items (dict with image, semantic, sequence, frame)
+    records: list[Any]  # one per train item: .sequence, .stem, .semantic_path (None = unannotated)
+    val: Any
+    test: Any
+    score: Callable[[Path], pd.DataFrame]  # prediction folder -> per-(frame, class) table
+
+    @property
+    def classes(self) -> tuple[int, ...]:
+        return tuple(range(1, self.num_classes))
+
+
+def mosxav_source(root: Path) -> RunData:
+    train = MOSXAV(root, "train")
+    return RunData(
+        name=root.name, num_classes=len(CLASS_NAMES), train=train, records=train.samples,
+        val=MOSXAV(root, "val", annotated_only=True), test=MOSXAV(root, "test", annotated_only=True),
+        score=lambda pred: evaluate_semantic(root, pred, split="test"),
+    )
+
+
+def pairs_source(train_dir: Path, test_dir: Path, val_fraction: float = 0.2, seed: int = 0) -> RunData:
+    """A held-out ``val_fraction`` of the training folder (seeded) selects the best checkpoint;
+    the test folder is never seen before scoring."""
+    everything = FramePairs(train_dir)
+    order = np.random.default_rng([seed, 104729]).permutation(len(everything.ids))
+    n_val = max(1, round(val_fraction * len(order))) if len(order) > 1 else 0
+    val_ids = sorted(everything.ids[i] for i in order[:n_val])
+    train = FramePairs(train_dir, ids=[i for i in everything.ids if i not in set(val_ids)])
+    val = FramePairs(train_dir, ids=val_ids) if val_ids else train
+    test = FramePairs(test_dir)
+    records = [SimpleNamespace(sequence=train.root.name, stem=key, semantic_path=train.root / f"{key}_gt.png") for key in train.ids]
+
+    def score(pred: Path) -> pd.DataFrame:
+        rows = []
+        for key in test.ids:
+            gt = test[test.ids.index(key)]["semantic"]
+            path = pred / test.root.name / f"{key}.png"
+            if not path.is_file():
+                raise DataError(path, "prediction missing for a test image")
+            rows.extend({"sequence": test.root.name, "frame": key, **row} for row in evaluate_frame(gt, read_index_mask(path), classes=(1,)))
+        return frame_table(rows)
+
+    return RunData(name=f"pairs:{train_dir.name}->{test_dir.name}", num_classes=2, train=train, records=records, val=val, test=test, score=score)
+
+
+def build_source(spec: dict[str, Any], resolve_named: Callable[[str], Path]) -> RunData:
+    """``dataset:`` of a run config: ``{name: mosxav-synthetic}``, ``{root: DIR}`` or
+    ``{type: pairs, train: DIR, test: DIR, val_fraction: 0.2}``."""
+    kind = spec.get("type", "mosxav")
+    if kind == "pairs":
+        for key in ("train", "test"):
+            if key not in spec:
+                raise ValueError(f"a pairs dataset needs '{key}: <folder of N.png + N_gt.png>'")
+        return pairs_source(Path(spec["train"]), Path(spec["test"]), float(spec.get("val_fraction", 0.2)))
+    if kind != "mosxav":
+        raise ValueError(f"dataset type must be 'mosxav' or 'pairs', got {kind!r}")
+    root = Path(spec["root"]) if "root" in spec else resolve_named(spec.get("name", "mosxav-synthetic"))
+    return mosxav_source(root)
