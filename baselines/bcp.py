@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from mosxav.losses import soft_dice_loss
+from mosxav.label_noise import corrupt_batch
 from mosxav.protocol import Method
 from mosxav.unet import build_unet, ema_update, frozen_copy
 
@@ -52,7 +53,7 @@ class BidirectionalCopyPaste(Method):
         n = min(img_l.shape[0], img_u.shape[0])
         img_l, gt, img_u = img_l[:n], gt[:n], img_u[:n]
         with torch.no_grad():
-            pseudo = self.teacher(img_u).argmax(1)
+            pseudo = corrupt_batch(self.teacher(img_u).argmax(1), self.pseudo_noise, num_classes=self.num_classes)
         box = centre_box_mask(n, *img_l.shape[-2:], self.box_ratio).to(img_l.device)
         b = box[:, None]
         in_mix = img_u * b + img_l * (1 - b)  # unlabeled inside the box, labeled outside

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from mosxav.losses import ce_dice_loss, rampup_steps, sigmoid_rampup
+from mosxav.label_noise import corrupt_batch
 from mosxav.protocol import Method
 from mosxav.unet import build_unet
 
@@ -26,7 +27,9 @@ class CrossPseudoSupervision(Method):
         sup = ce_dice_loss(la, labeled["mask"]) + ce_dice_loss(lb, labeled["mask"])
         ua, ub = self.net_a(unlabeled["weak"]), self.net_b(unlabeled["weak"])
         logits_a, logits_b = torch.cat([la, ua]), torch.cat([lb, ub])
-        cps = F.cross_entropy(logits_a, logits_b.argmax(1).detach()) + F.cross_entropy(logits_b, logits_a.argmax(1).detach())
+        pseudo_a = corrupt_batch(logits_a.argmax(1).detach(), self.pseudo_noise, num_classes=self.num_classes)
+        pseudo_b = corrupt_batch(logits_b.argmax(1).detach(), self.pseudo_noise, num_classes=self.num_classes)
+        cps = F.cross_entropy(logits_a, pseudo_b) + F.cross_entropy(logits_b, pseudo_a)
         weight = self.cps_weight * sigmoid_rampup(step, self.rampup)
         return sup + weight * cps, {"loss_sup": sup.item(), "loss_cps": cps.item(), "w_cps": weight}
 

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from mosxav.losses import ce_dice_loss
+from mosxav.label_noise import corrupt_batch
 from mosxav.protocol import Method
 from mosxav.unet import build_unet
 
@@ -30,6 +31,7 @@ class FixMatch(Method):
         with torch.no_grad():
             confidence, pseudo = self.net(unlabeled["weak"]).softmax(1).max(1)
             keep = (confidence >= self.threshold).float()
+            pseudo = corrupt_batch(pseudo, self.pseudo_noise, num_classes=self.num_classes)
         per_pixel = F.cross_entropy(logits[n_l:], pseudo, reduction="none")
         unsup = (per_pixel * keep).sum() / keep.numel()
         return sup + self.unlabeled_weight * unsup, {"loss_sup": sup.item(), "loss_unsup": unsup.item(), "kept": keep.mean().item()}

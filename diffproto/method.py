@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from mosxav.losses import ce_dice_loss, rampup_steps, sigmoid_rampup, soft_dice_loss
+from mosxav.label_noise import corrupt_batch
 from mosxav.protocol import Method
 from mosxav.unet import build_unet, ema_update, frozen_copy
 
@@ -99,7 +100,7 @@ class DiffProto(Method):
             refined, _ = self.denoiser(self.schedule.add_noise(z0, torch.randn_like(z0), t), t, self._condition(images, features))
             probs = (probs + refined.softmax(1)) / 2
         confidence, labels = probs.max(1)
-        return labels, (confidence >= self.confidence).float()
+        return corrupt_batch(labels, self.pseudo_noise, num_classes=self.num_classes), (confidence >= self.confidence).float()
 
     def _prototype_loss(self, embeddings: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
         flat = embeddings.permute(0, 2, 3, 1).reshape(-1, embeddings.shape[1])

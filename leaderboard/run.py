@@ -41,11 +41,13 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "device": "auto",
     "methods": ["tophat_otsu", "supervised", "mean_teacher", "cps", "diffproto"],
     "labeled_fractions": [0.25],
+    "label_noise_rates": [0.0],
+    "pseudo_label_noise": False,
     "seeds": [0],
     "train": {"iterations": 300, "batch_size": 4, "unlabeled_batch_size": 4, "lr": 0.002, "optimizer": "adamw",
               "checkpoint_every": 100, "val_every": 50, "log_every": 10, "amp": False, "compile": False},
     "model": {"width": 16, "depth": 4},
-    "method_options": {},
+    "method_options": {"diffproto": {"denoiser_width": 8}},
     "overlays": 6,
 }
 
@@ -95,21 +97,22 @@ def predict_items(method: Method, items: Any, size: int, out_dir: Path, device: 
             write_semantic_mask(out_dir / item["sequence"] / f"{item['frame']}.png", full.argmax(1)[0].numpy().astype(np.uint8))
 
 
-def run_tag(method_name: str, fraction: float, seed: int) -> str:
-    return f"{method_name}/frac{fraction:g}/seed{seed}"
+def run_tag(method_name: str, fraction: float, noise: float, seed: int) -> str:
+    return f"{method_name}/frac{fraction:g}/noise{noise:g}/seed{seed}"
 
 
-def run_one(method_name: str, fraction: float, seed: int, data: RunData, config: dict[str, Any], run_dir: Path,
+def run_one(method_name: str, fraction: float, noise: float, seed: int, data: RunData, config: dict[str, Any], run_dir: Path,
             progress, dist: DistContext) -> Path:
-    """Train one (method, fraction, seed) cell and write its test predictions; returns their folder."""
+    """Train one (method, fraction, label-noise, seed) cell and write its test predictions; returns their folder."""
     size, train_settings = effective_settings(config)
     device = resolve_device(str(config.get("device", "auto")), dist)
     cls = get_method(method_name)
-    fraction = float(getattr(cls, "fixed_labeled_fraction", None) or fraction)
-    tag = run_tag(method_name, fraction, seed)
+    tag = run_tag(method_name, fraction, noise, seed)
     work = run_dir / "work" / tag
     torch.manual_seed(seed)
     options = {**config["model"], **config.get("method_options", {}).get(method_name, {}), "iterations": train_settings["iterations"]}
+    if config.get("pseudo_label_noise"):
+        options["pseudo_label_noise"] = noise
     method = cls(options, data.num_classes)
     if cls.needs_training:
         partition = make_partition(data.records, fraction=fraction, seed=seed)
@@ -118,7 +121,8 @@ def run_one(method_name: str, fraction: float, seed: int, data: RunData, config:
         labeled_ids = partition.labeled_set()
         labeled_idx = [i for i, r in enumerate(data.records) if f"{r.sequence}/{r.stem}" in labeled_ids]
         unlabeled_idx = [i for i, r in enumerate(data.records) if f"{r.sequence}/{r.stem}" not in labeled_ids]
-        trainer = Trainer(method, FrameTensors(data.train, labeled_idx, size, True), FrameTensors(data.train, unlabeled_idx, size, False),
+        labeled = FrameTensors(data.train, labeled_idx, size, True, label_noise=noise, noise_seed=seed)
+        trainer = Trainer(method, labeled, FrameTensors(data.train, unlabeled_idx, size, False),
                           FrameTensors(data.val, range(len(data.val)), size, True), TrainConfig(seed=seed, **train_settings), work,
                           device=device, progress=progress, dist=dist)
         trainer.fit()
@@ -129,17 +133,19 @@ def run_one(method_name: str, fraction: float, seed: int, data: RunData, config:
     return pred_dir
 
 
-def matrix(config: dict[str, Any]) -> list[tuple[str, float, int]]:
-    """The (method, fraction, seed) cells; fixed-fraction and untrained methods run once per seed."""
+def matrix(config: dict[str, Any]) -> list[tuple[str, float, float, int]]:
+    """The (method, fraction, label-noise rate, seed) cells; a fixed-fraction method runs at its own
+    fraction, an untrained one once (fraction 0, no noise, first seed)."""
     cells = []
     for method_name in config["methods"]:
         cls = get_method(method_name)  # fails early on a typo, before hours of training
         fixed = getattr(cls, "fixed_labeled_fraction", None)
         fractions = [fixed] if fixed else [float(f) for f in config["labeled_fractions"]]
+        noises = [float(n) for n in config.get("label_noise_rates", [0.0])]
+        seeds = [int(s) for s in config["seeds"]]
         if not cls.needs_training:
-            fractions = [0.0]
-        seeds = [int(s) for s in config["seeds"]] if cls.needs_training else [int(config["seeds"][0])]
-        cells += [(method_name, float(f), s) for f in fractions for s in seeds]
+            fractions, noises, seeds = [0.0], [0.0], seeds[:1]
+        cells += [(method_name, float(f), n, s) for f in fractions for n in noises for s in seeds]
     return cells
 
 
@@ -160,10 +166,10 @@ def run(config: dict[str, Any], run_dir: str | Path) -> pd.DataFrame | None:
         data = build_source(config["dataset"], resolve_root)
     tables = []
     with progress_bar() as progress:
-        for method_name, fraction, seed in matrix(config):
-            pred_dir = run_one(method_name, fraction, seed, data, config, run_dir, progress if dist.is_main else None, dist)
+        for method_name, fraction, noise, seed in matrix(config):
+            pred_dir = run_one(method_name, fraction, noise, seed, data, config, run_dir, progress if dist.is_main else None, dist)
             if dist.is_main:
-                tables.append(data.score(pred_dir).assign(method=method_name, labeled_fraction=fraction, seed=seed))
+                tables.append(data.score(pred_dir).assign(method=method_name, labeled_fraction=fraction, label_noise=noise, seed=seed))
     if not dist.is_main:
         return None
     frames = pd.concat(tables, ignore_index=True)
@@ -180,22 +186,22 @@ def write_report(frames: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    per_seed = summarize(frames, by=["method", "labeled_fraction", "seed"])
+    per_seed = summarize(frames, by=["method", "labeled_fraction", "label_noise", "seed"])
     write_text(run_dir / "summary.csv", per_seed.to_csv(index=False, float_format="%.6f"))
-    agg = per_seed.groupby(["method", "labeled_fraction", "class_id", "class"])[["dice", "iou", "hd95", "assd", "nsd"]].agg(["mean", "std"])
+    agg = per_seed.groupby(["method", "labeled_fraction", "label_noise", "class_id", "class"])[["dice", "iou", "hd95", "assd", "nsd"]].agg(["mean", "std"])
     agg.columns = [f"{metric}_{stat}" for metric, stat in agg.columns]
     agg = agg.fillna({c: 0.0 for c in agg.columns if c.endswith("_std")}).reset_index()
     order = {m: i for i, m in enumerate(dict.fromkeys(frames["method"]))}
-    agg = agg.sort_values(["class_id", "labeled_fraction"]).sort_values("method", key=lambda s: s.map(order), kind="stable")
+    agg = agg.sort_values(["class_id", "labeled_fraction", "label_noise"]).sort_values("method", key=lambda s: s.map(order), kind="stable")
     n_seeds = frames.groupby("method")["seed"].nunique().to_dict()
-    lines = ["| method | labeled | seeds | structure | Dice | IoU | HD95 (px) | ASSD (px) |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | labeled | label noise | seeds | structure | Dice | IoU | HD95 (px) | ASSD (px) |", "|---|---|---|---|---|---|---|---|---|"]
     for _, row in agg.iterrows():
         cells = [f"{row[f'{m}_mean']:.3f} ± {row[f'{m}_std']:.3f}" for m in ("dice", "iou", "hd95", "assd")]
-        lines.append(f"| {row['method']} | {row['labeled_fraction']:g} | {n_seeds[row['method']]} | {row['class']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row['method']} | {row['labeled_fraction']:g} | {row['label_noise']:g} | {n_seeds[row['method']]} | {row['class']} | " + " | ".join(cells) + " |")
     write_text(run_dir / "results.md", "# MOSXAV-Bench run\n\nTest split; mean ± std over seeds; metrics and aggregation per "
                "`mosxav.metrics` (HD95/ASSD in pixels at the frame's resolution; labeled 0 = untrained).\n\n" + "\n".join(lines) + "\n")
     fig, ax = plt.subplots(figsize=(9, 4))
-    pivot = agg[agg["class_id"] > 0].pivot_table(index="class", columns="method", values="dice_mean")
+    pivot = agg[(agg["class_id"] > 0) & (agg["label_noise"] == agg["label_noise"].min())].pivot_table(index="class", columns="method", values="dice_mean")
     pivot = pivot[[m for m in order if m in pivot.columns]]
     pivot.plot.bar(ax=ax, rot=0)
     ax.set_ylabel("Dice (test)")
@@ -205,7 +211,8 @@ def write_report(frames: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
     fig.savefig(run_dir / "dice_by_structure.png", dpi=100)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(5, 4))
-    for method, group in agg[agg["class"] == "mean"].groupby("method", sort=False):
+    clean = agg[(agg["class"] == "mean") & (agg["label_noise"] == agg["label_noise"].min())]
+    for method, group in clean.groupby("method", sort=False):
         ax.errorbar(group["labeled_fraction"], group["dice_mean"], yerr=group["dice_std"], marker="o", label=method)
     ax.set_xlabel("labeled fraction")
     ax.set_ylabel("mean Dice (test)")
@@ -213,6 +220,17 @@ def write_report(frames: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
     fig.tight_layout()
     fig.savefig(run_dir / "dice_vs_fraction.png", dpi=100)
     plt.close(fig)
+    if agg["label_noise"].nunique() > 1:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        noisy = agg[agg["class"] == "mean"]
+        for (method, fraction), group in noisy.groupby(["method", "labeled_fraction"], sort=False):
+            ax.errorbar(group["label_noise"], group["dice_mean"], yerr=group["dice_std"], marker="o", label=f"{method} ({fraction:g})")
+        ax.set_xlabel("label noise rate (labeled set)")
+        ax.set_ylabel("mean Dice (test)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(run_dir / "dice_vs_noise.png", dpi=100)
+        plt.close(fig)
     return per_seed
 
 
@@ -220,8 +238,8 @@ def write_overlays(data: RunData, run_dir: Path, config: dict[str, Any]) -> None
     """Ground truth and each method's first prediction on a few test frames, side by side."""
     picks = np.linspace(0, len(data.test) - 1, num=min(int(config["overlays"]), len(data.test))).astype(int)
     cells = {}
-    for method_name, fraction, seed in matrix(config):
-        cells.setdefault(method_name, run_tag(method_name, fraction, seed))
+    for method_name, fraction, noise, seed in matrix(config):
+        cells.setdefault(method_name, run_tag(method_name, fraction, noise, seed))
     tiles = []
     for index in picks:
         item = data.test[int(index)]

@@ -48,16 +48,22 @@ def mosxav_source(root: Path) -> RunData:
     )
 
 
-def pairs_source(train_dir: Path, test_dir: Path, val_fraction: float = 0.2, seed: int = 0) -> RunData:
+def pairs_source(train_dir: Path, test_dir: Path, val_fraction: float = 0.2, seed: int = 0,
+                 train_ids: list[str] | None = None, test_ids: list[str] | None = None) -> RunData:
     """A held-out ``val_fraction`` of the training folder (seeded) selects the best checkpoint;
-    the test folder is never seen before scoring."""
-    everything = FramePairs(train_dir)
+    the test folder is never seen before scoring. ``train_ids``/``test_ids`` split one folder."""
+    if train_dir.resolve() == test_dir.resolve():
+        if not train_ids or not test_ids:
+            raise ValueError("training and test folders are the same: give disjoint train_ids and test_ids")
+        if set(map(str, train_ids)) & set(map(str, test_ids)):
+            raise ValueError("train_ids and test_ids overlap: the test images would be trained on")
+    everything = FramePairs(train_dir, ids=[str(i) for i in train_ids] if train_ids else None)
     order = np.random.default_rng([seed, 104729]).permutation(len(everything.ids))
     n_val = max(1, round(val_fraction * len(order))) if len(order) > 1 else 0
     val_ids = sorted(everything.ids[i] for i in order[:n_val])
     train = FramePairs(train_dir, ids=[i for i in everything.ids if i not in set(val_ids)])
     val = FramePairs(train_dir, ids=val_ids) if val_ids else train
-    test = FramePairs(test_dir)
+    test = FramePairs(test_dir, ids=[str(i) for i in test_ids] if test_ids else None)
     records = [SimpleNamespace(sequence=train.root.name, stem=key, semantic_path=train.root / f"{key}_gt.png") for key in train.ids]
 
     def score(pred: Path) -> pd.DataFrame:
@@ -75,13 +81,15 @@ def pairs_source(train_dir: Path, test_dir: Path, val_fraction: float = 0.2, see
 
 def build_source(spec: dict[str, Any], resolve_named: Callable[[str], Path]) -> RunData:
     """``dataset:`` of a run config: ``{name: mosxav-synthetic}``, ``{root: DIR}`` or
-    ``{type: pairs, train: DIR, test: DIR, val_fraction: 0.2}``."""
+    ``{type: pairs, train: DIR, test: DIR, val_fraction: 0.2}`` (optionally ``train_ids``/``test_ids``
+    to split one folder)."""
     kind = spec.get("type", "mosxav")
     if kind == "pairs":
         for key in ("train", "test"):
             if key not in spec:
                 raise ValueError(f"a pairs dataset needs '{key}: <folder of N.png + N_gt.png>'")
-        return pairs_source(Path(spec["train"]), Path(spec["test"]), float(spec.get("val_fraction", 0.2)))
+        return pairs_source(Path(spec["train"]), Path(spec["test"]), float(spec.get("val_fraction", 0.2)),
+                            train_ids=spec.get("train_ids"), test_ids=spec.get("test_ids"))
     if kind != "mosxav":
         raise ValueError(f"dataset type must be 'mosxav' or 'pairs', got {kind!r}")
     root = Path(spec["root"]) if "root" in spec else resolve_named(spec.get("name", "mosxav-synthetic"))

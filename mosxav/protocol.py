@@ -38,6 +38,8 @@ class Method(nn.Module):
         self.config = config
         self.num_classes = num_classes
         self.in_channels = in_channels
+        #: rate of ``mosxav.label_noise`` corruption applied to hard pseudo-labels (the noisy-label study)
+        self.pseudo_noise = float(config.get("pseudo_label_noise", 0.0))
 
     def training_step(self, labeled: dict[str, torch.Tensor], unlabeled: dict[str, torch.Tensor] | None, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError

@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
+from .label_noise import corrupt_mask, frame_rng
+
 
 def resize_pair(image: np.ndarray, mask: np.ndarray | None, size: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Bilinear for the image, nearest for the mask (ids must stay ids)."""
@@ -27,20 +29,29 @@ def resize_pair(image: np.ndarray, mask: np.ndarray | None, size: int) -> tuple[
 
 
 class FrameTensors(Dataset):
-    """Wraps any item dataset (MOSXAV, FramePairs, ...) restricted to ``indices``; returns tensors."""
+    """Wraps any item dataset (MOSXAV, FramePairs, ...) restricted to ``indices``; returns tensors.
 
-    def __init__(self, items: Any, indices: Sequence[int], size: int, with_mask: bool) -> None:
+    ``label_noise`` > 0 corrupts the masks (``mosxav.label_noise``), the same way every epoch."""
+
+    def __init__(self, items: Any, indices: Sequence[int], size: int, with_mask: bool,
+                 label_noise: float = 0.0, noise_seed: int = 0) -> None:
         self.items = items
         self.indices = list(indices)
         self.size = size
         self.with_mask = with_mask
+        self.label_noise = label_noise
+        self.noise_seed = noise_seed
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         item = self.items[self.indices[i]]
-        image, mask = resize_pair(item["image"], item["semantic"] if self.with_mask else None, self.size)
+        mask = item["semantic"] if self.with_mask else None
+        if mask is not None and self.label_noise > 0:
+            rng = frame_rng(self.noise_seed, f"{item['sequence']}/{item['frame']}")
+            mask = corrupt_mask(mask, self.label_noise, rng, instance=item.get("instance"))
+        image, mask = resize_pair(item["image"], mask, self.size)
         out = {"image": torch.from_numpy(image.astype(np.float32) / 255.0)[None]}
         if mask is not None:
             out["mask"] = torch.from_numpy(mask.astype(np.int64))

@@ -1,0 +1,141 @@
+"""DiffProto pieces: schedule, sampler, prototypes, contrastive loss, and a short training run."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from diffproto.method import DiffProto, DiffProtoNoPrototype
+from diffproto.network import LabelDenoiser
+from diffproto.prototypes import ClassPrototypes, prototype_contrastive_loss, sample_pixels
+from diffproto.schedule import DDIMSampler, NoiseSchedule, labels_to_z0
+from mosxav import MOSXAV
+from mosxav.trainer import TrainConfig, Trainer, mean_dice
+from mosxav.training_data import FrameTensors
+
+
+@pytest.mark.parametrize("kind", ["cosine", "linear"])
+def test_schedule_is_monotone_from_clean_to_noise(kind):
+    ab = NoiseSchedule(1000, kind).alphas_cumprod
+    assert ab.shape == (1000,)
+    assert torch.all(ab[1:] < ab[:-1])
+    assert ab[0] > 0.99 and ab[-1] < 0.01
+
+
+def test_forward_noising_has_the_stated_mean_and_variance():
+    schedule = NoiseSchedule(1000)
+    torch.manual_seed(0)
+    z0 = torch.full((20000, 1), 0.7)
+    for t in (0, 250, 500, 900):
+        ab = float(schedule.alphas_cumprod[t])
+        zt = schedule.add_noise(z0, torch.randn_like(z0), torch.full((20000,), t))
+        assert abs(zt.mean().item() - math.sqrt(ab) * 0.7) < 0.02
+        assert abs(zt.var().item() - (1 - ab)) < 0.03
+
+
+def test_labels_to_z0_is_signed_one_hot():
+    z = labels_to_z0(torch.tensor([[[0, 2]]]), 3)
+    assert z.shape == (1, 3, 1, 2)
+    assert z[0, :, 0, 0].tolist() == [1, -1, -1] and z[0, :, 0, 1].tolist() == [-1, -1, 1]
+
+
+def test_ddim_timesteps_respect_the_step_count():
+    schedule = NoiseSchedule(1000)
+    for steps in (1, 2, 5, 10, 25, 50):
+        times = DDIMSampler(schedule, steps).timesteps()
+        assert len(times) == steps and times[0] == 999 and times == sorted(times, reverse=True)
+    with pytest.raises(ValueError):
+        DDIMSampler(schedule, 0)
+
+
+def test_ddim_calls_the_network_once_per_step_and_is_deterministic_with_a_seed():
+    schedule = NoiseSchedule(100)
+    calls = []
+    target = F.one_hot(torch.randint(0, 3, (2, 8, 8), generator=torch.Generator().manual_seed(1)), 3).permute(0, 3, 1, 2).float()
+
+    def oracle(z, t):
+        calls.append(int(t[0]))
+        return (target * 20 - 10) + 0.01 * z  # depends on z, so the trajectory matters
+
+    sampler = DDIMSampler(schedule, 7)
+    a = sampler.sample(oracle, (2, 3, 8, 8), generator=torch.Generator().manual_seed(5))
+    assert len(calls) == 7 and calls == sampler.timesteps()
+    b = sampler.sample(oracle, (2, 3, 8, 8), generator=torch.Generator().manual_seed(5))
+    c = sampler.sample(oracle, (2, 3, 8, 8), generator=torch.Generator().manual_seed(6))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(a.argmax(1), target.argmax(1))  # a perfect x0 predictor recovers the labels
+
+
+def test_prototype_update_is_masked_mean_then_momentum():
+    protos = ClassPrototypes(3, 2, momentum=0.5)
+    emb = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    protos.update(emb, torch.tensor([0, 0, 1]))
+    assert torch.allclose(protos.vectors[0], F.normalize(torch.tensor([0.5, 0.5]), dim=0))
+    assert torch.allclose(protos.vectors[1], F.normalize(torch.tensor([1.0, 1.0]), dim=0))
+    assert protos.initialised.tolist() == [True, True, False] and protos.vectors[2].abs().sum() == 0
+    protos.update(torch.tensor([[1.0, 0.0]]), torch.tensor([0]))
+    expected = F.normalize(0.5 * F.normalize(torch.tensor([0.5, 0.5]), dim=0) + 0.5 * torch.tensor([1.0, 0.0]), dim=0)
+    assert torch.allclose(protos.vectors[0], expected)
+    assert torch.allclose(protos.vectors[1], F.normalize(torch.tensor([1.0, 1.0]), dim=0))  # absent: unchanged
+
+
+def test_contrastive_loss_matches_a_hand_computed_case():
+    prototypes = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    h = torch.tensor([[0.6, 0.8]])
+    loss = prototype_contrastive_loss(h, torch.tensor([0]), prototypes, temperature=0.5)
+    a, b = 0.6 / 0.5, 0.8 / 0.5
+    assert loss.item() == pytest.approx(-(a - math.log(math.exp(a) + math.exp(b))), abs=1e-6)
+
+
+def test_contrastive_gradient_pulls_towards_the_own_prototype():
+    prototypes = F.normalize(torch.randn(4, 8, generator=torch.Generator().manual_seed(0)), dim=1)
+    h = F.normalize(torch.randn(16, 8, generator=torch.Generator().manual_seed(1)), dim=1).requires_grad_()
+    labels = torch.arange(16) % 4
+    prototype_contrastive_loss(h, labels, prototypes, 0.1).backward()
+    moved = F.normalize(h.detach() - 0.05 * h.grad, dim=1)
+    own_before = (h.detach() * prototypes[labels]).sum(1)
+    own_after = (moved * prototypes[labels]).sum(1)
+    assert torch.all(own_after > own_before)
+
+
+def test_uninitialised_prototypes_are_left_out():
+    prototypes = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    valid = torch.tensor([True, False])
+    h = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    loss = prototype_contrastive_loss(h, torch.tensor([0, 1]), prototypes, 0.1, valid_classes=valid)
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)  # the class-1 pixel is ignored, class 0 is alone
+
+
+def test_pixel_sampling_is_class_balanced():
+    labels = torch.zeros(1, 32, 32, dtype=torch.long)
+    labels[0, :2, :3] = 1
+    idx = sample_pixels(labels, 10, generator=torch.Generator().manual_seed(0))
+    picked = labels.reshape(-1)[idx]
+    assert (picked == 0).sum() == 10 and (picked == 1).sum() == 6
+
+
+def test_denoiser_shapes():
+    net = LabelDenoiser(6, 5, width=8, depth=2, embed_dim=16)
+    logits, emb = net(torch.randn(2, 6, 32, 32), torch.tensor([3, 900]), torch.randn(2, 5, 32, 32))
+    assert logits.shape == (2, 6, 32, 32) and emb.shape == (2, 16, 32, 32)
+    assert torch.allclose(emb.norm(dim=1), torch.ones(2, 32, 32), atol=1e-5)
+
+
+def test_ablation_switches_the_prototype_loss_off():
+    assert DiffProtoNoPrototype({"width": 4, "depth": 2}, 6).prototype_weight == 0.0
+    assert DiffProto({"width": 4, "depth": 2}, 6).prototype_weight > 0
+
+
+def test_short_training_improves_dice_over_its_start(tiny_root, tmp_path):
+    train = MOSXAV(tiny_root, "train", annotated_only=True)
+    data = FrameTensors(train, range(len(train)), 64, True)
+    unlabeled = FrameTensors(train, range(len(train)), 64, False)
+    torch.manual_seed(0)
+    method = DiffProto({"width": 8, "depth": 3, "denoiser_width": 8, "iterations": 40, "sample_steps": 2}, 6)
+    before = mean_dice(method, data, torch.device("cpu"))
+    cfg = TrainConfig(iterations=40, batch_size=4, unlabeled_batch_size=2, lr=0.003, optimizer="adamw", val_every=20, checkpoint_every=40)
+    Trainer(method, data, unlabeled, data, cfg, tmp_path).fit()
+    after = mean_dice(method, data, torch.device("cpu"))
+    print(f"diffproto Dice {before:.3f} -> {after:.3f}")
+    assert after > before + 0.1, (before, after)
