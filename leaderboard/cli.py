@@ -103,6 +103,58 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_submit(args: argparse.Namespace) -> int:
+    from .board import default_db, submit
+    from .store import DuplicateSubmission, Store
+    from .submission import SubmissionInvalid
+
+    store = Store(args.db or default_db())
+    try:
+        with console.status(f"validating and scoring {args.path}"):
+            submission_id = submit(args.path, args.gt, store, split=args.split, dataset=args.dataset)
+    except SubmissionInvalid as exc:
+        table = Table("file", "problem", title=f"submission refused: {len(exc.problems)} problem(s)")
+        for problem in exc.problems:
+            table.add_row(problem.path, problem.message)
+        out_console.print(table)
+        return 1
+    except DuplicateSubmission as exc:
+        console.print(f"[yellow]not recorded:[/yellow] {exc}")
+        return 3
+    out_console.print(f"recorded submission #{submission_id} in {store.path}")
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from mosxav.metrics import METRIC_VERSION
+
+    from .board import build_table, default_db, rescore_stale
+    from .render import to_csv, to_html, to_json, to_markdown, to_rich
+    from .store import Store
+
+    store = Store(args.db or default_db())
+    if args.gt is not None:
+        rescored = rescore_stale(store, args.gt)
+        if rescored:
+            console.print(f"re-scored {len(rescored)} submission(s) under metric version {METRIC_VERSION}")
+    table, stale = build_table(store, label_fraction=args.label_fraction, by_structure=args.by_structure or args.format == "html")
+    if stale:
+        console.print(f"[yellow]{len(stale)} submission(s) await re-scoring under metric version {METRIC_VERSION} "
+                      f"(pass --gt ROOT): {stale[:10]}")
+    if args.format == "terminal":
+        out_console.print(to_rich(table))
+        return 0
+    text = {"md": to_markdown, "csv": to_csv, "json": to_json}.get(args.format, lambda t: to_html(t, METRIC_VERSION))(table)
+    if args.out:
+        from mosxav.io import write_text
+
+        write_text(args.out, text)
+        out_console.print(f"wrote {args.out}")
+    else:
+        print(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mosxav-bench", description="MOSXAV-Bench: data, metrics, training and the leaderboard.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -112,6 +164,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("runs/default"))
     p.add_argument("--scale", type=float, default=None, help="multiply resolution and iterations (e.g. 0.25 to run configs/paper.yaml on a CPU)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("submit", help="validate, score and record a submission (folder or .zip)")
+    p.add_argument("path", type=Path)
+    p.add_argument("--gt", type=Path, required=True, help="MOSXAV root (or folder of sequence folders) with the test ground truth")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--dataset", default=None, help="dataset name shown in the table (default: the ground-truth folder name)")
+    p.add_argument("--db", type=Path, default=None, help="leaderboard database (default: $MOSXAV_HOME/leaderboard/leaderboard.sqlite)")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("leaderboard", help="show or export the leaderboard table")
+    p.add_argument("--format", choices=("terminal", "md", "csv", "json", "html"), default="terminal")
+    p.add_argument("--by-structure", action="store_true", help="add Dice per structure")
+    p.add_argument("--label-fraction", type=float, default=None, help="only entries with this labeled fraction")
+    p.add_argument("--gt", type=Path, default=None, help="ground truth, to re-score entries after a metric change")
+    p.add_argument("--db", type=Path, default=None)
+    p.add_argument("--out", type=Path, default=None, help="write to a file instead of stdout")
+    p.set_defaults(func=cmd_leaderboard)
 
     p = sub.add_parser("check", help="validate a MOSXAV folder and list every problem")
     p.add_argument("root", type=Path)

@@ -49,6 +49,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "model": {"width": 16, "depth": 4},
     "method_options": {"diffproto": {"denoiser_width": 8}},
     "overlays": 6,
+    "leaderboard": True,  # enter the run's clean-label cells into the leaderboard as reference runs
+    "leaderboard_db": None,  # default: $MOSXAV_HOME/leaderboard/leaderboard.sqlite
 }
 
 
@@ -126,11 +128,30 @@ def run_one(method_name: str, fraction: float, noise: float, seed: int, data: Ru
                           FrameTensors(data.val, range(len(data.val)), size, True), TrainConfig(seed=seed, **train_settings), work,
                           device=device, progress=progress, dist=dist)
         trainer.fit()
-    pred_dir = run_dir / "predictions" / tag
+    pred_dir = run_dir / "submissions" / tag / "predictions"
     if dist.is_main:
         predict_items(method.to(device), data.test, size, pred_dir, device)
+        write_submission_meta(pred_dir.parent, method_name, fraction, seed, method, work / "partition.yaml", config)
     barrier(dist)
     return pred_dir
+
+
+def write_submission_meta(folder: Path, method_name: str, fraction: float, seed: int, method: Method, partition: Path,
+                          config: dict[str, Any]) -> None:
+    """``submission.yaml`` (+ the partition) beside a cell's predictions: a valid leaderboard submission."""
+    from .board import toolkit_version
+
+    meta: dict[str, Any] = {
+        "method": method_name, "authors": ["MOSXAV-Bench reference run"], "contact": "reference@mosxav-bench.invalid",
+        "code_url": "https://github.com/mosxav-bench/mosxav-bench", "labeled_fraction": fraction, "seeds": [seed],
+        "parameters": sum(p.numel() for p in method.parameters() if p.requires_grad), "extra_training_data": False,
+        "toolkit_version": toolkit_version(),
+        "notes": f"mosxav-bench run, {effective_settings(config)[0]} px, {effective_settings(config)[1]['iterations']} iterations",
+    }
+    if partition.is_file():
+        write_text(folder / "partition.yaml", partition.read_text(encoding="utf-8"))
+        meta["partition"] = "partition.yaml"
+    write_text(folder / "submission.yaml", yaml.safe_dump(meta, sort_keys=False))
 
 
 def matrix(config: dict[str, Any]) -> list[tuple[str, float, float, int]]:
@@ -176,7 +197,36 @@ def run(config: dict[str, Any], run_dir: str | Path) -> pd.DataFrame | None:
     write_text(run_dir / "per_frame.csv", frames.to_csv(index=False, float_format="%.6f"))
     summary = write_report(frames, run_dir)
     write_overlays(data, run_dir, config)
+    if config.get("leaderboard") and data.gt_root is not None:
+        record_reference_runs(run_dir, data, config)
     return summary
+
+
+def record_reference_runs(run_dir: Path, data: RunData, config: dict[str, Any], db: Path | None = None) -> list[int]:
+    """Enter every clean-label cell of the run into the leaderboard as a reference run."""
+    from .board import default_db, submit
+    from .store import DuplicateSubmission, Store
+
+    store = Store(db or config.get("leaderboard_db") or default_db())
+    ids = []
+    for method_name, fraction, noise, seed in matrix(config):
+        if noise > 0:
+            continue
+        try:
+            ids.append(submit(run_dir / "submissions" / run_tag(method_name, fraction, noise, seed), data.gt_root, store,
+                              dataset=data.name, is_reference=True))
+        except DuplicateSubmission:
+            pass  # the same predictions (e.g. an untrained baseline) are already in the table
+    write_text(run_dir / "leaderboard.md", _leaderboard_markdown(store))
+    return ids
+
+
+def _leaderboard_markdown(store) -> str:
+    from .board import build_table
+    from .render import to_markdown
+
+    table, _ = build_table(store)
+    return "# MOSXAV-Bench leaderboard (after this run)\n\n" + to_markdown(table)
 
 
 def write_report(frames: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
@@ -245,6 +295,6 @@ def write_overlays(data: RunData, run_dir: Path, config: dict[str, Any]) -> None
         item = data.test[int(index)]
         tiles.append((item["image"], item["semantic"], f"GT {item['sequence']}/{item['frame']}"))
         for method_name, tag in cells.items():
-            path = run_dir / "predictions" / tag / item["sequence"] / f"{item['frame']}.png"
+            path = run_dir / "submissions" / tag / "predictions" / item["sequence"] / f"{item['frame']}.png"
             tiles.append((item["image"], read_index_mask(path), method_name))
     contact_sheet(tiles, run_dir / "overlays.png", columns=1 + len(cells))

@@ -33,6 +33,7 @@ class RunData:
     val: Any
     test: Any
     score: Callable[[Path], pd.DataFrame]  # prediction folder -> per-(frame, class) table
+    gt_root: Path | None = None  # a MOSXAV root whose test split the leaderboard can score (None: not a MOSXAV source)
 
     @property
     def classes(self) -> tuple[int, ...]:
@@ -44,7 +45,7 @@ def mosxav_source(root: Path) -> RunData:
     return RunData(
         name=root.name, num_classes=len(CLASS_NAMES), train=train, records=train.samples,
         val=MOSXAV(root, "val", annotated_only=True), test=MOSXAV(root, "test", annotated_only=True),
-        score=lambda pred: evaluate_semantic(root, pred, split="test"),
+        score=lambda pred: evaluate_semantic(root, pred, split="test"), gt_root=root,
     )
 
 

@@ -22,7 +22,12 @@ Per (frame, class) pair of binary masks G (ground truth) and P (prediction):
   foreground classes evaluated. Published beside it: evaluated and capped counts, HD/HD95 medians.
 
 Video object segmentation (per-branch instances) uses the DAVIS J&F protocol in ``mosxav.vos``.
+
+``METRIC_VERSION`` changes whenever any number above would change for the same masks; the
+leaderboard re-scores stored predictions rather than mixing versions in one table.
 """
+
+METRIC_VERSION = "1.0"
 
 from .pairwise import DISTANCE_METRICS, METRIC_NAMES, PairScores, distance_cap, pair_metrics
 from .semantic import evaluate_frame, frame_table, summarize
@@ -30,6 +35,7 @@ from .surface import boundary, normalized_surface_dice, surface_distances
 
 __all__ = [
     "DISTANCE_METRICS",
+    "METRIC_VERSION",
     "METRIC_NAMES",
     "PairScores",
     "boundary",

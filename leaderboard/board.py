@@ -1,0 +1,161 @@
+"""The leaderboard's operations: submit (validate, score, record), re-score on a metric change, and
+build the table (ranks with ties where confidence intervals overlap, paired test against the leader).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mosxav.download import cache_home
+from mosxav.metrics import METRIC_VERSION
+
+from .scoring import METRICS, SequenceSums, paired_permutation_p, score_predictions, dataset_hash
+from .store import ScoreRow, Store
+from .submission import PreparedSubmission, prepare
+
+
+def toolkit_version() -> str:
+    try:
+        return version("mosxav-bench")
+    except PackageNotFoundError:  # running from a source tree
+        from mosxav import __version__
+
+        return __version__
+
+
+def default_db() -> Path:
+    return cache_home() / "leaderboard" / "leaderboard.sqlite"
+
+
+def _score_row(submission_id: int, gt: Path, predictions: Path, split: str, data_hash: str) -> ScoreRow:
+    scores = score_predictions(gt, predictions, split)
+    return ScoreRow(submission_id, METRIC_VERSION, toolkit_version(), data_hash, scores.summary_json(), scores.sums.to_json())
+
+
+def _keep_predictions(store: Store, prepared_dir: Path, prediction_hash: str) -> Path:
+    """Copy validated predictions to ``predictions/<hash>`` (content-addressed, written via a temp dir)."""
+    final = store.predictions_home / prediction_hash
+    if not final.is_dir():
+        store.predictions_home.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".incoming.", dir=store.predictions_home))
+        try:
+            for png in prepared_dir.rglob("*.png"):
+                target = staging / png.relative_to(prepared_dir)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(png, target)
+            try:
+                staging.rename(final)
+            except OSError:  # a concurrent submit of the same predictions won the race
+                if not final.is_dir():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def submit(path: str | Path, gt: str | Path, store: Store, *, split: str = "test", dataset: str | None = None,
+           is_reference: bool = False) -> int:
+    """Validate, score and record a submission; returns its id. Raises SubmissionInvalid /
+    DuplicateSubmission with a readable message."""
+    from .store import DuplicateSubmission
+
+    gt = Path(gt)
+    data_hash = dataset_hash(gt, split)
+    with tempfile.TemporaryDirectory(prefix="mosxav-submit-") as work:
+        prepared: PreparedSubmission = prepare(path, gt, work, split)
+        existing = store.find_duplicate(prepared.prediction_hash, data_hash)
+        if existing is not None:
+            raise DuplicateSubmission(existing)
+        score = _score_row(0, gt, prepared.predictions, split, data_hash)
+        kept = _keep_predictions(store, prepared.predictions, prepared.prediction_hash)
+        meta = dict(prepared.meta)
+        if prepared.partition is not None:
+            meta["labeled_frames"] = len(prepared.partition.labeled)
+        return store.add_submission(method=str(meta["method"]), dataset=dataset or gt.name, dataset_hash=data_hash, split=split,
+                                    labeled_fraction=float(meta["labeled_fraction"]), prediction_hash=prepared.prediction_hash,
+                                    predictions_dir=str(kept.relative_to(store.path.parent)), is_reference=is_reference, meta=meta,
+                                    score=score)
+
+
+def rescore_stale(store: Store, gt: str | Path, split: str = "test") -> list[int]:
+    """Score, under the current metric version, every stored submission on this ground truth that
+    lacks such a score (after a metric change); returns the ids re-scored."""
+    gt = Path(gt)
+    data_hash = dataset_hash(gt, split)
+    current = store.scores(METRIC_VERSION)
+    done = []
+    for sub in store.submissions():
+        if sub["dataset_hash"] != data_hash or sub["id"] in current:
+            continue
+        predictions = store.path.parent / sub["predictions_dir"]
+        store.add_score(sub["id"], _score_row(sub["id"], gt, predictions, split, data_hash))
+        done.append(sub["id"])
+    return done
+
+
+def build_table(store: Store, *, label_fraction: float | None = None, by_structure: bool = False) -> tuple[pd.DataFrame, list[int]]:
+    """The leaderboard under the current metric version and the ids of submissions still awaiting a
+    re-score (they are left out, never mixed in).
+
+    Rank: within a (dataset, labeled fraction) group, 1 + the number of entries whose Dice interval
+    lies entirely above this entry's, so overlapping intervals share a rank. ``p_vs_leader``: the
+    paired permutation test of per-sequence Dice against the group's best entry.
+    """
+    scores = store.scores(METRIC_VERSION)
+    rows, stale = [], []
+    for sub in store.submissions():
+        if label_fraction is not None and abs(sub["labeled_fraction"] - label_fraction) > 1e-9:
+            continue
+        score = scores.get(sub["id"])
+        if score is None:
+            stale.append(sub["id"])
+            continue
+        meta, summary = sub["meta"], score.summary
+        mean = summary["classes"]["mean"]
+        row: dict[str, Any] = {
+            "id": sub["id"], "method": sub["method"], "dataset": sub["dataset"], "labeled_fraction": sub["labeled_fraction"],
+            "dice": mean["dice"], "dice_lo": summary["ci"]["dice"][0], "dice_hi": summary["ci"]["dice"][1],
+            "iou": mean["iou"], "hd95": mean["hd95"], "assd": mean["assd"],
+            "reference": bool(sub["is_reference"]), "extra_data": bool(meta.get("extra_training_data", False)),
+            "parameters": meta.get("parameters"), "seeds": meta.get("seeds"), "authors": meta.get("authors"),
+            "code_url": meta.get("code_url", ""), "paper_url": meta.get("paper_url", ""), "submitted": sub["created"],
+            "dataset_hash": sub["dataset_hash"][:12], "metric_version": score.metric_version, "toolkit_version": score.toolkit_version,
+            "_sums": score.sequences,
+        }
+        if by_structure:
+            for name, values in summary["classes"].items():
+                if name != "mean":
+                    row[f"dice_{name}"] = values["dice"]
+        rows.append(row)
+    columns = ["rank", "id", "method", "dataset", "labeled_fraction", "dice", "dice_lo", "dice_hi", "iou", "hd95", "assd",
+               "p_vs_leader", "reference", "extra_data", "parameters", "seeds", "authors", "code_url", "paper_url", "submitted",
+               "dataset_hash", "metric_version", "toolkit_version"]
+    if not rows:
+        return pd.DataFrame(columns=columns), stale
+    table = pd.DataFrame(rows)
+    table["rank"] = 0
+    table["p_vs_leader"] = np.nan
+    for _, group in table.groupby(["dataset_hash", "labeled_fraction"]):
+        for idx, row in group.iterrows():
+            table.loc[idx, "rank"] = 1 + int((group["dice_lo"] > row["dice_hi"]).sum())
+        leader = group["dice"].idxmax()
+        leader_seq = SequenceSums.from_json(group.loc[leader, "_sums"])
+        for idx, row in group.iterrows():
+            if idx == leader:
+                continue
+            other = SequenceSums.from_json(row["_sums"])
+            if other.sequences == leader_seq.sequences:
+                table.loc[idx, "p_vs_leader"] = paired_permutation_p(other.per_sequence_headline(), leader_seq.per_sequence_headline())
+    table = table.drop(columns=["_sums"]).sort_values(["dataset", "labeled_fraction", "dice"], ascending=[True, True, False])
+    extra = [c for c in table.columns if c.startswith("dice_") and c not in ("dice_lo", "dice_hi")]
+    return table[columns[:11] + extra + columns[11:]].reset_index(drop=True), stale
+
+
+__all__ = ["METRICS", "build_table", "default_db", "rescore_stale", "submit", "toolkit_version"]

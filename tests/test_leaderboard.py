@@ -1,0 +1,317 @@
+"""The leaderboard: submissions (valid, invalid, hostile), scoring, storage under concurrency and
+kills, re-scoring on a metric change, and the table."""
+
+import io
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from leaderboard import board
+from leaderboard.board import build_table, rescore_stale, submit
+from leaderboard.coco import masks_to_coco
+from leaderboard.scoring import SequenceSums, bootstrap_ci, paired_permutation_p, score_predictions
+from leaderboard.store import DuplicateSubmission, Store
+from leaderboard.submission import SubmissionInvalid, prepare
+from mosxav.constants import SEMANTIC_DIR
+from mosxav.io import read_index_mask, write_semantic_mask
+from mosxav.layout import sequence_folders
+from mosxav.metrics import summarize
+from mosxav.splits import make_partition
+
+META = {"method": "perfect", "authors": ["A. Tester"], "contact": "a@example.org", "code_url": "https://example.org/code",
+        "labeled_fraction": 0.25, "partition": "partition.yaml", "seeds": [0], "parameters": 1000,
+        "extra_training_data": False, "toolkit_version": "0.1.0"}
+
+
+def gt_frames(root):
+    gt_root, names = sequence_folders(root, "test", SEMANTIC_DIR)
+    return gt_root, names
+
+
+def make_submission(root: Path, out: Path, *, method="perfect", damage=None, meta=None) -> Path:
+    """A submission folder whose predictions are the ground truth, optionally altered per frame."""
+    from mosxav import MOSXAV
+
+    gt_root, names = gt_frames(root)
+    for name in names:
+        for path in sorted((gt_root / name).glob("*.png")):
+            mask = read_index_mask(path)
+            if damage is not None:
+                mask = damage(name, path.stem, mask)
+            write_semantic_mask(out / "predictions" / name / path.name, mask)
+    fields = {**META, "method": method, **(meta or {})}
+    fraction = fields["labeled_fraction"] if isinstance(fields["labeled_fraction"], float) and fields["labeled_fraction"] <= 1 else 0.25
+    make_partition(MOSXAV(root, "train").samples, fraction=fraction, seed=0).to_yaml(out / "partition.yaml")
+    (out / "submission.yaml").write_text(yaml.safe_dump(fields))
+    return out
+
+
+def erase_class(cls, every=1):
+    def damage(name, stem, mask):
+        if int(stem) % every == 0:
+            mask = mask.copy()
+            mask[mask == cls] = 0
+        return mask
+    return damage
+
+
+@pytest.fixture
+def store(tmp_path):
+    return Store(tmp_path / "board" / "lb.sqlite")
+
+
+def test_perfect_submission_scores_one_and_is_recorded(tiny_root, tmp_path, store):
+    sub = make_submission(tiny_root, tmp_path / "sub")
+    sid = submit(sub, tiny_root, store)
+    table, stale = build_table(store)
+    assert not stale and len(table) == 1
+    row = table.iloc[0]
+    assert row["id"] == sid and row["dice"] == pytest.approx(1.0) and row["hd95"] == pytest.approx(0.0)
+    assert row["dice_lo"] == pytest.approx(1.0) and row["rank"] == 1
+    assert (store.path.parent / "predictions").is_dir()
+
+
+def test_identical_predictions_are_detected_even_repacked(tiny_root, tmp_path, store):
+    sub = make_submission(tiny_root, tmp_path / "sub")
+    submit(sub, tiny_root, store)
+    archive = tmp_path / "again.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sub.rglob("*"):
+            if path.is_file():
+                zf.write(path, Path("my_submission") / path.relative_to(sub))
+    with pytest.raises(DuplicateSubmission, match="#1"):
+        submit(archive, tiny_root, store)
+    assert len(store.submissions()) == 1
+
+
+def test_every_problem_is_reported_at_once(tiny_root, tmp_path, store):
+    sub = make_submission(tiny_root, tmp_path / "sub", meta={"contact": "nobody", "labeled_fraction": 2, "colour": "red"})
+    gt_root, names = gt_frames(tiny_root)
+    frames = sorted((sub / "predictions" / names[0]).glob("*.png"))
+    frames[0].unlink()  # missing
+    write_semantic_mask(sub / "predictions" / names[0] / "99999.png", np.zeros((64, 64), np.uint8))  # extra
+    write_semantic_mask(frames[1], np.zeros((32, 32), np.uint8))  # wrong size
+    bad = np.zeros((64, 64), np.uint8)
+    bad[0, 0] = 9
+    write_semantic_mask(frames[2], bad)  # id out of range
+    frames[3].write_bytes(b"\x89PNG\r\n\x1a\n truncated")  # unreadable
+    (sub / "predictions" / "v99").mkdir()
+    with pytest.raises(SubmissionInvalid) as info:
+        submit(sub, tiny_root, store)
+    text = str(info.value)
+    for needle in ("1 frame(s) missing", "extra frame", "size 32x32, expected 64x64", "ids [9] out of range", "unreadable",
+                   "sequence not in the test split", "not an e-mail", "labeled_fraction 2", "unknown field 'colour'"):
+        assert needle in text, needle
+    assert len(info.value.problems) >= 9
+    assert store.submissions() == []
+
+
+def test_unsafe_yaml_is_refused(tiny_root, tmp_path, store):
+    sub = make_submission(tiny_root, tmp_path / "sub")
+    (sub / "submission.yaml").write_text("method: !!python/object/apply:os.system ['touch /tmp/pwned']\n")
+    with pytest.raises(SubmissionInvalid, match="submission.yaml"):
+        submit(sub, tiny_root, store)
+
+
+def _zip_with(tmp_path, name, members, symlink=None):
+    archive = tmp_path / name
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for member, data in members.items():
+            zf.writestr(member, data)
+        if symlink:
+            info = zipfile.ZipInfo(symlink[0])
+            info.external_attr = (0o120777 << 16)
+            zf.writestr(info, symlink[1])
+    return archive
+
+
+@pytest.mark.parametrize("kind", ["traversal", "absolute", "symlink", "bomb", "members"])
+def test_hostile_archives_are_refused_without_writing_outside(tiny_root, tmp_path, store, kind):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    if kind == "traversal":
+        archive = _zip_with(tmp_path, "a.zip", {"submission.yaml": "x", f"../../{outside.name}/evil.txt": "pwned"})
+    elif kind == "absolute":
+        archive = _zip_with(tmp_path, "a.zip", {str(outside / "evil.txt"): "pwned"})
+    elif kind == "symlink":
+        archive = _zip_with(tmp_path, "a.zip", {"submission.yaml": "x"}, symlink=("link", str(outside)))
+    elif kind == "bomb":
+        archive = _zip_with(tmp_path, "a.zip", {"zeros.png": b"\0" * (64 * 1024**2)})
+    else:
+        archive = _zip_with(tmp_path, "a.zip", {f"f{i}.txt": "" for i in range(20_001)})
+    import tempfile
+
+    before = set(tmp_path.rglob("*"))
+    scratch_before = set(Path(tempfile.gettempdir()).glob("mosxav-submit-*"))
+    with pytest.raises(Exception) as info:
+        submit(archive, tiny_root, store)
+    assert "a.zip" in str(info.value)
+    assert list(outside.iterdir()) == []
+    new = set(tmp_path.rglob("*")) - before
+    assert all(store.path.parent in p.parents for p in new), new  # only the database's own files (WAL) appear
+    assert set(Path(tempfile.gettempdir()).glob("mosxav-submit-*")) == scratch_before  # the work folder is gone too
+    assert store.submissions() == []
+
+
+def test_symlinks_inside_a_folder_are_refused(tiny_root, tmp_path, store):
+    sub = make_submission(tiny_root, tmp_path / "sub")
+    os.symlink("/etc/passwd", sub / "predictions" / "leak.png")
+    with pytest.raises(Exception, match="symbolic links"):
+        submit(sub, tiny_root, store)
+
+
+def test_coco_results_round_trip(tiny_root, tmp_path, store):
+    gt_root, names = gt_frames(tiny_root)
+    sub = make_submission(tiny_root, tmp_path / "sub", damage=erase_class(2, every=2))
+    import json
+
+    results = masks_to_coco(sub / "predictions", gt_root, names)
+    shutil.rmtree(sub / "predictions")
+    (sub / "predictions.json").write_text(json.dumps(results))
+    coco_id = submit(sub, tiny_root, store)
+    direct = make_submission(tiny_root, tmp_path / "direct", damage=erase_class(2, every=2))
+    with pytest.raises(DuplicateSubmission, match=f"#{coco_id}"):  # same label maps either way
+        submit(direct, tiny_root, store)
+    (sub / "predictions.json").write_text(json.dumps([{"image_id": 10**6, "category_id": 9, "segmentation": {}}]))
+    with pytest.raises(SubmissionInvalid, match="image_id"):
+        prepare(sub, tiny_root, tmp_path / "w")
+
+
+def test_bootstrap_and_headline_agree_with_mosxav_metrics(tiny_root, tmp_path):
+    sub = make_submission(tiny_root, tmp_path / "sub", damage=erase_class(1, every=3))
+    scores = score_predictions(tiny_root, sub / "predictions")
+    mean = scores.summary[scores.summary["class"] == "mean"]["dice"].item()
+    assert scores.sums.macro("dice", np.ones((1, len(scores.sums.sequences))))[0] == pytest.approx(mean)
+    lo, hi = scores.ci["dice"]
+    assert lo <= mean <= hi and lo < hi
+    # two sequences: the resamples are {a, a}, {b, b} or {a, b}, so the 95% interval spans their extremes
+    outcomes = scores.sums.macro("dice", np.array([[2.0, 0.0], [0.0, 2.0], [1.0, 1.0]]))
+    assert (lo, hi) == pytest.approx((outcomes.min(), outcomes.max()))
+
+
+def test_paired_permutation_test_exact_values():
+    assert paired_permutation_p(np.array([1.0, 1.0, 1.0]), np.zeros(3)) == pytest.approx(2 / 8)
+    assert paired_permutation_p(np.array([0.5, 0.6]), np.array([0.5, 0.6])) == 1.0
+    assert paired_permutation_p(np.array([1.0, -1.0]), np.zeros(2)) == 1.0
+
+
+def test_ranks_tie_when_intervals_overlap(tiny_root, tmp_path, store):
+    submit(make_submission(tiny_root, tmp_path / "a", method="perfect"), tiny_root, store)
+    submit(make_submission(tiny_root, tmp_path / "b", method="nearly", damage=erase_class(2, every=5)), tiny_root, store)
+    submit(make_submission(tiny_root, tmp_path / "c", method="blind", damage=lambda n, s, m: np.zeros_like(m)), tiny_root, store)
+    table, _ = build_table(store)
+    ranks = dict(zip(table["method"], table["rank"]))
+    assert list(table["method"]) == ["perfect", "nearly", "blind"]
+    assert ranks["perfect"] == 1 and ranks["blind"] == 3
+    lo_hi = table.set_index("method")[["dice_lo", "dice_hi"]]
+    assert (ranks["nearly"] == 1) == (lo_hi.loc["nearly", "dice_hi"] >= lo_hi.loc["perfect", "dice_lo"])
+    assert np.isnan(table.iloc[0]["p_vs_leader"]) and 0 < table.iloc[2]["p_vs_leader"] <= 1
+    only, _ = build_table(store, label_fraction=0.5)
+    assert only.empty
+
+
+def test_metric_change_rescores_instead_of_mixing(tiny_root, tmp_path, store, monkeypatch):
+    submit(make_submission(tiny_root, tmp_path / "a"), tiny_root, store)
+    monkeypatch.setattr(board, "METRIC_VERSION", "999")
+    table, stale = build_table(store)
+    assert table.empty and stale == [1]
+    assert rescore_stale(store, tiny_root) == [1]
+    table, stale = build_table(store)
+    assert not stale and table.iloc[0]["metric_version"] == "999"
+    assert len(store.scores("999")) == 1 and len(store.scores("1.0")) == 1  # both kept, never mixed
+
+
+def test_storage_is_append_only(tiny_root, tmp_path, store):
+    submit(make_submission(tiny_root, tmp_path / "a"), tiny_root, store)
+    db = sqlite3.connect(store.path)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("UPDATE submissions SET method = 'better'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("DELETE FROM scores")
+    db.close()
+    assert store.integrity_ok()
+
+
+def test_concurrent_submissions_lose_nothing(tiny_root, tmp_path, store):
+    """Six `mosxav-bench submit` processes at once (two with identical predictions)."""
+    subs = [make_submission(tiny_root, tmp_path / f"s{k}", method=f"m{k}", damage=erase_class(1 + k % 4, every=k + 1)) for k in range(4)]
+    twin = make_submission(tiny_root, tmp_path / "twin", method="twin", damage=erase_class(1, every=2))
+    cli = [sys.executable, "-m", "leaderboard.cli", "submit", "--gt", str(tiny_root), "--db", str(store.path)]
+    procs = [subprocess.Popen(cli + [str(s)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in subs + [twin, twin]]
+    codes = [p.wait(timeout=300) for p in procs]
+    assert sorted(codes) == [0, 0, 0, 0, 0, 3], [p.stderr.read() for p in procs]
+    assert sorted(s["method"] for s in store.submissions()) == ["m0", "m1", "m2", "m3", "twin"]
+    assert store.integrity_ok() and len(store.scores("1.0")) == 5
+
+
+KILLER = """
+import sys, time
+from leaderboard.store import Store
+store = Store(sys.argv[1])
+with store.transaction() as db:
+    db.execute("INSERT INTO submissions (created, method, dataset, dataset_hash, split, labeled_fraction, prediction_hash, "
+               "predictions_dir, is_reference, meta_json) VALUES ('t', 'half', 'd', 'h', 'test', 0.1, 'p', 'x', 0, '{}')")
+    print("inserted", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_killed_writer_leaves_nothing_half_written(tiny_root, tmp_path, store):
+    proc = subprocess.Popen([sys.executable, "-c", KILLER, str(store.path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "inserted"
+    proc.kill()
+    proc.wait()
+    assert store.integrity_ok() and store.submissions() == []
+    submit(make_submission(tiny_root, tmp_path / "a"), tiny_root, store)
+    assert [s["method"] for s in store.submissions()] == ["perfect"]
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed")
+def test_html_page_renders_sorts_and_filters_in_headless_chromium(tiny_root, tmp_path, store):
+    from leaderboard.render import to_html
+
+    submit(make_submission(tiny_root, tmp_path / "a", method="perfect"), tiny_root, store)
+    submit(make_submission(tiny_root, tmp_path / "b", method="blind", damage=lambda n, s, m: np.zeros_like(m),
+                           meta={"labeled_fraction": 0.5, "paper_url": "https://example.org/paper"}), tiny_root, store)
+    submit(make_submission(tiny_root, tmp_path / "c", method="half", damage=erase_class(1, every=2)), tiny_root, store)
+    table, _ = build_table(store, by_structure=True)
+    page = tmp_path / "board.html"
+    page.write_text(to_html(table, "1.0"))
+    text = page.read_text()
+    assert "<link" not in text and "src=" not in text and "@import" not in text and "url(" not in text  # self-contained
+    assert text.count('href="https://example.org/') == 4  # code links of all three, the paper link of one
+    chrome = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=" + str(tmp_path / "profile")]
+
+    def dom(fragment=""):
+        out = subprocess.run(chrome + ["--dump-dom", page.as_uri() + fragment], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout
+
+    def visible_methods(html_text):
+        import re
+
+        rows = re.findall(r'<tr class="[^"]*" data-id="\d+" data-fraction="([^"]+)"( style="display: none;")?>.*?<td class="l" data-v="([^"]+)"', html_text)
+        return [method for _, hidden, method in rows if not hidden]
+
+    assert visible_methods(dom()) == ["perfect", "half", "blind"]  # by labeled fraction, then Dice
+    assert visible_methods(dom("#sort=dice:asc")) == ["blind", "half", "perfect"]
+    assert visible_methods(dom("#sort=method:asc")) == ["blind", "half", "perfect"]
+    assert visible_methods(dom("#sort=dice:desc&fraction=0.25")) == ["perfect", "half"]
+    shot = tmp_path / "board.png"
+    out = subprocess.run(chrome + [f"--screenshot={shot}", "--window-size=1280,900", page.as_uri()], capture_output=True, timeout=120)
+    assert out.returncode == 0 and shot.stat().st_size > 10_000
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(shot).convert("L"))
+    assert pixels.std() > 5  # something was drawn, not a blank page
