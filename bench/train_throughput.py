@@ -1,0 +1,75 @@
+"""Training throughput of every registered method: labeled frames per second of one optimiser step
+(forward + backward + update, labeled and unlabeled batches as the harness feeds them), at the quick
+and the paper resolutions, printed beside the supervised U-Net as a ratio (same run, same machine).
+
+    python bench/train_throughput.py [--resolutions quick paper] [--steps 3] [--methods supervised cps ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from leaderboard.run import DEFAULT_CONFIG, load_config
+from mosxav.protocol import available_methods, get_method
+from mosxav.trainer import TrainConfig, make_optimizer
+
+SETTINGS = {
+    "quick": {"size": DEFAULT_CONFIG["size"], "model": DEFAULT_CONFIG["model"], "batch": 4, "options": DEFAULT_CONFIG["method_options"]},
+}
+
+
+def paper_settings() -> dict:
+    from pathlib import Path
+
+    config = load_config(Path(__file__).resolve().parent.parent / "configs" / "paper.yaml")
+    return {"size": config["size"], "model": config["model"], "batch": config["train"]["batch_size"], "options": config["method_options"]}
+
+
+def frames_per_second(name: str, size: int, model: dict, batch: int, options: dict, steps: int) -> float:
+    torch.manual_seed(0)
+    cls = get_method(name)
+    method = cls({**model, **options.get(name, {}), "iterations": 1000}, 6)
+    if not cls.needs_training:
+        return float("nan")
+    optimizer = make_optimizer(method.trainable_parameters(), TrainConfig(optimizer="adamw", lr=1e-3))
+    images = torch.rand(batch, 1, size, size)
+    labeled = {"image": images, "mask": (images[:, 0] * 6).long().clamp(max=5)}
+    unlabeled = {"weak": torch.rand(batch, 1, size, size), "strong": torch.rand(batch, 1, size, size)}
+    method.train()
+    for step in range(steps + 1):
+        if step == 1:
+            start = time.perf_counter()  # the first step warms up allocators and kernels
+        loss, _ = method(labeled, unlabeled if cls.uses_unlabeled else None, step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        method.after_step(step)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--resolutions", nargs="+", default=["quick", "paper"], choices=["quick", "paper"])
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--methods", nargs="+", default=None)
+    args = parser.parse_args()
+    settings = {**SETTINGS, "paper": paper_settings()}
+    methods = args.methods or [m for m in sorted(available_methods()) if get_method(m).needs_training]
+    if "supervised" not in methods:
+        methods = ["supervised", *methods]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
+    for resolution in args.resolutions:
+        s = settings[resolution]
+        print(f"\n{resolution}: {s['size']}x{s['size']}, U-Net width {s['model']['width']} depth {s['model']['depth']}, batch {s['batch']} labeled (+{s['batch']} unlabeled)")
+        print(f"{'method':>20} {'frames/s':>9} {'x supervised':>13}")
+        base = frames_per_second("supervised", s["size"], s["model"], s["batch"], s["options"], args.steps)
+        for name in methods:
+            fps = base if name == "supervised" else frames_per_second(name, s["size"], s["model"], s["batch"], s["options"], args.steps)
+            print(f"{name:>20} {fps:9.2f} {fps / base:13.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
