@@ -94,12 +94,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = run(config, args.out)
     if summary is None:  # a torchrun rank other than 0
         return 0
-    means = summary[summary["class"] == "mean"].groupby(["method", "labeled_fraction"])["dice"].agg(["mean", "std"]).reset_index()
-    view = Table("method", "labeled", "mean Dice (test)", title=f"run folder: {args.out}")
+    means = summary[summary["class"] == "mean"].groupby(["method", "labeled_fraction", "label_noise"], sort=False)["dice"].agg(["mean", "std"]).reset_index()
+    view = Table("method", "labeled", "label noise", "mean Dice (test)", title=f"run folder: {args.out}")
     for _, row in means.iterrows():
-        view.add_row(row["method"], f"{row['labeled_fraction']:g}", f"{row['mean']:.3f} ± {0 if row['std'] != row['std'] else row['std']:.3f}")
+        std = 0.0 if row["std"] != row["std"] else row["std"]
+        view.add_row(row["method"], f"{row['labeled_fraction']:g}", f"{row['label_noise']:g}", f"{row['mean']:.3f} ± {std:.3f}")
     out_console.print(view)
-    out_console.print(f"wrote {args.out}/results.md, summary.csv, per_frame.csv, dice_by_structure.png, overlays.png")
+    out_console.print(f"wrote {args.out}/results.md, summary.csv, per_frame.csv, dice_by_structure.png, dice_vs_fraction.png, overlays.png"
+                      + (", leaderboard.md" if (args.out / "leaderboard.md").is_file() else ""))
     return 0
 
 

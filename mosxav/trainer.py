@@ -47,6 +47,7 @@ class TrainConfig:
     checkpoint_every: int = 100
     val_every: int = 100
     log_every: int = 10
+    rotate: bool = True  # weak augmentation rotates (SSL4MIS); off = flips and shifts only (converges faster in short runs)
     amp: bool = False  # bfloat16 autocast (GPU)
     compile: bool = False  # torch.compile the training step (GPU)
 
@@ -159,11 +160,12 @@ class Trainer:
 
     def _batches(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
         c, d = self.config, self.dist
-        lab = weak_augment(_collate(self.labeled, batch_indices(len(self.labeled), c.batch_size, self.step, c.seed, 0, d.rank, d.world_size)), self.aug)
+        degrees = 20.0 if c.rotate else 0.0
+        lab = weak_augment(_collate(self.labeled, batch_indices(len(self.labeled), c.batch_size, self.step, c.seed, 0, d.rank, d.world_size)), self.aug, degrees)
         unl = None
         if self.method.uses_unlabeled and self.unlabeled is not None and len(self.unlabeled):
             raw = _collate(self.unlabeled, batch_indices(len(self.unlabeled), c.unlabeled_batch_size, self.step, c.seed, 1, d.rank, d.world_size))
-            weak = weak_augment(raw, self.aug)["image"]
+            weak = weak_augment(raw, self.aug, degrees)["image"]
             unl = {"weak": weak, "strong": strong_augment(weak, self.aug)}
         move = lambda batch: {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}  # noqa: E731
         return move(lab), (move(unl) if unl else None)

@@ -1,7 +1,7 @@
 """Tensors for training: frames resized to the run's resolution, labeled and unlabeled views.
 
-Frames are decoded on access (never a whole split in memory). Weak augmentation = flips and small
-shifts applied identically to image and mask; strong = weak + intensity jitter, noise and a cut-out
+Frames are decoded on access (never a whole split in memory). Weak augmentation = rotations, flips
+and small shifts applied identically to image and mask; strong = weak + intensity jitter, noise and a cut-out
 block, as used by FixMatch-style and Mean-Teacher consistency.
 """
 
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+import math
 
 import numpy as np
 import torch
@@ -58,18 +60,42 @@ class FrameTensors(Dataset):
         return out
 
 
-def weak_augment(batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """Random horizontal/vertical flips and a shift of up to 1/16 of the size, per sample."""
+def _rotate(x: torch.Tensor, degrees: float, mode: str) -> torch.Tensor:
+    """Rotate (C, H, W) about the centre; zeros (background) enter at the corners."""
+    theta = torch.tensor(degrees * math.pi / 180)
+    matrix = torch.tensor([[torch.cos(theta), -torch.sin(theta), 0.0], [torch.sin(theta), torch.cos(theta), 0.0]])[None]
+    grid = F.affine_grid(matrix, [1, *x.shape], align_corners=False)
+    return F.grid_sample(x[None].float(), grid, mode=mode, padding_mode="zeros", align_corners=False)[0]
+
+
+def weak_augment(batch: dict[str, torch.Tensor], generator: torch.Generator, max_degrees: float = 20.0) -> dict[str, torch.Tensor]:
+    """The SSL4MIS geometric augmentation, per sample and identical for image and mask: with
+    probability 1/2 a random multiple of 90 degrees plus a flip, otherwise a rotation in
+    [-max_degrees, max_degrees]; then a shift of up to 1/16 of the size. ``max_degrees=0`` keeps
+    only flips and shifts (no rotation at all)."""
     images = batch["image"].clone()
     masks = batch["mask"].clone() if "mask" in batch else None
-    n, _, h, _ = images.shape
+    n, _, h, w = images.shape
     for k in range(n):
-        flips = torch.rand(2, generator=generator) < 0.5
-        dims = [d for d, f in zip((-1, -2), flips) if f]
+        image = images[k]
+        mask = masks[k] if masks is not None else None
+        if max_degrees == 0:
+            dims = [d for d, f in zip((-1, -2), torch.rand(2, generator=generator) < 0.5) if f]
+            image = image.flip(dims) if dims else image
+            mask = mask.flip(dims) if mask is not None and dims else mask
+        elif torch.rand((), generator=generator) < 0.5:
+            turns = int(torch.randint(0, 4, (), generator=generator))
+            flip = -1 if torch.rand((), generator=generator) < 0.5 else -2
+            image = torch.rot90(image, turns, dims=(-2, -1)).flip(flip)
+            mask = torch.rot90(mask, turns, dims=(-2, -1)).flip(flip) if mask is not None else None
+        else:
+            degrees = float((torch.rand((), generator=generator) * 2 - 1) * max_degrees)
+            image = _rotate(image, degrees, "bilinear")
+            mask = _rotate(mask[None], degrees, "nearest")[0].long() if mask is not None else None
         shift = torch.randint(-(h // 16), h // 16 + 1, (2,), generator=generator).tolist()
-        images[k] = torch.roll(images[k].flip(dims) if dims else images[k], shift, dims=(-2, -1))
+        images[k] = torch.roll(image, shift, dims=(-2, -1))
         if masks is not None:
-            masks[k] = torch.roll(masks[k].flip(dims) if dims else masks[k], shift, dims=(-2, -1))
+            masks[k] = torch.roll(mask, shift, dims=(-2, -1))
     out = {"image": images}
     if masks is not None:
         out["mask"] = masks
