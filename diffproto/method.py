@@ -34,7 +34,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from mosxav.losses import ce_dice_loss, rampup_steps, sigmoid_rampup, soft_dice_loss
+from mosxav.losses import ce_dice_loss, rampup_steps, sigmoid_rampup
 from mosxav.label_noise import corrupt_batch
 from mosxav.protocol import Method
 from mosxav.unet import build_unet, ema_update, frozen_copy

@@ -94,7 +94,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = run(config, args.out)
     if summary is None:  # a torchrun rank other than 0
         return 0
-    means = summary[summary["class"] == "mean"].groupby(["method", "labeled_fraction", "label_noise"], sort=False)["dice"].agg(["mean", "std"]).reset_index()
+    means = summary[summary["class"] == "mean"].groupby(["method", "labeled_fraction", "label_noise"])["dice"].agg(["mean", "std"]).reset_index()
+    order = {name: i for i, name in enumerate(config["methods"])}
+    means = means.sort_values("method", key=lambda s: s.map(order), kind="stable")
     view = Table("method", "labeled", "label noise", "mean Dice (test)", title=f"run folder: {args.out}")
     for _, row in means.iterrows():
         std = 0.0 if row["std"] != row["std"] else row["std"]

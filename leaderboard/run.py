@@ -143,7 +143,7 @@ def write_submission_meta(folder: Path, method_name: str, fraction: float, seed:
 
     meta: dict[str, Any] = {
         "method": method_name, "authors": ["MOSXAV-Bench reference run"], "contact": "reference@mosxav-bench.invalid",
-        "code_url": "https://github.com/mosxav-bench/mosxav-bench", "labeled_fraction": fraction, "seeds": [seed],
+        "labeled_fraction": fraction, "seeds": [seed],
         "parameters": sum(p.numel() for p in method.parameters() if p.requires_grad), "extra_training_data": False,
         "toolkit_version": toolkit_version(),
         "notes": f"mosxav-bench run, {effective_settings(config)[0]} px, {effective_settings(config)[1]['iterations']} iterations",

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mosxav.constants import CLASS_NAMES, SEMANTIC_DIR
+from mosxav.constants import SEMANTIC_DIR
 from mosxav.evaluate import evaluate_semantic
 from mosxav.layout import sequence_folders
 from mosxav.metrics import summarize
@@ -127,4 +127,3 @@ def score_predictions(gt: str | Path, predictions: str | Path, split: str = "tes
     return Scores(frames, summary, sums, ci)
 
 
-STRUCTURES = [name for name in CLASS_NAMES[1:]]

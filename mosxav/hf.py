@@ -20,7 +20,7 @@ import numpy as np
 from .constants import CLASS_NAMES, SPLIT_PARTS
 from .download import cache_home, download
 from .errors import DataError
-from .io import write_text
+from .io import read_json, write_text
 from .layout import MosxavLayout
 
 NAMED = ("mosxav", "mosxav-synthetic", "endoscapes2023")
@@ -94,13 +94,18 @@ def resolve_root(name: str, root: str | Path | None = None, *, offline: bool | N
     if root is not None:
         return Path(root)
     path = cache_home() / name
-    if (path / "trainval" / "ImageSets" / "train.txt").is_file():
-        return path
     if name == "mosxav-synthetic":
+        from dataclasses import asdict
+
         from .synth import generate_dataset
         from .synth.defaults import DEFAULT_SYNTH
 
-        return generate_dataset(path, DEFAULT_SYNTH, overwrite=True)
+        stamp = path / "synth_config.json"
+        if stamp.is_file() and read_json(stamp) == asdict(DEFAULT_SYNTH):
+            return path
+        return generate_dataset(path, DEFAULT_SYNTH, overwrite=True)  # missing, or made by another default
+    if (path / "trainval" / "ImageSets" / "train.txt").is_file():
+        return path
     if offline:
         raise DataError(path, "MOSXAV is not in the cache and offline mode is on: run `mosxav-bench download "
                               f"{path}` with network access, or pass root=<an existing MOSXAV folder>")

@@ -1,7 +1,6 @@
 """The leaderboard: submissions (valid, invalid, hostile), scoring, storage under concurrency and
 kills, re-scoring on a metric change, and the table."""
 
-import io
 import os
 import shutil
 import sqlite3
@@ -17,13 +16,12 @@ import yaml
 from leaderboard import board
 from leaderboard.board import build_table, rescore_stale, submit
 from leaderboard.coco import masks_to_coco
-from leaderboard.scoring import SequenceSums, bootstrap_ci, paired_permutation_p, score_predictions
+from leaderboard.scoring import paired_permutation_p, score_predictions
 from leaderboard.store import DuplicateSubmission, Store
 from leaderboard.submission import SubmissionInvalid, prepare
 from mosxav.constants import SEMANTIC_DIR
 from mosxav.io import read_index_mask, write_semantic_mask
 from mosxav.layout import sequence_folders
-from mosxav.metrics import summarize
 from mosxav.splits import make_partition
 
 META = {"method": "perfect", "authors": ["A. Tester"], "contact": "a@example.org", "code_url": "https://example.org/code",
