@@ -13,22 +13,20 @@ import math
 
 import torch
 
-from mosxav.losses import ce_dice_loss, rampup_steps, sigmoid_rampup
-from mosxav.protocol import Method
-from mosxav.unet import build_unet, ema_update, frozen_copy
+from mosxav.losses import ce_dice_loss, sigmoid_rampup
+
+from .mean_teacher import MeanTeacher
 
 
-class UncertaintyAwareMeanTeacher(Method):
+class UncertaintyAwareMeanTeacher(MeanTeacher):
+    """Mean Teacher whose consistency is restricted to pixels where the teacher is certain
+    (EMA update and teacher prediction inherited)."""
+
     name = "ua_mt"
 
     def __init__(self, config, num_classes, in_channels=1):
         super().__init__(config, num_classes, in_channels)
-        self.net = build_unet(config, num_classes, in_channels)
-        self.teacher = frozen_copy(self.net)
-        self.ema_decay = float(config.get("ema_decay", 0.99))
-        self.consistency = float(config.get("consistency", 0.1))
         self.mc_samples = int(config.get("mc_samples", 8))
-        self.rampup = rampup_steps(config)
 
     @torch.no_grad()
     def _teacher_mean_and_uncertainty(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,10 +47,3 @@ class UncertaintyAwareMeanTeacher(Method):
         cons = (mask * (student - target) ** 2).sum() / (2 * mask.sum() * self.num_classes + 1e-16)
         weight = self.consistency * ramp
         return sup + weight * cons, {"loss_sup": sup.item(), "loss_cons": cons.item(), "certain_frac": mask.mean().item()}
-
-    def after_step(self, step):
-        ema_update(self.teacher, self.net, self.ema_decay, step)
-
-    @torch.no_grad()
-    def predict(self, images):
-        return self.teacher(images).softmax(1)
