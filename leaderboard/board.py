@@ -16,7 +16,7 @@ import pandas as pd
 from mosxav.download import cache_home
 from mosxav.metrics import METRIC_VERSION
 
-from .scoring import METRICS, SequenceSums, paired_permutation_p, score_predictions, dataset_hash
+from .scoring import SequenceSums, dataset_hash, paired_permutation_p, score_predictions
 from .store import ScoreRow, Store
 from .submission import PreparedSubmission, prepare
 
@@ -158,4 +158,4 @@ def build_table(store: Store, *, label_fraction: float | None = None, by_structu
     return table[columns[:11] + extra + columns[11:]].reset_index(drop=True), stale
 
 
-__all__ = ["METRICS", "build_table", "default_db", "rescore_stale", "submit", "toolkit_version"]
+__all__ = ["build_table", "default_db", "rescore_stale", "submit", "toolkit_version"]

@@ -99,6 +99,11 @@ def predict_items(method: Method, items: Any, size: int, out_dir: Path, device: 
             write_semantic_mask(out_dir / item["sequence"] / f"{item['frame']}.png", full.argmax(1)[0].numpy().astype(np.uint8))
 
 
+def _size_and_iterations(config: dict[str, Any]) -> tuple[int, int]:
+    size, train = effective_settings(config)
+    return size, train["iterations"]
+
+
 def run_tag(method_name: str, fraction: float, noise: float, seed: int) -> str:
     return f"{method_name}/frac{fraction:g}/noise{noise:g}/seed{seed}"
 
@@ -146,7 +151,7 @@ def write_submission_meta(folder: Path, method_name: str, fraction: float, seed:
         "labeled_fraction": fraction, "seeds": [seed],
         "parameters": sum(p.numel() for p in method.parameters() if p.requires_grad), "extra_training_data": False,
         "toolkit_version": toolkit_version(),
-        "notes": f"mosxav-bench run, {effective_settings(config)[0]} px, {effective_settings(config)[1]['iterations']} iterations",
+        "notes": "mosxav-bench run, {} px, {} iterations".format(*_size_and_iterations(config)),
     }
     if partition.is_file():
         write_text(folder / "partition.yaml", partition.read_text(encoding="utf-8"))
@@ -260,28 +265,28 @@ def write_report(frames: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
     fig.tight_layout()
     fig.savefig(run_dir / "dice_by_structure.png", dpi=100)
     plt.close(fig)
-    fig, ax = plt.subplots(figsize=(5, 4))
-    clean = agg[(agg["class"] == "mean") & (agg["label_noise"] == agg["label_noise"].min())]
-    for method, group in clean.groupby("method", sort=False):
-        ax.errorbar(group["labeled_fraction"], group["dice_mean"], yerr=group["dice_std"], marker="o", label=method)
-    ax.set_xlabel("labeled fraction")
+    means = agg[agg["class"] == "mean"]
+    _dice_curve(plt, means[means["label_noise"] == means["label_noise"].min()], "labeled_fraction", ["method"],
+                "labeled fraction", run_dir / "dice_vs_fraction.png", (5, 4))
+    if agg["label_noise"].nunique() > 1:
+        _dice_curve(plt, means, "label_noise", ["method", "labeled_fraction"], "label noise rate (labeled set)",
+                    run_dir / "dice_vs_noise.png", (6, 4))
+    return per_seed
+
+
+def _dice_curve(plt, rows: pd.DataFrame, x: str, by: list[str], xlabel: str, path: Path, figsize: tuple[int, int]) -> None:
+    """Mean Dice (± std over seeds) against ``x``, one line per ``by`` group."""
+    fig, ax = plt.subplots(figsize=figsize)
+    for key, group in rows.groupby(by, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        label = key[0] if len(key) == 1 else f"{key[0]} ({key[1]:g})"
+        ax.errorbar(group[x], group["dice_mean"], yerr=group["dice_std"], marker="o", label=label)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("mean Dice (test)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(run_dir / "dice_vs_fraction.png", dpi=100)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
-    if agg["label_noise"].nunique() > 1:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        noisy = agg[agg["class"] == "mean"]
-        for (method, fraction), group in noisy.groupby(["method", "labeled_fraction"], sort=False):
-            ax.errorbar(group["label_noise"], group["dice_mean"], yerr=group["dice_std"], marker="o", label=f"{method} ({fraction:g})")
-        ax.set_xlabel("label noise rate (labeled set)")
-        ax.set_ylabel("mean Dice (test)")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(run_dir / "dice_vs_noise.png", dpi=100)
-        plt.close(fig)
-    return per_seed
 
 
 def write_overlays(data: RunData, run_dir: Path, config: dict[str, Any]) -> None:
