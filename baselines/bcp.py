@@ -11,13 +11,15 @@ from step 0 instead (one schedule for every method in the harness).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-from mosxav.losses import soft_dice_loss
-from mosxav.label_noise import corrupt_batch
-from mosxav.protocol import Method
-from mosxav.unet import build_unet, ema_update, frozen_copy
+from mosxav.training.label_noise import corrupt_batch
+from mosxav.training.losses import soft_dice_loss
+from mosxav.training.protocol import Method, MethodOptions
+from mosxav.training.unet import build_unet, ema_update, frozen_copy
 
 
 def centre_box_mask(n: int, h: int, w: int, ratio: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -39,13 +41,16 @@ def _weighted_ce_dice(logits: torch.Tensor, target: torch.Tensor, weight: torch.
 class BidirectionalCopyPaste(Method):
     name = "bcp"
 
-    def __init__(self, config, num_classes, in_channels=1):
-        super().__init__(config, num_classes, in_channels)
-        self.net = build_unet(config, num_classes, in_channels)
+    @dataclass(frozen=True)
+    class Options(MethodOptions):
+        ema_decay: float = 0.99
+        alpha: float = 0.5  # weight of the pseudo-labelled part of each mixed frame
+        box_ratio: float = 2 / 3  # side of the pasted box as a fraction of the frame's
+
+    def __init__(self, options, num_classes, in_channels=1):
+        super().__init__(options, num_classes, in_channels)
+        self.net = build_unet(self.options, num_classes, in_channels)
         self.teacher = frozen_copy(self.net)
-        self.ema_decay = float(config.get("ema_decay", 0.99))
-        self.alpha = float(config.get("bcp_alpha", 0.5))
-        self.box_ratio = float(config.get("bcp_box_ratio", 2 / 3))
 
     def training_step(self, labeled, unlabeled, step):
         img_l, gt = labeled["image"], labeled["mask"]
@@ -54,14 +59,14 @@ class BidirectionalCopyPaste(Method):
         img_l, gt, img_u = img_l[:n], gt[:n], img_u[:n]
         with torch.no_grad():
             pseudo = corrupt_batch(self.teacher(img_u).argmax(1), self.pseudo_noise, num_classes=self.num_classes)
-        box = centre_box_mask(n, *img_l.shape[-2:], self.box_ratio).to(img_l.device)
+        box = centre_box_mask(n, *img_l.shape[-2:], self.options.box_ratio).to(img_l.device)
         b = box[:, None]
         in_mix = img_u * b + img_l * (1 - b)  # unlabeled inside the box, labeled outside
         out_mix = img_l * b + img_u * (1 - b)  # labeled inside, unlabeled outside
         target_in = torch.where(box.bool(), pseudo, gt)
         target_out = torch.where(box.bool(), gt, pseudo)
-        weight_in = box * self.alpha + (1 - box)
-        weight_out = box + (1 - box) * self.alpha
+        weight_in = box * self.options.alpha + (1 - box)
+        weight_out = box + (1 - box) * self.options.alpha
         logits = self.net(torch.cat([in_mix, out_mix]))
         loss_in = _weighted_ce_dice(logits[:n], target_in, weight_in)
         loss_out = _weighted_ce_dice(logits[n:], target_out, weight_out)
@@ -69,7 +74,7 @@ class BidirectionalCopyPaste(Method):
         return loss, {"loss_in": loss_in.item(), "loss_out": loss_out.item()}
 
     def after_step(self, step):
-        ema_update(self.teacher, self.net, self.ema_decay, step)
+        ema_update(self.teacher, self.net, self.options.ema_decay, step)
 
     @torch.no_grad()
     def predict(self, images):

@@ -6,23 +6,28 @@ view, kept where its confidence exceeds 0.95, is the hard pseudo-label for the s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-from mosxav.losses import ce_dice_loss
-from mosxav.label_noise import corrupt_batch
-from mosxav.protocol import Method
-from mosxav.unet import build_unet
+from mosxav.training.label_noise import corrupt_batch
+from mosxav.training.losses import ce_dice_loss
+from mosxav.training.protocol import Method, MethodOptions
+from mosxav.training.unet import build_unet
 
 
 class FixMatch(Method):
     name = "fixmatch"
 
-    def __init__(self, config, num_classes, in_channels=1):
-        super().__init__(config, num_classes, in_channels)
-        self.net = build_unet(config, num_classes, in_channels)
-        self.threshold = float(config.get("confidence_threshold", 0.95))
-        self.unlabeled_weight = float(config.get("unlabeled_weight", 1.0))
+    @dataclass(frozen=True)
+    class Options(MethodOptions):
+        confidence_threshold: float = 0.95
+        unlabeled_weight: float = 1.0
+
+    def __init__(self, options, num_classes, in_channels=1):
+        super().__init__(options, num_classes, in_channels)
+        self.net = build_unet(self.options, num_classes, in_channels)
 
     def training_step(self, labeled, unlabeled, step):
         n_l = labeled["image"].shape[0]
@@ -30,11 +35,15 @@ class FixMatch(Method):
         sup = ce_dice_loss(logits[:n_l], labeled["mask"])
         with torch.no_grad():
             confidence, pseudo = self.net(unlabeled["weak"]).softmax(1).max(1)
-            keep = (confidence >= self.threshold).float()
+            keep = (confidence >= self.options.confidence_threshold).float()
             pseudo = corrupt_batch(pseudo, self.pseudo_noise, num_classes=self.num_classes)
         per_pixel = F.cross_entropy(logits[n_l:], pseudo, reduction="none")
         unsup = (per_pixel * keep).sum() / keep.numel()
-        return sup + self.unlabeled_weight * unsup, {"loss_sup": sup.item(), "loss_unsup": unsup.item(), "kept": keep.mean().item()}
+        return sup + self.options.unlabeled_weight * unsup, {
+            "loss_sup": sup.item(),
+            "loss_unsup": unsup.item(),
+            "kept": keep.mean().item(),
+        }
 
     @torch.no_grad()
     def predict(self, images):

@@ -4,23 +4,27 @@ Defaults follow the SSL4MIS settings: EMA 0.99, consistency weight 0.1, ramp-up 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from mosxav.losses import ce_dice_loss, rampup_steps, sigmoid_rampup
-from mosxav.protocol import Method
-from mosxav.unet import build_unet, ema_update, frozen_copy
+from mosxav.training.losses import ce_dice_loss, sigmoid_rampup
+from mosxav.training.protocol import Method, MethodOptions
+from mosxav.training.unet import build_unet, ema_update, frozen_copy
 
 
 class MeanTeacher(Method):
     name = "mean_teacher"
 
-    def __init__(self, config, num_classes, in_channels=1):
-        super().__init__(config, num_classes, in_channels)
-        self.net = build_unet(config, num_classes, in_channels)
+    @dataclass(frozen=True)
+    class Options(MethodOptions):
+        ema_decay: float = 0.99
+        consistency: float = 0.1
+
+    def __init__(self, options, num_classes, in_channels=1):
+        super().__init__(options, num_classes, in_channels)
+        self.net = build_unet(self.options, num_classes, in_channels)
         self.teacher = frozen_copy(self.net)
-        self.ema_decay = float(config.get("ema_decay", 0.99))
-        self.consistency = float(config.get("consistency", 0.1))
-        self.rampup = rampup_steps(config)
 
     def training_step(self, labeled, unlabeled, step):
         sup = ce_dice_loss(self.net(labeled["image"]), labeled["mask"])
@@ -28,11 +32,11 @@ class MeanTeacher(Method):
         with torch.no_grad():
             target = self.teacher(unlabeled["weak"]).softmax(1)
         cons = ((student - target) ** 2).mean()
-        weight = self.consistency * sigmoid_rampup(step, self.rampup)
+        weight = self.options.consistency * sigmoid_rampup(step, self.options.rampup_length)
         return sup + weight * cons, {"loss_sup": sup.item(), "loss_cons": cons.item(), "w_cons": weight}
 
     def after_step(self, step):
-        ema_update(self.teacher, self.net, self.ema_decay, step)
+        ema_update(self.teacher, self.net, self.options.ema_decay, step)
 
     @torch.no_grad()
     def predict(self, images):

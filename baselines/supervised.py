@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import torch
 
-from mosxav.losses import ce_dice_loss
-from mosxav.protocol import Method
-from mosxav.unet import build_unet
+from mosxav.training.losses import ce_dice_loss
+from mosxav.training.protocol import Method
+from mosxav.training.unet import build_unet
 
 
 class Supervised(Method):
     name = "supervised"
     uses_unlabeled = False
 
-    def __init__(self, config, num_classes, in_channels=1):
-        super().__init__(config, num_classes, in_channels)
-        self.net = build_unet(config, num_classes, in_channels)
+    def __init__(self, options, num_classes, in_channels=1):
+        super().__init__(options, num_classes, in_channels)
+        self.net = build_unet(self.options, num_classes, in_channels)
 
     def training_step(self, labeled, unlabeled, step):
         loss = ce_dice_loss(self.net(labeled["image"]), labeled["mask"])

@@ -6,11 +6,14 @@ floor every trained method must clear on the vessel structure.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from scipy import ndimage
 
-from mosxav.protocol import Method
+from mosxav.morphology import disk
+from mosxav.training.protocol import Method, MethodOptions
 
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
@@ -27,10 +30,8 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
 
 def tophat_otsu(image: np.ndarray, radius: int) -> np.ndarray:
     """Boolean vessel mask of one grey frame (dark vessels on a bright background)."""
-    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
-    disk = xx**2 + yy**2 <= radius**2
     smooth = ndimage.gaussian_filter(image.astype(np.float32), 1.0)
-    response = ndimage.grey_closing(smooth, footprint=disk) - smooth
+    response = ndimage.grey_closing(smooth, footprint=disk(radius)) - smooth
     return response > otsu_threshold(response)
 
 
@@ -39,13 +40,13 @@ class TophatOtsu(Method):
     uses_unlabeled = False
     needs_training = False
 
-    def __init__(self, config, num_classes, in_channels=1):
-        super().__init__(config, num_classes, in_channels)
-        self.radius_fraction = float(config.get("tophat_radius_fraction", 0.03))
+    @dataclass(frozen=True)
+    class Options(MethodOptions):
+        radius_fraction: float = 0.03  # closing disk radius as a fraction of the frame side
 
     def predict(self, images):
         n, _, h, w = images.shape
-        radius = max(2, round(self.radius_fraction * max(h, w)))
+        radius = max(2, round(self.options.radius_fraction * max(h, w)))
         out = torch.zeros(n, self.num_classes, h, w)
         for k in range(n):
             vessel = torch.from_numpy(tophat_otsu(images[k, 0].cpu().numpy(), radius))

@@ -10,12 +10,12 @@ weight 0.1 with sigmoid ramp-up, as in the paper's released code.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
-from mosxav.losses import ce_dice_loss, sigmoid_rampup
-
-from .mean_teacher import MeanTeacher
+from mosxav.training.losses import ce_dice_loss, sigmoid_rampup
+from mosxav_baselines.mean_teacher import MeanTeacher
 
 
 class UncertaintyAwareMeanTeacher(MeanTeacher):
@@ -24,16 +24,21 @@ class UncertaintyAwareMeanTeacher(MeanTeacher):
 
     name = "ua_mt"
 
-    def __init__(self, config, num_classes, in_channels=1):
-        super().__init__(config, num_classes, in_channels)
-        self.mc_samples = int(config.get("mc_samples", 8))
+    @dataclass(frozen=True)
+    class Options(MeanTeacher.Options):
+        mc_samples: int = 8  # the teacher's stochastic passes (T in the paper)
 
     @torch.no_grad()
     def _teacher_mean_and_uncertainty(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n = images.shape[0]
-        stacked = images.repeat(self.mc_samples, 1, 1, 1)
+        stacked = images.repeat(self.options.mc_samples, 1, 1, 1)
         noisy = stacked + (torch.randn_like(stacked) * 0.1).clamp(-0.2, 0.2)
-        probs = self.teacher(noisy).softmax(1).view(self.mc_samples, n, self.num_classes, *images.shape[-2:]).mean(0)
+        probs = (
+            self.teacher(noisy)
+            .softmax(1)
+            .view(self.options.mc_samples, n, self.num_classes, *images.shape[-2:])
+            .mean(0)
+        )
         entropy = -(probs * torch.log(probs + 1e-6)).sum(1, keepdim=True)
         return probs, entropy
 
@@ -41,9 +46,13 @@ class UncertaintyAwareMeanTeacher(MeanTeacher):
         sup = ce_dice_loss(self.net(labeled["image"]), labeled["mask"])
         student = self.net(unlabeled["weak"] + (torch.randn_like(unlabeled["weak"]) * 0.1).clamp(-0.2, 0.2)).softmax(1)
         target, uncertainty = self._teacher_mean_and_uncertainty(unlabeled["weak"])
-        ramp = sigmoid_rampup(step, self.rampup)
+        ramp = sigmoid_rampup(step, self.options.rampup_length)
         threshold = (0.75 + 0.25 * ramp) * math.log(self.num_classes)
         mask = (uncertainty < threshold).to(student.dtype)
         cons = (mask * (student - target) ** 2).sum() / (2 * mask.sum() * self.num_classes + 1e-16)
-        weight = self.consistency * ramp
-        return sup + weight * cons, {"loss_sup": sup.item(), "loss_cons": cons.item(), "certain_frac": mask.mean().item()}
+        weight = self.options.consistency * ramp
+        return sup + weight * cons, {
+            "loss_sup": sup.item(),
+            "loss_cons": cons.item(),
+            "certain_frac": mask.mean().item(),
+        }

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import torch
 
-from diffproto.method import DiffProto
-from leaderboard.run import DEFAULT_CONFIG
-from leaderboard.sources import build_source
-from mosxav.hf import resolve_root
-from mosxav.trainer import TrainConfig, Trainer, mean_dice
-from mosxav.training_data import FrameTensors
+from mosxav.data.hf import resolve_root
+from mosxav.harness.run import DEFAULT_CONFIG
+from mosxav.harness.sources import build_source
+from mosxav.training.batches import FrameTensors
+from mosxav.training.trainer import TrainConfig, Trainer, mean_dice
+from mosxav_diffproto.method import DiffProto
 
 STEPS = (1, 2, 5, 10, 25, 50)
 
@@ -35,14 +35,22 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     data = build_source(DEFAULT_CONFIG["dataset"], resolve_root)
-    options = {**DEFAULT_CONFIG["model"], **DEFAULT_CONFIG["method_options"].get("diffproto", {}), "iterations": args.iterations}
+    options = {
+        **DEFAULT_CONFIG["model"],
+        **DEFAULT_CONFIG["method_options"].get("diffproto", {}),
+        "iterations": args.iterations,
+    }
     method = DiffProto(options, data.num_classes)
     val = FrameTensors(data.val, range(len(data.val)), args.size, True)
     if args.checkpoint:
         method.load_state_dict(torch.load(args.checkpoint, map_location="cpu", weights_only=True))
     else:
-        train = FrameTensors(data.train, [i for i, r in enumerate(data.records) if r.semantic_path is not None], args.size, True)
-        config = TrainConfig(iterations=args.iterations, lr=0.002, optimizer="adamw", val_every=50, checkpoint_every=args.iterations)
+        train = FrameTensors(
+            data.train, [i for i, r in enumerate(data.records) if r.semantic_path is not None], args.size, True
+        )
+        config = TrainConfig(
+            iterations=args.iterations, lr=0.002, optimizer="adamw", val_every=50, checkpoint_every=args.iterations
+        )
         Trainer(method, train, None, val, config, Path("runs/bench_diffproto_steps")).fit()
     method.eval()
     images = torch.stack([val[i]["image"] for i in range(min(16, len(val)))])

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mosxav.evaluate import evaluate_semantic
-from mosxav.io import write_semantic_mask
-from mosxav.metrics import pair_metrics, surface_distances
-from mosxav.synth.render import SequenceRenderer
+from mosxav.data.files import write_semantic_mask
+from mosxav.data.synth.render import SequenceRenderer
+from mosxav.evaluation.folder import evaluate_semantic
+from mosxav.evaluation.metrics import pair_metrics, surface_distances
 
 
 def timed(fn, repeat: int) -> float:
@@ -51,7 +51,12 @@ def frames(n: int, size: int = 512):
 
 def bench_pair() -> None:
     import torch
-    from monai.metrics import compute_average_surface_distance, compute_dice, compute_hausdorff_distance, compute_surface_dice
+    from monai.metrics import (
+        compute_average_surface_distance,
+        compute_dice,
+        compute_hausdorff_distance,
+        compute_surface_dice,
+    )
 
     torch.set_num_threads(1)
     gt = next(m for m in frames(30) if (m == 1).sum() > 3000) == 1
@@ -59,9 +64,13 @@ def bench_pair() -> None:
     G, P = torch.from_numpy(gt)[None, None].float(), torch.from_numpy(pred)[None, None].float()
 
     def monai_all():
-        return (compute_dice(P, G), compute_hausdorff_distance(P, G), compute_hausdorff_distance(P, G, percentile=95),
-                compute_average_surface_distance(P, G, symmetric=True),
-                compute_surface_dice(P, G, class_thresholds=[2.0], use_subvoxels=True))
+        return (
+            compute_dice(P, G),
+            compute_hausdorff_distance(P, G),
+            compute_hausdorff_distance(P, G, percentile=95),
+            compute_average_surface_distance(P, G, symmetric=True),
+            compute_surface_dice(P, G, class_thresholds=[2.0], use_subvoxels=True),
+        )
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -73,9 +82,15 @@ def bench_pair() -> None:
         t_hd95_monai = timed(lambda: compute_hausdorff_distance(P, G, percentile=95), 10)
     assert abs(ours.hd95 - ref[2].item()) <= 1e-4 * max(ref[2].item(), 1), (ours.hd95, ref[2].item())
     assert abs(ours.nsd - ref[4].item()) <= 1e-4
-    print(f"pair 512x512 ({gt.sum()} vessel px): HD95={ours.hd95:.3f} (MONAI {ref[2].item():.3f}) NSD={ours.nsd:.4f} (MONAI {ref[4].item():.4f})")
+    print(
+        f"pair 512x512 ({gt.sum()} vessel px): HD95={ours.hd95:.3f} (MONAI {ref[2].item():.3f}) "
+        f"NSD={ours.nsd:.4f} (MONAI {ref[4].item():.4f})"
+    )
     print(f"  full set : ours {t_ours:6.2f} ms | MONAI 5 calls {t_monai:6.2f} ms | speed-up {t_monai / t_ours:5.1f}x")
-    print(f"  HD95 only: ours {t_hd95_ours:6.2f} ms | MONAI         {t_hd95_monai:6.2f} ms | speed-up {t_hd95_monai / t_hd95_ours:5.1f}x")
+    print(
+        f"  HD95 only: ours {t_hd95_ours:6.2f} ms | MONAI         {t_hd95_monai:6.2f} ms | "
+        f"speed-up {t_hd95_monai / t_hd95_ours:5.1f}x"
+    )
 
 
 def bench_test_split() -> None:
@@ -97,8 +112,10 @@ def bench_test_split() -> None:
         start = time.perf_counter()
         evaluate_semantic(gt_root, pred_root, workers=1)
         single = time.perf_counter() - start
-    print(f"MOSXAV-test-sized evaluation: {count} frames x 5 classes = {len(table)} pairs: "
-          f"{elapsed:.2f} s on 2 workers ({single:.2f} s on 1; goal < 2 s)")
+    print(
+        f"MOSXAV-test-sized evaluation: {count} frames x 5 classes = {len(table)} pairs: "
+        f"{elapsed:.2f} s on 2 workers ({single:.2f} s on 1; goal < 2 s)"
+    )
 
 
 if __name__ == "__main__":

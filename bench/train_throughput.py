@@ -12,12 +12,17 @@ import time
 
 import torch
 
-from leaderboard.run import DEFAULT_CONFIG, load_config
-from mosxav.protocol import available_methods, get_method
-from mosxav.trainer import TrainConfig, make_optimizer
+from mosxav.harness.run import DEFAULT_CONFIG, load_config
+from mosxav.training.protocol import available_methods, get_method
+from mosxav.training.trainer import TrainConfig, make_optimizer
 
 SETTINGS = {
-    "quick": {"size": DEFAULT_CONFIG["size"], "model": DEFAULT_CONFIG["model"], "batch": 4, "options": DEFAULT_CONFIG["method_options"]},
+    "quick": {
+        "size": DEFAULT_CONFIG["size"],
+        "model": DEFAULT_CONFIG["model"],
+        "batch": 4,
+        "options": DEFAULT_CONFIG["method_options"],
+    },
 }
 
 
@@ -25,7 +30,12 @@ def paper_settings() -> dict:
     from pathlib import Path
 
     config = load_config(Path(__file__).resolve().parent.parent / "configs" / "paper.yaml")
-    return {"size": config["size"], "model": config["model"], "batch": config["train"]["batch_size"], "options": config["method_options"]}
+    return {
+        "size": config["size"],
+        "model": config["model"],
+        "batch": config["train"]["batch_size"],
+        "options": config["method_options"],
+    }
 
 
 def frames_per_second(name: str, size: int, model: dict, batch: int, options: dict, steps: int) -> float:
@@ -63,11 +73,18 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
     for resolution in args.resolutions:
         s = settings[resolution]
-        print(f"\n{resolution}: {s['size']}x{s['size']}, U-Net width {s['model']['width']} depth {s['model']['depth']}, batch {s['batch']} labeled (+{s['batch']} unlabeled)")
+        print(
+            f"\n{resolution}: {s['size']}x{s['size']}, U-Net width {s['model']['width']} depth {s['model']['depth']}, "
+            f"batch {s['batch']} labeled (+{s['batch']} unlabeled)"
+        )
         print(f"{'method':>20} {'frames/s':>9} {'x supervised':>13}")
         base = frames_per_second("supervised", s["size"], s["model"], s["batch"], s["options"], args.steps)
         for name in methods:
-            fps = base if name == "supervised" else frames_per_second(name, s["size"], s["model"], s["batch"], s["options"], args.steps)
+            fps = (
+                base
+                if name == "supervised"
+                else frames_per_second(name, s["size"], s["model"], s["batch"], s["options"], args.steps)
+            )
             print(f"{name:>20} {fps:9.2f} {fps / base:13.2f}", flush=True)
 
 

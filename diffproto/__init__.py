@@ -1,1 +1,4 @@
-"""DiffProto, the reference method of MOSXAV-Bench (see ``diffproto.method`` for what is the paper's and what is ours)."""
+"""DiffProto, the reference method of MOSXAV-Bench.
+
+``mosxav_diffproto.method`` says which choices are the paper's and which are ours.
+"""

@@ -29,19 +29,19 @@ prototype-based contrastive consistency that makes learning robust to noisy pseu
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
-from mosxav.losses import ce_dice_loss, rampup_steps, sigmoid_rampup
-from mosxav.label_noise import corrupt_batch
-from mosxav.protocol import Method
-from mosxav.unet import build_unet, ema_update, frozen_copy
-
-from .network import LabelDenoiser
-from .prototypes import ClassPrototypes, prototype_contrastive_loss, sample_pixels
-from .schedule import DDIMSampler, NoiseSchedule, labels_to_z0
+from mosxav.training.label_noise import corrupt_batch
+from mosxav.training.losses import ce_dice_loss, sigmoid_rampup
+from mosxav.training.protocol import Method, MethodOptions
+from mosxav.training.unet import build_unet, ema_update, frozen_copy
+from mosxav_diffproto.network import LabelDenoiser
+from mosxav_diffproto.prototypes import ClassPrototypes, prototype_contrastive_loss, sample_pixels
+from mosxav_diffproto.schedule import DDIMSampler, NoiseSchedule, labels_to_z0
 
 
 def _masked_ce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -52,34 +52,49 @@ class DiffProto(Method):
     name = "diffproto"
     find_unused_parameters = True  # the projection head is unused when prototype_weight = 0
 
-    def __init__(self, config: dict[str, Any], num_classes: int, in_channels: int = 1) -> None:
-        super().__init__(config, num_classes, in_channels)
-        self.segmenter = build_unet(config, num_classes, in_channels)
+    @dataclass(frozen=True)
+    class Options(MethodOptions):
+        denoiser_width: int = 16
+        denoiser_depth: int = 2
+        embed_dim: int = 32  # prototype space: the denoiser's pixel embeddings
+        train_steps: int = 1000  # diffusion steps T
+        schedule: Literal["cosine", "linear"] = "cosine"
+        sample_steps: int = 5  # DDIM steps at prediction
+        eta: float = 0.0
+        sample_seed: int = 0
+        ema_decay: float = 0.99
+        confidence_threshold: float = 0.8
+        unlabeled_weight: float = 1.0
+        rectify_pseudo_labels: bool = True
+        prototype_weight: float = 0.1
+        prototype_momentum: float = 0.99
+        temperature: float = 0.1
+        pixels_per_class: int = 256
+        predict_with: Literal["diffusion", "segmenter", "ensemble"] = "diffusion"
+
+    def __init__(self, options, num_classes: int, in_channels: int = 1) -> None:
+        super().__init__(options, num_classes, in_channels)
+        o = self.options
+        self.segmenter = build_unet(o, num_classes, in_channels)
         self.teacher = frozen_copy(self.segmenter)
-        width = int(config.get("denoiser_width", 16))
-        self.denoiser = LabelDenoiser(num_classes, self.segmenter.feature_channels + in_channels, width=width,
-                                      depth=int(config.get("denoiser_depth", 2)), embed_dim=int(config.get("embed_dim", 32)))
-        self.schedule = NoiseSchedule(int(config.get("train_steps", 1000)), str(config.get("schedule", "cosine")))
-        self.sampler = DDIMSampler(self.schedule, int(config.get("sample_steps", 5)), float(config.get("eta", 0.0)))
-        self.prototypes = ClassPrototypes(num_classes, int(config.get("embed_dim", 32)), float(config.get("prototype_momentum", 0.99)))
-        self.ema_decay = float(config.get("ema_decay", 0.99))
-        self.confidence = float(config.get("confidence_threshold", 0.8))
-        self.unlabeled_weight = float(config.get("unlabeled_weight", 1.0))
-        self.prototype_weight = float(config.get("prototype_weight", 0.1))
-        self.temperature = float(config.get("temperature", 0.1))
-        self.pixels_per_class = int(config.get("pixels_per_class", 256))
-        self.rectify = bool(config.get("rectify_pseudo_labels", True))
-        self.predict_with = str(config.get("predict_with", "diffusion"))
-        if self.predict_with not in ("diffusion", "segmenter", "ensemble"):
-            raise ValueError(f"predict_with must be 'diffusion', 'segmenter' or 'ensemble', got {self.predict_with!r}")
-        self.rampup = rampup_steps(config)
-        self.sample_seed = int(config.get("sample_seed", 0))
+        self.denoiser = LabelDenoiser(
+            num_classes,
+            self.segmenter.feature_channels + in_channels,
+            width=o.denoiser_width,
+            depth=o.denoiser_depth,
+            embed_dim=o.embed_dim,
+        )
+        self.schedule = NoiseSchedule(o.train_steps, o.schedule)
+        self.sampler = DDIMSampler(self.schedule, o.sample_steps, o.eta)
+        self.prototypes = ClassPrototypes(num_classes, o.embed_dim, o.prototype_momentum)
 
     # -- pieces ---------------------------------------------------------------------------------
     def _condition(self, images: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         return torch.cat([features, images], dim=1)
 
-    def _denoise_loss(self, labels: torch.Tensor, cond: torch.Tensor, weight: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _denoise_loss(
+        self, labels: torch.Tensor, cond: torch.Tensor, weight: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Noise the labels at random t, denoise, score the x0 logits; returns (loss, embeddings)."""
         z0 = labels_to_z0(labels, self.num_classes)
         t = self.schedule.sample_timesteps(labels.shape[0], labels.device)
@@ -93,22 +108,33 @@ class DiffProto(Method):
         """Teacher probabilities, rectified by one denoising step from the teacher's own noised label."""
         logits, features = self.teacher(images, return_features=True)
         probs = logits.softmax(1)
-        if self.rectify:
+        if self.options.rectify_pseudo_labels:
             labels = probs.argmax(1)
             z0 = labels_to_z0(labels, self.num_classes)
             t = torch.full((images.shape[0],), self.schedule.train_steps // 2, device=images.device, dtype=torch.long)
-            refined, _ = self.denoiser(self.schedule.add_noise(z0, torch.randn_like(z0), t), t, self._condition(images, features))
+            refined, _ = self.denoiser(
+                self.schedule.add_noise(z0, torch.randn_like(z0), t), t, self._condition(images, features)
+            )
             probs = (probs + refined.softmax(1)) / 2
         confidence, labels = probs.max(1)
-        return corrupt_batch(labels, self.pseudo_noise, num_classes=self.num_classes), (confidence >= self.confidence).float()
+        return corrupt_batch(labels, self.pseudo_noise, num_classes=self.num_classes), (
+            confidence >= self.options.confidence_threshold
+        ).float()
 
-    def _prototype_loss(self, embeddings: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    def _prototype_loss(
+        self, embeddings: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None
+    ) -> torch.Tensor:
         flat = embeddings.permute(0, 2, 3, 1).reshape(-1, embeddings.shape[1])
-        idx = sample_pixels(labels, self.pixels_per_class, weight)
+        idx = sample_pixels(labels, self.options.pixels_per_class, weight)
         if idx.numel() == 0:
             return flat.sum() * 0
-        return prototype_contrastive_loss(flat[idx], labels.reshape(-1)[idx], self.prototypes.vectors, self.temperature,
-                                          valid_classes=self.prototypes.initialised)
+        return prototype_contrastive_loss(
+            flat[idx],
+            labels.reshape(-1)[idx],
+            self.prototypes.vectors,
+            self.options.temperature,
+            valid_classes=self.prototypes.initialised,
+        )
 
     # -- protocol -------------------------------------------------------------------------------
     def training_step(self, labeled, unlabeled, step):
@@ -118,7 +144,7 @@ class DiffProto(Method):
         diff, emb_l = self._denoise_loss(masks, self._condition(images, features), None)
         with torch.no_grad():
             flat = emb_l.detach().permute(0, 2, 3, 1).reshape(-1, emb_l.shape[1])
-            idx = sample_pixels(masks, self.pixels_per_class * 4)
+            idx = sample_pixels(masks, self.options.pixels_per_class * 4)
             self.prototypes.update(flat[idx], masks.reshape(-1)[idx])
         proto = self._prototype_loss(emb_l, masks, None)
         logs = {"loss_sup": sup.item(), "loss_diff": diff.item()}
@@ -129,14 +155,14 @@ class DiffProto(Method):
             unsup_seg = _masked_ce(logits_u, pseudo, keep)
             unsup_diff, emb_u = self._denoise_loss(pseudo, self._condition(unlabeled["strong"], features_u), keep)
             proto = (proto + self._prototype_loss(emb_u, pseudo, keep)) / 2
-            weight = self.unlabeled_weight * sigmoid_rampup(step, self.rampup)
+            weight = self.options.unlabeled_weight * sigmoid_rampup(step, self.options.rampup_length)
             loss = loss + weight * (unsup_seg + unsup_diff)
             logs.update(loss_unsup=(unsup_seg + unsup_diff).item(), kept=keep.mean().item(), w_unsup=weight)
         logs["loss_proto"] = proto.item()
-        return loss + self.prototype_weight * proto, logs
+        return loss + self.options.prototype_weight * proto, logs
 
     def after_step(self, step):
-        ema_update(self.teacher, self.segmenter, self.ema_decay, step)
+        ema_update(self.teacher, self.segmenter, self.options.ema_decay, step)
 
     @torch.no_grad()
     def sample_labels(self, images: torch.Tensor, steps: int | None = None) -> torch.Tensor:
@@ -144,16 +170,18 @@ class DiffProto(Method):
         sampler = self.sampler if steps is None else DDIMSampler(self.schedule, steps, self.sampler.eta)
         _, features = self.segmenter(images, return_features=True)
         cond = self._condition(images, features)
-        generator = torch.Generator().manual_seed(self.sample_seed)
+        generator = torch.Generator().manual_seed(self.options.sample_seed)
         shape = (images.shape[0], self.num_classes, *images.shape[-2:])
-        return sampler.sample(lambda z, t: self.denoiser(z, t, cond)[0], shape, device=images.device, generator=generator)
+        return sampler.sample(
+            lambda z, t: self.denoiser(z, t, cond)[0], shape, device=images.device, generator=generator
+        )
 
     @torch.no_grad()
     def predict(self, images):
-        if self.predict_with == "segmenter":
+        if self.options.predict_with == "segmenter":
             return self.segmenter(images).softmax(1)
         diffusion = self.sample_labels(images).softmax(1)
-        if self.predict_with == "ensemble":
+        if self.options.predict_with == "ensemble":
             return (diffusion + self.segmenter(images).softmax(1)) / 2
         return diffusion
 
@@ -163,5 +191,5 @@ class DiffProtoNoPrototype(DiffProto):
 
     name = "diffproto_noproto"
 
-    def __init__(self, config, num_classes, in_channels=1):
-        super().__init__({**config, "prototype_weight": 0.0}, num_classes, in_channels)
+    def __init__(self, options, num_classes, in_channels=1):
+        super().__init__(replace(self.make_options(options), prototype_weight=0.0), num_classes, in_channels)

@@ -43,7 +43,9 @@ class TimeBlock(nn.Module):
 class LabelDenoiser(nn.Module):
     """g(z_t, t, features) -> (label logits, unit pixel embeddings of size ``embed_dim``)."""
 
-    def __init__(self, num_classes: int, cond_channels: int, width: int = 16, depth: int = 2, embed_dim: int = 32) -> None:
+    def __init__(
+        self, num_classes: int, cond_channels: int, width: int = 16, depth: int = 2, embed_dim: int = 32
+    ) -> None:
         super().__init__()
         self.tdim = width * 4
         self.time_mlp = nn.Sequential(nn.Linear(width, self.tdim), nn.SiLU(), nn.Linear(self.tdim, self.tdim))
@@ -51,7 +53,9 @@ class LabelDenoiser(nn.Module):
         self.stem = nn.Conv2d(num_classes + cond_channels, chans[0], 3, padding=1)
         self.down = nn.ModuleList([TimeBlock(chans[i], chans[i + 1], self.tdim) for i in range(depth)])
         self.mid = TimeBlock(chans[-1], chans[-1], self.tdim)
-        self.up = nn.ModuleList([TimeBlock(chans[i + 1] + chans[i], chans[i], self.tdim) for i in reversed(range(depth))])
+        self.up = nn.ModuleList(
+            [TimeBlock(chans[i + 1] + chans[i], chans[i], self.tdim) for i in reversed(range(depth))]
+        )
         self.first = TimeBlock(chans[0], chans[0], self.tdim)
         self.head = nn.Conv2d(chans[0], num_classes, 1)
         self.project = nn.Sequential(nn.Conv2d(chans[0], chans[0], 1), nn.SiLU(), nn.Conv2d(chans[0], embed_dim, 1))

@@ -34,14 +34,21 @@ class ClassPrototypes(nn.Module):
         mass = onehot.sum(0)
         means = onehot.t() @ embeddings.float() / mass.clamp_min(1e-12)[:, None]
         present = mass > 0
-        blended = torch.where(self.initialised[:, None], self.momentum * self.vectors + (1 - self.momentum) * means, means)
+        blended = torch.where(
+            self.initialised[:, None], self.momentum * self.vectors + (1 - self.momentum) * means, means
+        )
         self.vectors.copy_(torch.where(present[:, None], F.normalize(blended, dim=1), self.vectors))
         self.initialised |= present
 
 
-def prototype_contrastive_loss(embeddings: torch.Tensor, labels: torch.Tensor, prototypes: torch.Tensor,
-                               temperature: float = 0.1, weights: torch.Tensor | None = None,
-                               valid_classes: torch.Tensor | None = None) -> torch.Tensor:
+def prototype_contrastive_loss(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    prototypes: torch.Tensor,
+    temperature: float = 0.1,
+    weights: torch.Tensor | None = None,
+    valid_classes: torch.Tensor | None = None,
+) -> torch.Tensor:
     """-(1/sum w) sum_i w_i log softmax_c(h_i . p_c / tau)[y_i] over (P, D) unit embeddings.
 
     ``valid_classes`` (bool, C) removes prototypes not yet initialised from the denominator; pixels
@@ -59,8 +66,9 @@ def prototype_contrastive_loss(embeddings: torch.Tensor, labels: torch.Tensor, p
     return (per_pixel * weights).sum() / weights.sum().clamp_min(1e-12)
 
 
-def sample_pixels(labels: torch.Tensor, per_class: int, weights: torch.Tensor | None = None,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_pixels(
+    labels: torch.Tensor, per_class: int, weights: torch.Tensor | None = None, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Flat indices of up to ``per_class`` pixels of each class (among pixels of positive weight):
     class-balanced, so thin vessels count as much as the background."""
     flat = labels.reshape(-1)

@@ -80,8 +80,13 @@ class DDIMSampler:
         return sorted({int(round(self.schedule.train_steps - 1 - i * stride)) for i in range(self.steps)}, reverse=True)
 
     @torch.no_grad()
-    def sample(self, denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], shape: tuple[int, ...],
-               device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        shape: tuple[int, ...],
+        device: torch.device | str = "cpu",
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """Run the reverse process; ``denoise(z_t, t)`` returns label logits; returns the last logits."""
         ab_all = self.schedule.alphas_cumprod.to(device)
         z = torch.randn(shape, generator=generator, device="cpu" if generator is not None else device).to(device)
@@ -98,5 +103,7 @@ class DDIMSampler:
             sigma = self.eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).clamp_min(0).sqrt()
             z = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).clamp_min(0).sqrt() * eps
             if self.eta > 0:
-                z = z + sigma * torch.randn(shape, generator=generator, device="cpu" if generator is not None else device).to(device)
+                z = z + sigma * torch.randn(
+                    shape, generator=generator, device="cpu" if generator is not None else device
+                ).to(device)
         return logits

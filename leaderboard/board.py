@@ -6,28 +6,19 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mosxav.download import cache_home
-from mosxav.metrics import METRIC_VERSION
-
-from .scoring import SequenceSums, dataset_hash, paired_permutation_p, score_predictions
-from .store import ScoreRow, Store
-from .submission import PreparedSubmission, prepare
-
-
-def toolkit_version() -> str:
-    try:
-        return version("mosxav-bench")
-    except PackageNotFoundError:  # running from a source tree
-        from mosxav import __version__
-
-        return __version__
+from mosxav import toolkit_version
+from mosxav.data.download import cache_home
+from mosxav.evaluation.metrics import METRIC_VERSION
+from mosxav.evaluation.uncertainty import SequenceSums, paired_permutation_p
+from mosxav_leaderboard.scoring import dataset_hash, score_predictions
+from mosxav_leaderboard.store import DuplicateSubmission, ScoreRow, Store
+from mosxav_leaderboard.submission import PreparedSubmission, prepare
 
 
 def default_db() -> Path:
@@ -36,7 +27,9 @@ def default_db() -> Path:
 
 def _score_row(submission_id: int, gt: Path, predictions: Path, split: str, data_hash: str) -> ScoreRow:
     scores = score_predictions(gt, predictions, split)
-    return ScoreRow(submission_id, METRIC_VERSION, toolkit_version(), data_hash, scores.summary_json(), scores.sums.to_json())
+    return ScoreRow(
+        submission_id, METRIC_VERSION, toolkit_version(), data_hash, scores.summary_json(), scores.sums.to_json()
+    )
 
 
 def _keep_predictions(store: Store, prepared_dir: Path, prediction_hash: str) -> Path:
@@ -60,12 +53,17 @@ def _keep_predictions(store: Store, prepared_dir: Path, prediction_hash: str) ->
     return final
 
 
-def submit(path: str | Path, gt: str | Path, store: Store, *, split: str = "test", dataset: str | None = None,
-           is_reference: bool = False) -> int:
+def submit(
+    path: str | Path,
+    gt: str | Path,
+    store: Store,
+    *,
+    split: str = "test",
+    dataset: str | None = None,
+    is_reference: bool = False,
+) -> int:
     """Validate, score and record a submission; returns its id. Raises SubmissionInvalid /
     DuplicateSubmission with a readable message."""
-    from .store import DuplicateSubmission
-
     gt = Path(gt)
     data_hash = dataset_hash(gt, split)
     with tempfile.TemporaryDirectory(prefix="mosxav-submit-") as work:
@@ -78,10 +76,18 @@ def submit(path: str | Path, gt: str | Path, store: Store, *, split: str = "test
         meta = dict(prepared.meta)
         if prepared.partition is not None:
             meta["labeled_frames"] = len(prepared.partition.labeled)
-        return store.add_submission(method=str(meta["method"]), dataset=dataset or gt.name, dataset_hash=data_hash, split=split,
-                                    labeled_fraction=float(meta["labeled_fraction"]), prediction_hash=prepared.prediction_hash,
-                                    predictions_dir=str(kept.relative_to(store.path.parent)), is_reference=is_reference, meta=meta,
-                                    score=score)
+        return store.add_submission(
+            method=str(meta["method"]),
+            dataset=dataset or gt.name,
+            dataset_hash=data_hash,
+            split=split,
+            labeled_fraction=float(meta["labeled_fraction"]),
+            prediction_hash=prepared.prediction_hash,
+            predictions_dir=str(kept.relative_to(store.path.parent)),
+            is_reference=is_reference,
+            meta=meta,
+            score=score,
+        )
 
 
 def rescore_stale(store: Store, gt: str | Path, split: str = "test") -> list[int]:
@@ -100,7 +106,9 @@ def rescore_stale(store: Store, gt: str | Path, split: str = "test") -> list[int
     return done
 
 
-def build_table(store: Store, *, label_fraction: float | None = None, by_structure: bool = False) -> tuple[pd.DataFrame, list[int]]:
+def build_table(
+    store: Store, *, label_fraction: float | None = None, by_structure: bool = False
+) -> tuple[pd.DataFrame, list[int]]:
     """The leaderboard under the current metric version and the ids of submissions still awaiting a
     re-score (they are left out, never mixed in).
 
@@ -120,13 +128,27 @@ def build_table(store: Store, *, label_fraction: float | None = None, by_structu
         meta, summary = sub["meta"], score.summary
         mean = summary["classes"]["mean"]
         row: dict[str, Any] = {
-            "id": sub["id"], "method": sub["method"], "dataset": sub["dataset"], "labeled_fraction": sub["labeled_fraction"],
-            "dice": mean["dice"], "dice_lo": summary["ci"]["dice"][0], "dice_hi": summary["ci"]["dice"][1],
-            "iou": mean["iou"], "hd95": mean["hd95"], "assd": mean["assd"],
-            "reference": bool(sub["is_reference"]), "extra_data": bool(meta.get("extra_training_data", False)),
-            "parameters": meta.get("parameters"), "seeds": meta.get("seeds"), "authors": meta.get("authors"),
-            "code_url": meta.get("code_url", ""), "paper_url": meta.get("paper_url", ""), "submitted": sub["created"],
-            "dataset_hash": sub["dataset_hash"][:12], "metric_version": score.metric_version, "toolkit_version": score.toolkit_version,
+            "id": sub["id"],
+            "method": sub["method"],
+            "dataset": sub["dataset"],
+            "labeled_fraction": sub["labeled_fraction"],
+            "dice": mean["dice"],
+            "dice_lo": summary["ci"]["dice"][0],
+            "dice_hi": summary["ci"]["dice"][1],
+            "iou": mean["iou"],
+            "hd95": mean["hd95"],
+            "assd": mean["assd"],
+            "reference": bool(sub["is_reference"]),
+            "extra_data": bool(meta.get("extra_training_data", False)),
+            "parameters": meta.get("parameters"),
+            "seeds": meta.get("seeds"),
+            "authors": meta.get("authors"),
+            "code_url": meta.get("code_url", ""),
+            "paper_url": meta.get("paper_url", ""),
+            "submitted": sub["created"],
+            "dataset_hash": sub["dataset_hash"][:12],
+            "metric_version": score.metric_version,
+            "toolkit_version": score.toolkit_version,
             "_sums": score.sequences,
         }
         if by_structure:
@@ -134,9 +156,31 @@ def build_table(store: Store, *, label_fraction: float | None = None, by_structu
                 if name != "mean":
                     row[f"dice_{name}"] = values["dice"]
         rows.append(row)
-    columns = ["rank", "id", "method", "dataset", "labeled_fraction", "dice", "dice_lo", "dice_hi", "iou", "hd95", "assd",
-               "p_vs_leader", "reference", "extra_data", "parameters", "seeds", "authors", "code_url", "paper_url", "submitted",
-               "dataset_hash", "metric_version", "toolkit_version"]
+    columns = [
+        "rank",
+        "id",
+        "method",
+        "dataset",
+        "labeled_fraction",
+        "dice",
+        "dice_lo",
+        "dice_hi",
+        "iou",
+        "hd95",
+        "assd",
+        "p_vs_leader",
+        "reference",
+        "extra_data",
+        "parameters",
+        "seeds",
+        "authors",
+        "code_url",
+        "paper_url",
+        "submitted",
+        "dataset_hash",
+        "metric_version",
+        "toolkit_version",
+    ]
     if not rows:
         return pd.DataFrame(columns=columns), stale
     table = pd.DataFrame(rows)
@@ -152,10 +196,14 @@ def build_table(store: Store, *, label_fraction: float | None = None, by_structu
                 continue
             other = SequenceSums.from_json(row["_sums"])
             if other.sequences == leader_seq.sequences:
-                table.loc[idx, "p_vs_leader"] = paired_permutation_p(other.per_sequence_headline(), leader_seq.per_sequence_headline())
-    table = table.drop(columns=["_sums"]).sort_values(["dataset", "labeled_fraction", "dice"], ascending=[True, True, False])
+                table.loc[idx, "p_vs_leader"] = paired_permutation_p(
+                    other.per_sequence_headline(), leader_seq.per_sequence_headline()
+                )
+    table = table.drop(columns=["_sums"]).sort_values(
+        ["dataset", "labeled_fraction", "dice"], ascending=[True, True, False]
+    )
     extra = [c for c in table.columns if c.startswith("dice_") and c not in ("dice_lo", "dice_hi")]
     return table[columns[:11] + extra + columns[11:]].reset_index(drop=True), stale
 
 
-__all__ = ["build_table", "default_db", "rescore_stale", "submit", "toolkit_version"]
+__all__ = ["build_table", "default_db", "rescore_stale", "submit"]

@@ -15,14 +15,14 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from mosxav.constants import NUM_CLASSES
-from mosxav.io import write_semantic_mask
-
-from .submission import Problem
+from mosxav.data.files import write_semantic_mask
+from mosxav.data.layout import mask_frames
+from mosxav.errors import Problem
 
 
 def coco_image_ids(gt_root: Path, names: list[str]) -> dict[int, str]:
     """image_id -> "<sequence>/<stem>" for the ground-truth frames under ``gt_root``."""
-    frames = [f"{n}/{p.stem}" for n in sorted(names) for p in sorted((gt_root / n).glob("*.png"))]
+    frames = [f"{n}/{p.stem}" for n in sorted(names) for p in mask_frames(gt_root / n)]
     return {i + 1: frame for i, frame in enumerate(frames)}
 
 
@@ -81,7 +81,7 @@ def coco_to_masks(results: Path, gt_root: Path, names: list[str], out: Path) -> 
 
 def masks_to_coco(pred_root: Path, gt_root: Path, names: list[str]) -> list[dict]:
     """The inverse, for writing submissions: one RLE per (frame, class present)."""
-    from mosxav.io import read_index_mask
+    from mosxav.data.files import read_index_mask
 
     results = []
     for image_id, frame in coco_image_ids(gt_root, names).items():
@@ -89,6 +89,12 @@ def masks_to_coco(pred_root: Path, gt_root: Path, names: list[str]) -> list[dict
         for category in range(1, NUM_CLASSES):
             if (labels == category).any():
                 rle = mask_utils.encode(np.asfortranarray((labels == category).astype(np.uint8)))
-                results.append({"image_id": image_id, "category_id": category, "score": 1.0,
-                                "segmentation": {"size": rle["size"], "counts": rle["counts"].decode()}})
+                results.append(
+                    {
+                        "image_id": image_id,
+                        "category_id": category,
+                        "score": 1.0,
+                        "segmentation": {"size": rle["size"], "counts": rle["counts"].decode()},
+                    }
+                )
     return results

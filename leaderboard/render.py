@@ -11,7 +11,21 @@ import math
 import pandas as pd
 from rich.table import Table
 
-SHOWN = ["rank", "method", "labeled_fraction", "dice", "dice_ci", "iou", "hd95", "assd", "p_vs_leader", "reference", "extra_data"]
+from mosxav.harness.report import markdown_table
+
+SHOWN = [
+    "rank",
+    "method",
+    "labeled_fraction",
+    "dice",
+    "dice_ci",
+    "iou",
+    "hd95",
+    "assd",
+    "p_vs_leader",
+    "reference",
+    "extra_data",
+]
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -27,25 +41,60 @@ def _fmt(value, digits: int = 3) -> str:
 def _view(table: pd.DataFrame) -> pd.DataFrame:
     view = table.copy()
     view["labeled_fraction"] = [f"{f:g}" for f in view["labeled_fraction"]]
-    view["dice_ci"] = [f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(view["dice_lo"], view["dice_hi"])]
+    view["dice_ci"] = [f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(view["dice_lo"], view["dice_hi"], strict=False)]
     structure = [c for c in view.columns if c.startswith("dice_") and c not in ("dice_lo", "dice_hi", "dice_ci")]
     return view[SHOWN + structure + ["dataset", "id"]]
 
 
+#: Column -> the header a person reads (per-structure columns become "Dice: <structure>").
+READABLE = {
+    "rank": "Rank",
+    "method": "Method",
+    "labeled_fraction": "Labeled fraction",
+    "dice": "Dice",
+    "dice_ci": "Dice (95% CI)",
+    "iou": "IoU",
+    "hd95": "HD95 (px)",
+    "assd": "ASSD (px)",
+    "p_vs_leader": "p vs leader",
+    "reference": "Reference run",
+    "extra_data": "Extra data",
+    "dataset": "Dataset",
+    "id": "ID",
+}
+
+
+def readable(column: str) -> str:
+    if column in READABLE:
+        return READABLE[column]
+    if column.startswith("dice_"):
+        return f"Dice: {column[5:].replace('_', ' ')}"
+    return column
+
+
 def to_markdown(table: pd.DataFrame) -> str:
+    """One section per (dataset, labeled fraction), each ranked on its own, with readable headers."""
     if table.empty:
         return "_No submissions yet._\n"
     view = _view(table)
-    lines = ["| " + " | ".join(view.columns) + " |", "|" + "---|" * len(view.columns)]
-    for _, row in view.iterrows():
-        cells = [_fmt(row[c]) for c in view.columns]
-        name = row["method"]
-        url = table.loc[row.name, "code_url"]
-        cells[1] = f"[{name}]({url})" if url else name
-        lines.append("| " + " | ".join(cells) + " |")
-    note = ("\nDice: macro mean over structures; 95% bootstrap interval over test sequences; rank ties where intervals overlap; "
-            "p_vs_leader: paired sign-flip permutation test of per-sequence Dice against the best entry of the same labeled fraction.\n")
-    return "\n".join(lines) + "\n" + note
+    columns = [c for c in view.columns if c not in ("dataset", "labeled_fraction")]
+    sections = []
+    for (dataset, fraction), group in view.groupby(["dataset", "labeled_fraction"], sort=False):
+        rows = []
+        for index, row in group.iterrows():
+            cells = [_fmt(row[c]) for c in columns]
+            url = table.loc[index, "code_url"]
+            cells[columns.index("method")] = f"[{row['method']}]({url})" if url else row["method"]
+            rows.append(cells)
+        sections.append(
+            f"### {dataset}, labeled fraction {fraction}\n\n" + markdown_table([readable(c) for c in columns], rows)
+        )
+    note = (
+        "\nDice: macro mean over structures; 95% bootstrap interval over test sequences; rank ties where intervals "
+        "overlap; p vs leader: paired sign-flip permutation test of per-sequence Dice against the best entry of the "
+        "same group.\n"
+    )
+    return "\n".join(sections) + note
 
 
 def to_csv(table: pd.DataFrame) -> str:
@@ -56,8 +105,18 @@ def to_json(table: pd.DataFrame) -> str:
     return json.dumps(json.loads(table.to_json(orient="records")), indent=2)
 
 
-TERMINAL = {"rank": "#", "method": "method", "labeled_fraction": "labeled", "dice": "Dice", "dice_ci": "95% CI", "hd95": "HD95",
-            "assd": "ASSD", "p_vs_leader": "p", "reference": "ref", "id": "id"}
+TERMINAL = {
+    "rank": "#",
+    "method": "method",
+    "labeled_fraction": "labeled",
+    "dice": "Dice",
+    "dice_ci": "95% CI",
+    "hd95": "HD95",
+    "assd": "ASSD",
+    "p_vs_leader": "p",
+    "reference": "ref",
+    "id": "id",
+}
 
 
 def to_rich(table: pd.DataFrame, title: str = "MOSXAV-Bench leaderboard") -> Table:
@@ -69,7 +128,11 @@ def to_rich(table: pd.DataFrame, title: str = "MOSXAV-Bench leaderboard") -> Tab
     view = _view(table)
     columns = list(TERMINAL) + [c for c in view.columns if c.startswith("dice_") and c != "dice_ci"]
     for column in columns:
-        out.add_column(TERMINAL.get(column, column[5:]), justify="left" if column == "method" else "right", no_wrap=column == "dice_ci")
+        out.add_column(
+            TERMINAL.get(column, column[5:]),
+            justify="left" if column == "method" else "right",
+            no_wrap=column == "dice_ci",
+        )
     for _, row in view.iterrows():
         out.add_row(*[_fmt(row[c], 2 if c in ("hd95", "assd") else 3) for c in columns])
     return out
@@ -80,26 +143,48 @@ def _chart(table: pd.DataFrame) -> str:
     structure = [c for c in table.columns if c.startswith("dice_") and c not in ("dice_lo", "dice_hi")]
     if table.empty or not structure:
         return ""
-    palette = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974", "#64b5cd"]
+    palette = [
+        "#4c72b0",
+        "#dd8452",
+        "#55a868",
+        "#c44e52",
+        "#8172b3",
+        "#937860",
+        "#da8bc3",
+        "#8c8c8c",
+        "#ccb974",
+        "#64b5cd",
+    ]
     entries = table.head(10)
     bar, gap = 14, 80
     width = max(60 + len(structure) * (len(entries) * bar + gap), 60 + len(entries) * 170)
-    parts = [f'<svg id="chart" width="{width}" height="260" role="img" aria-label="Dice per structure">',
-             '<line x1="50" y1="210" x2="%d" y2="210" stroke="#333"/>' % width]
+    parts = [
+        f'<svg id="chart" width="{width}" height="260" role="img" aria-label="Dice per structure">',
+        '<line x1="50" y1="210" x2="%d" y2="210" stroke="#333"/>' % width,
+    ]
     for tick in (0, 0.5, 1.0):
         y = 210 - tick * 180
         parts.append(f'<text x="44" y="{y + 4:.0f}" font-size="10" text-anchor="end">{tick:.1f}</text>')
     for s, column in enumerate(structure):
         x0 = 60 + s * (len(entries) * bar + gap)
-        parts.append(f'<text x="{x0 + len(entries) * bar / 2:.0f}" y="226" font-size="10" text-anchor="middle">{html.escape(column[5:])}</text>')
+        label_x = x0 + len(entries) * bar / 2
+        parts.append(
+            f'<text x="{label_x:.0f}" y="226" font-size="10" text-anchor="middle">{html.escape(column[5:])}</text>'
+        )
         for e, (_, row) in enumerate(entries.iterrows()):
             value = row[column] if isinstance(row[column], float) and not math.isnan(row[column]) else 0.0
             h = value * 180
-            parts.append(f'<rect x="{x0 + e * bar}" y="{210 - h:.1f}" width="{bar - 1}" height="{h:.1f}" fill="{palette[e % len(palette)]}">'
-                         f'<title>{html.escape(str(row["method"]))} #{row["id"]}: {value:.3f}</title></rect>')
+            parts.append(
+                f'<rect x="{x0 + e * bar}" y="{210 - h:.1f}" width="{bar - 1}" height="{h:.1f}" '
+                f'fill="{palette[e % len(palette)]}">'
+                f"<title>{html.escape(str(row['method']))} #{row['id']}: {value:.3f}</title></rect>"
+            )
     for e, (_, row) in enumerate(entries.iterrows()):
-        parts.append(f'<rect x="{60 + e * 150}" y="240" width="10" height="10" fill="{palette[e % len(palette)]}"/>'
-                     f'<text x="{74 + e * 150}" y="249" font-size="10">{html.escape(str(row["method"]))[:20]} #{row["id"]}</text>')
+        parts.append(
+            f'<rect x="{60 + e * 150}" y="240" width="10" height="10" fill="{palette[e % len(palette)]}"/>'
+            f'<text x="{74 + e * 150}" y="249" font-size="10">'
+            f"{html.escape(str(row['method']))[:20]} #{row['id']}</text>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -108,12 +193,15 @@ PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>MOSXAV-Bench leaderboard</title>
 <style>
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;font-size:14px}
-th,td{padding:4px 8px;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}th{cursor:pointer;background:#f4f4f4;user-select:none}
-td.l,th.l{text-align:left}tr.reference td{color:#555;font-style:italic}th.sorted-asc:after{content:" \\25B2"}th.sorted-desc:after{content:" \\25BC"}
+th,td{padding:4px 8px;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}
+th{cursor:pointer;background:#f4f4f4;user-select:none}
+td.l,th.l{text-align:left}tr.reference td{color:#555;font-style:italic}
+th.sorted-asc:after{content:" \\25B2"}th.sorted-desc:after{content:" \\25BC"}
 </style></head><body>
 <h1>MOSXAV-Bench leaderboard</h1>
-<p>Dice: macro mean over structures on the hidden test split; 95% bootstrap interval over sequences; equal ranks where intervals overlap;
-p: paired permutation test against the best entry at the same labeled fraction. Italic rows are reference runs of <code>mosxav-bench run</code>.
+<p>Dice: macro mean over structures on the hidden test split; 95% bootstrap interval over sequences;
+equal ranks where intervals overlap; p: paired permutation test against the best entry at the same labeled fraction.
+Italic rows are reference runs of <code>mosxav-bench run</code>.
 Metric version __METRIC__.</p>
 <label>Labeled fraction: <select id="fraction"><option value="all">all</option>__OPTIONS__</select></label>
 <table id="board"><thead><tr>__HEAD__</tr></thead><tbody>__BODY__</tbody></table>
@@ -151,7 +239,10 @@ __CHART__
 def to_html(table: pd.DataFrame, metric_version: str = "") -> str:
     """A self-contained page: inline CSS, JS and SVG; links only to the entries' code and papers."""
     view = _view(table) if not table.empty else pd.DataFrame(columns=SHOWN)
-    head = "".join(f'<th class="{"l" if c in ("method", "dataset") else ""}" data-key="{c}">{html.escape(c)}</th>' for c in view.columns)
+    head = "".join(
+        f'<th class="{"l" if c in ("method", "dataset") else ""}" data-key="{c}">{html.escape(c)}</th>'
+        for c in view.columns
+    )
     body = []
     for idx, row in view.iterrows():
         cells = []
@@ -160,12 +251,26 @@ def to_html(table: pd.DataFrame, metric_version: str = "") -> str:
             sort_value = "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
             text = html.escape(_fmt(value))
             if column == "method":
-                links = [f'<a href="{html.escape(table.loc[idx, k])}">{label}</a>' for k, label in (("code_url", "code"), ("paper_url", "paper")) if table.loc[idx, k]]
+                links = [
+                    f'<a href="{html.escape(table.loc[idx, k])}">{label}</a>'
+                    for k, label in (("code_url", "code"), ("paper_url", "paper"))
+                    if table.loc[idx, k]
+                ]
                 text = f"{text} " + " · ".join(links) if links else text
-            cells.append(f'<td class="{"l" if column in ("method", "dataset") else ""}" data-v="{html.escape(str(sort_value))}">{text}</td>')
+            align = "l" if column in ("method", "dataset") else ""
+            cells.append(f'<td class="{align}" data-v="{html.escape(str(sort_value))}">{text}</td>')
         css = "reference" if row["reference"] else ""
-        body.append(f'<tr class="{css}" data-id="{row["id"]}" data-fraction="{row["labeled_fraction"]}">' + "".join(cells) + "</tr>")
+        body.append(
+            f'<tr class="{css}" data-id="{row["id"]}" data-fraction="{row["labeled_fraction"]}">'
+            + "".join(cells)
+            + "</tr>"
+        )
     fractions = sorted(table["labeled_fraction"].unique()) if not table.empty else []
     options = "".join(f'<option value="{f:g}">{f:g}</option>' for f in fractions)
-    return (PAGE.replace("__HEAD__", head).replace("__BODY__", "\n".join(body)).replace("__OPTIONS__", options)
-            .replace("__CHART__", _chart(table)).replace("__METRIC__", html.escape(metric_version)))
+    return (
+        PAGE.replace("__HEAD__", head)
+        .replace("__BODY__", "\n".join(body))
+        .replace("__OPTIONS__", options)
+        .replace("__CHART__", _chart(table))
+        .replace("__METRIC__", html.escape(metric_version))
+    )

@@ -46,10 +46,14 @@ CREATE TABLE IF NOT EXISTS scores (
     sequences_json TEXT NOT NULL,
     UNIQUE (submission_id, metric_version)
 );
-CREATE TRIGGER IF NOT EXISTS submissions_append_only_u BEFORE UPDATE ON submissions BEGIN SELECT RAISE(ABORT, 'the leaderboard is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS submissions_append_only_d BEFORE DELETE ON submissions BEGIN SELECT RAISE(ABORT, 'the leaderboard is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS scores_append_only_u BEFORE UPDATE ON scores BEGIN SELECT RAISE(ABORT, 'the leaderboard is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS scores_append_only_d BEFORE DELETE ON scores BEGIN SELECT RAISE(ABORT, 'the leaderboard is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS submissions_append_only_u BEFORE UPDATE ON submissions
+    BEGIN SELECT RAISE(ABORT, 'the leaderboard is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS submissions_append_only_d BEFORE DELETE ON submissions
+    BEGIN SELECT RAISE(ABORT, 'the leaderboard is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS scores_append_only_u BEFORE UPDATE ON scores
+    BEGIN SELECT RAISE(ABORT, 'the leaderboard is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS scores_append_only_d BEFORE DELETE ON scores
+    BEGIN SELECT RAISE(ABORT, 'the leaderboard is append-only'); END;
 """
 
 
@@ -118,19 +122,46 @@ class Store:
 
     def find_duplicate(self, prediction_hash: str, dataset_hash: str) -> int | None:
         with self.reading() as db:
-            row = db.execute("SELECT id FROM submissions WHERE prediction_hash = ? AND dataset_hash = ?", (prediction_hash, dataset_hash)).fetchone()
+            row = db.execute(
+                "SELECT id FROM submissions WHERE prediction_hash = ? AND dataset_hash = ?",
+                (prediction_hash, dataset_hash),
+            ).fetchone()
         return int(row["id"]) if row else None
 
-    def add_submission(self, *, method: str, dataset: str, dataset_hash: str, split: str, labeled_fraction: float,
-                       prediction_hash: str, predictions_dir: str, is_reference: bool, meta: dict[str, Any], score: ScoreRow) -> int:
+    def add_submission(
+        self,
+        *,
+        method: str,
+        dataset: str,
+        dataset_hash: str,
+        split: str,
+        labeled_fraction: float,
+        prediction_hash: str,
+        predictions_dir: str,
+        is_reference: bool,
+        meta: dict[str, Any],
+        score: ScoreRow,
+    ) -> int:
         """Insert a submission and its first score atomically; raises DuplicateSubmission."""
         try:
             with self.transaction() as db:
                 cursor = db.execute(
-                    "INSERT INTO submissions (created, method, dataset, dataset_hash, split, labeled_fraction, prediction_hash, "
+                    "INSERT INTO submissions (created, method, dataset, dataset_hash, split, labeled_fraction, "
+                    "prediction_hash, "
                     "predictions_dir, is_reference, meta_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (now(), method, dataset, dataset_hash, split, float(labeled_fraction), prediction_hash, predictions_dir,
-                     int(is_reference), json.dumps(meta, sort_keys=True, default=str)))
+                    (
+                        now(),
+                        method,
+                        dataset,
+                        dataset_hash,
+                        split,
+                        float(labeled_fraction),
+                        prediction_hash,
+                        predictions_dir,
+                        int(is_reference),
+                        json.dumps(meta, sort_keys=True, default=str),
+                    ),
+                )
                 submission_id = int(cursor.lastrowid)
                 self._insert_score(db, submission_id, score)
         except sqlite3.IntegrityError as exc:
@@ -142,16 +173,29 @@ class Store:
     def add_score(self, submission_id: int, score: ScoreRow) -> None:
         """A re-score under a new metric version (idempotent: an existing version is kept)."""
         with self.transaction() as db:
-            exists = db.execute("SELECT 1 FROM scores WHERE submission_id = ? AND metric_version = ?", (submission_id, score.metric_version)).fetchone()
+            exists = db.execute(
+                "SELECT 1 FROM scores WHERE submission_id = ? AND metric_version = ?",
+                (submission_id, score.metric_version),
+            ).fetchone()
             if not exists:
                 self._insert_score(db, submission_id, score)
 
     @staticmethod
     def _insert_score(db: sqlite3.Connection, submission_id: int, score: ScoreRow) -> None:
-        db.execute("INSERT INTO scores (submission_id, created, metric_version, toolkit_version, dataset_hash, summary_json, sequences_json) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   (submission_id, now(), score.metric_version, score.toolkit_version, score.dataset_hash,
-                    json.dumps(score.summary), json.dumps(score.sequences)))
+        db.execute(
+            "INSERT INTO scores (submission_id, created, metric_version, toolkit_version, dataset_hash, summary_json, "
+            "sequences_json) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                submission_id,
+                now(),
+                score.metric_version,
+                score.toolkit_version,
+                score.dataset_hash,
+                json.dumps(score.summary),
+                json.dumps(score.sequences),
+            ),
+        )
 
     def submissions(self) -> list[dict[str, Any]]:
         with self.reading() as db:
@@ -161,8 +205,17 @@ class Store:
     def scores(self, metric_version: str) -> dict[int, ScoreRow]:
         with self.reading() as db:
             rows = db.execute("SELECT * FROM scores WHERE metric_version = ?", (metric_version,)).fetchall()
-        return {int(r["submission_id"]): ScoreRow(int(r["submission_id"]), r["metric_version"], r["toolkit_version"], r["dataset_hash"],
-                                                  json.loads(r["summary_json"]), json.loads(r["sequences_json"])) for r in rows}
+        return {
+            int(r["submission_id"]): ScoreRow(
+                int(r["submission_id"]),
+                r["metric_version"],
+                r["toolkit_version"],
+                r["dataset_hash"],
+                json.loads(r["summary_json"]),
+                json.loads(r["sequences_json"]),
+            )
+            for r in rows
+        }
 
     def integrity_ok(self) -> bool:
         with self.reading() as db:

@@ -2,12 +2,12 @@
 
 A submission is a folder or ``.zip`` holding ``submission.yaml`` and either predicted semantic masks
 in the MOSXAV layout (``<seq>/<frame>.png``, class ids 0-5, optionally under ``predictions/``) or a
-COCO results JSON with RLE masks (``predictions.json``; see ``leaderboard.coco``). Validation never
+COCO results JSON with RLE masks (``predictions.json``; see ``mosxav_leaderboard.coco``). Validation never
 stops at the first problem: the submitter gets one report listing every missing or extra frame, wrong
 size, out-of-range id, unreadable file and schema error.
 
 Hostile input is refused before anything is written outside the work folder: archives go through
-``mosxav.archive.safe_extract`` (no traversal, absolute paths or links; limits on total size, member
+``mosxav.data.archive.safe_extract`` (no traversal, absolute paths or links; limits on total size, member
 count and compression ratio checked before extraction), folders may not contain symlinks, image
 sizes are checked from the PNG header before decoding, YAML is read with ``yaml.safe_load``.
 """
@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from mosxav.archive import ArchiveLimits, safe_extract
 from mosxav.constants import NUM_CLASSES, SEMANTIC_DIR
-from mosxav.errors import DataError
-from mosxav.io import read_index_mask, read_yaml
-from mosxav.layout import sequence_folders
-from mosxav.splits import Partition
+from mosxav.data.archive import ArchiveLimits, safe_extract
+from mosxav.data.files import read_index_mask, read_yaml
+from mosxav.data.layout import mask_frames, sequence_folders
+from mosxav.data.splits import Partition
+from mosxav.errors import DataError, Problem
 
 SUBMISSION_FILE = "submission.yaml"
 COCO_FILE = "predictions.json"
@@ -44,8 +44,17 @@ SCHEMA: dict[str, tuple[tuple[type, ...], bool, str]] = {
     "contact": ((str,), True, "an e-mail address"),
     "code_url": ((str,), False, "URL of the code"),
     "paper_url": ((str,), False, "URL of the paper"),
-    "labeled_fraction": ((float, int), True, "fraction of annotated training frames used with labels, in [0, 1] (0: no training labels)"),
-    "partition": ((str,), False, "path (inside the submission) of the mosxav partition YAML listing the labeled frames (required when labeled_fraction > 0)"),
+    "labeled_fraction": (
+        (float, int),
+        True,
+        "fraction of annotated training frames used with labels, in [0, 1] (0: no training labels)",
+    ),
+    "partition": (
+        (str,),
+        False,
+        "path (inside the submission) of the mosxav partition YAML listing the labeled frames "
+        "(required when labeled_fraction > 0)",
+    ),
     "seeds": ((list, int), True, "training seed(s)"),
     "parameters": ((int,), True, "number of trainable parameters"),
     "extra_training_data": ((bool,), True, "true if any data beyond MOSXAV train was used"),
@@ -54,15 +63,6 @@ SCHEMA: dict[str, tuple[tuple[type, ...], bool, str]] = {
 }
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 URL = re.compile(r"^https?://\S+$")
-
-
-@dataclass
-class Problem:
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
 
 
 class SubmissionInvalid(Exception):
@@ -140,7 +140,9 @@ def parse_meta(root: Path) -> tuple[dict[str, Any], Partition | None, list[Probl
             problems.append(Problem(SUBMISSION_FILE, f"labeled_fraction {fraction} is not in [0, 1]"))
         elif fraction > 0 and meta.get("partition") is None:
             problems.append(Problem(SUBMISSION_FILE, "missing field 'partition': which training frames were labeled"))
-    if isinstance(meta.get("seeds"), list) and not all(isinstance(s, int) and not isinstance(s, bool) for s in meta["seeds"]):
+    if isinstance(meta.get("seeds"), list) and not all(
+        isinstance(s, int) and not isinstance(s, bool) for s in meta["seeds"]
+    ):
         problems.append(Problem(SUBMISSION_FILE, "seeds must be integers"))
     partition = None
     if isinstance(meta.get("partition"), str):
@@ -155,7 +157,9 @@ def parse_meta(root: Path) -> tuple[dict[str, Any], Partition | None, list[Probl
             except DataError as exc:
                 problems.append(Problem(meta["partition"], exc.problem))
     if partition is not None and partition.split != "train":
-        problems.append(Problem(meta["partition"], f"labeled frames must come from the train split, not {partition.split!r}"))
+        problems.append(
+            Problem(meta["partition"], f"labeled frames must come from the train split, not {partition.split!r}")
+        )
     return meta, partition, problems
 
 
@@ -170,17 +174,28 @@ def validate_predictions(pred_root: Path, gt_root: Path, names: list[str], label
     problems: list[Problem] = []
     expected_names = set(names)
     if pred_root.is_dir():
-        for extra in sorted(p.name for p in pred_root.iterdir() if p.is_dir() and p.name not in expected_names and not p.name.startswith(".")):
+        for extra in sorted(
+            p.name
+            for p in pred_root.iterdir()
+            if p.is_dir() and p.name not in expected_names and not p.name.startswith(".")
+        ):
             problems.append(Problem(f"{label}/{extra}", "sequence not in the test split"))
     for name in names:
-        gt_frames = {p.stem: p for p in sorted((gt_root / name).glob("*.png"))}
+        gt_frames = {p.stem: p for p in mask_frames(gt_root / name)}
         folder = pred_root / name
-        pred_frames = {p.stem: p for p in sorted(folder.glob("*.png"))} if folder.is_dir() else {}
+        pred_frames = {p.stem: p for p in mask_frames(folder)} if folder.is_dir() else {}
         missing = sorted(set(gt_frames) - set(pred_frames))
         if missing:
-            problems.append(Problem(f"{label}/{name}", f"{len(missing)} frame(s) missing: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}"))
+            problems.append(
+                Problem(
+                    f"{label}/{name}",
+                    f"{len(missing)} frame(s) missing: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}",
+                )
+            )
         for stem in sorted(set(pred_frames) - set(gt_frames)):
-            problems.append(Problem(f"{label}/{name}/{stem}.png", "extra frame: not a ground-truth frame of the test split"))
+            problems.append(
+                Problem(f"{label}/{name}/{stem}.png", "extra frame: not a ground-truth frame of the test split")
+            )
         for stem in sorted(set(pred_frames) & set(gt_frames)):
             where = f"{label}/{name}/{stem}.png"
             try:
@@ -203,7 +218,7 @@ def prediction_hash(pred_root: Path, gt_root: Path, names: list[str]) -> str:
     whatever PNG encoder, palette or zip produced them."""
     digest = hashlib.sha256()
     for name in names:
-        for gt_path in sorted((gt_root / name).glob("*.png")):
+        for gt_path in mask_frames(gt_root / name):
             array = read_index_mask(pred_root / name / gt_path.name, max_id=NUM_CLASSES - 1)
             digest.update(f"{name}/{gt_path.stem}:{array.shape}".encode())
             digest.update(np.ascontiguousarray(array).tobytes())
@@ -212,7 +227,7 @@ def prediction_hash(pred_root: Path, gt_root: Path, names: list[str]) -> str:
 
 def prepare(path: str | Path, gt: str | Path, work: str | Path, split: str = "test") -> PreparedSubmission:
     """Unpack, validate and hash a submission; raises ``SubmissionInvalid`` with every problem."""
-    from .coco import coco_to_masks
+    from mosxav_leaderboard.coco import coco_to_masks
 
     path, work = Path(path), Path(work)
     work.mkdir(parents=True, exist_ok=True)
@@ -226,9 +241,18 @@ def prepare(path: str | Path, gt: str | Path, work: str | Path, split: str = "te
         pred_root = root / "predictions" if (root / "predictions").is_dir() else root
         label = "predictions" if pred_root != root else "."
     problems += validate_predictions(pred_root, gt_root, names, label)
-    if partition is not None and isinstance(meta.get("labeled_fraction"), (int, float)) and partition.fraction is not None \
-            and abs(partition.fraction - float(meta["labeled_fraction"])) > 1e-9:
-        problems.append(Problem(SUBMISSION_FILE, f"labeled_fraction {meta['labeled_fraction']} disagrees with the partition's {partition.fraction}"))
+    if (
+        partition is not None
+        and isinstance(meta.get("labeled_fraction"), (int, float))
+        and partition.fraction is not None
+        and abs(partition.fraction - float(meta["labeled_fraction"])) > 1e-9
+    ):
+        problems.append(
+            Problem(
+                SUBMISSION_FILE,
+                f"labeled_fraction {meta['labeled_fraction']} disagrees with the partition's {partition.fraction}",
+            )
+        )
     if problems:
         raise SubmissionInvalid(problems)
     return PreparedSubmission(root, meta, pred_root, prediction_hash(pred_root, gt_root, names), partition)

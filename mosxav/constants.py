@@ -16,6 +16,7 @@ CLASS_NAMES: tuple[str, ...] = (
     "others",
 )
 NUM_CLASSES: int = len(CLASS_NAMES)
+BACKGROUND, VESSEL, CONTRAST_CATHETER, CATHETER, BALLOON, OTHERS = range(NUM_CLASSES)
 FOREGROUND_CLASSES: tuple[int, ...] = tuple(range(1, NUM_CLASSES))
 
 #: RGB colour of each class as published by the dataset authors (background is black).

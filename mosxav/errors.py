@@ -1,7 +1,13 @@
-"""One exception type for every problem with data on disk, always naming the file."""
+"""The two ways a problem with input is reported, both naming the file.
+
+``DataError`` stops the work at the first problem (reading one frame, one config). ``Problem`` is one
+entry of a report that collects every problem before answering (``mosxav-bench check``, a leaderboard
+submission), so a user fixes everything in one round.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -15,3 +21,16 @@ class DataError(ValueError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem in a report: the file (a path, or a name inside a submission), what is wrong, how bad."""
+
+    path: str | Path
+    message: str
+    severity: str = "error"  # or "warning"
+
+    def __str__(self) -> str:
+        prefix = "" if self.severity == "error" else f"[{self.severity}] "
+        return f"{prefix}{self.path}: {self.message}"

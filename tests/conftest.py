@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny synthetic MOSXAV root, and the real data in ../shared when present."""
+"""Shared fixtures: a tiny synthetic MOSXAV root, and the real data in ../shared when present
+(the fixtures skip the test cleanly where it is absent, as in a user's clone)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,39 @@ from pathlib import Path
 
 import pytest
 
-from mosxav.synth import SynthConfig, generate_dataset
+from mosxav.data.synth import SynthConfig, generate_dataset
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-ANNOTATIONS = SHARED / "mosxav-annotations"
-XCA = SHARED / "xca-coronary-cimat-80"
 
-needs_annotations = pytest.mark.skipif(not ANNOTATIONS.is_dir(), reason="../shared/data/mosxav-annotations not present")
-needs_xca = pytest.mark.skipif(not XCA.is_dir(), reason="../shared/data/xca-coronary-cimat-80 not present")
 
-TINY = SynthConfig(sequences=4, frames=11, size=64, seed=3, test_sequences=2)
+def _shared(name: str) -> Path:
+    path = SHARED / name
+    if not path.is_dir():
+        pytest.skip(f"../shared/data/{name} not present")
+    return path
 
 
 @pytest.fixture(scope="session")
-def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def annotations_root() -> Path:
+    """The real MOSXAV instance masks, reference predictions and official scores (CC BY-NC-SA 4.0)."""
+    return _shared("mosxav-annotations")
+
+
+@pytest.fixture(scope="session")
+def xca_root() -> Path:
+    """The 40 real XCA coronary angiograms with vessel masks (BSD-3)."""
+    return _shared("xca-coronary-cimat-80")
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> SynthConfig:
+    return SynthConfig(sequences=4, frames=11, size=64, seed=3, test_sequences=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory: pytest.TempPathFactory, tiny_config: SynthConfig) -> Path:
     """A read-only-by-convention tiny dataset; copy it (``tiny_copy``) before modifying."""
-    return generate_dataset(tmp_path_factory.mktemp("synth") / "tiny", TINY)
+    return generate_dataset(tmp_path_factory.mktemp("synth") / "tiny", tiny_config)
 
 
 @pytest.fixture

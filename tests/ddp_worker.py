@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from mosxav.distributed import init_distributed
-from mosxav.protocol import get_method
-from mosxav.trainer import TrainConfig, Trainer, batch_indices
+from mosxav.training.distributed import init_distributed
+from mosxav.training.protocol import get_method
+from mosxav.training.trainer import TrainConfig, Trainer, batch_indices
 
 
 class RandomFrames(torch.utils.data.Dataset):
@@ -30,7 +30,16 @@ def main(out: Path, method_name: str) -> None:
     torch.manual_seed(0)  # identical initial weights on every rank (DDP also broadcasts rank 0's)
     method = get_method(method_name)({"width": 4, "depth": 2, "iterations": 4}, 2)
     data = RandomFrames(16, 16)
-    config = TrainConfig(iterations=4, batch_size=2, unlabeled_batch_size=2, checkpoint_every=2, val_every=4, log_every=1)
+    config = TrainConfig(
+        iterations=4,
+        batch_size=2,
+        unlabeled_batch_size=2,
+        lr=0.01,
+        optimizer="sgd",
+        checkpoint_every=2,
+        val_every=4,
+        log_every=1,
+    )
     Trainer(method, data, RandomFrames(16, 16), data, config, out / "work", dist=dist).fit()
     torch.save(method.state_dict(), out / f"rank{dist.rank}.pt")
     drawn = [batch_indices(16, 2, s, 0, 0, dist.rank, dist.world_size) for s in range(4)]

@@ -4,8 +4,8 @@ import sys
 import numpy as np
 import pandas as pd
 
-from leaderboard.cli import main
-from mosxav.io import write_semantic_mask
+from mosxav.data.files import write_semantic_mask
+from mosxav_leaderboard.command_line import main
 
 
 def test_synth_check_and_semantic_evaluate(tmp_path, capsys):
@@ -29,7 +29,20 @@ def test_errors_are_one_readable_line(tmp_path, capsys):
     (tmp_path / "gt" / "v00").mkdir(parents=True)
     write_semantic_mask(tmp_path / "gt" / "v00" / "00000.png", np.zeros((8, 8), np.uint8))
     (tmp_path / "pred" / "v00").mkdir(parents=True)
-    assert main(["evaluate", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--out", str(tmp_path / "r.csv")]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--gt",
+                str(tmp_path / "gt"),
+                "--pred",
+                str(tmp_path / "pred"),
+                "--out",
+                str(tmp_path / "r.csv"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "error:" in err and "no prediction" in err
     assert not (tmp_path / "r.csv").exists()
@@ -40,5 +53,7 @@ def test_check_exit_code_on_broken_data(tmp_path):
 
 
 def test_console_script_is_installed():
-    result = subprocess.run([sys.executable, "-m", "leaderboard.cli", "--help"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "mosxav_leaderboard.command_line", "--help"], capture_output=True, text=True
+    )
     assert result.returncode == 0 and "synth" in result.stdout and "evaluate" in result.stdout

@@ -6,13 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from diffproto.method import DiffProto, DiffProtoNoPrototype
-from diffproto.network import LabelDenoiser
-from diffproto.prototypes import ClassPrototypes, prototype_contrastive_loss, sample_pixels
-from diffproto.schedule import DDIMSampler, NoiseSchedule, labels_to_z0
 from mosxav import MOSXAV
-from mosxav.trainer import TrainConfig, Trainer, mean_dice
-from mosxav.training_data import FrameTensors
+from mosxav.schema import ConfigError
+from mosxav.training.batches import FrameTensors
+from mosxav.training.trainer import TrainConfig, Trainer, mean_dice
+from mosxav_diffproto.method import DiffProto, DiffProtoNoPrototype
+from mosxav_diffproto.network import LabelDenoiser
+from mosxav_diffproto.prototypes import ClassPrototypes, prototype_contrastive_loss, sample_pixels
+from mosxav_diffproto.schedule import DDIMSampler, NoiseSchedule, labels_to_z0
 
 
 @pytest.mark.parametrize("kind", ["cosine", "linear"])
@@ -52,7 +53,11 @@ def test_ddim_timesteps_respect_the_step_count():
 def test_ddim_calls_the_network_once_per_step_and_is_deterministic_with_a_seed():
     schedule = NoiseSchedule(100)
     calls = []
-    target = F.one_hot(torch.randint(0, 3, (2, 8, 8), generator=torch.Generator().manual_seed(1)), 3).permute(0, 3, 1, 2).float()
+    target = (
+        F.one_hot(torch.randint(0, 3, (2, 8, 8), generator=torch.Generator().manual_seed(1)), 3)
+        .permute(0, 3, 1, 2)
+        .float()
+    )
 
     def oracle(z, t):
         calls.append(int(t[0]))
@@ -122,9 +127,40 @@ def test_denoiser_shapes():
     assert torch.allclose(emb.norm(dim=1), torch.ones(2, 32, 32), atol=1e-5)
 
 
+def _labeled_batch() -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(2, 1, 16, 16, generator=g)
+    masks = torch.zeros(2, 16, 16, dtype=torch.long)
+    masks[:, 4:10, 3:12] = 1
+    masks[1, 12:, :5] = 2
+    return {"image": images, "mask": masks}
+
+
 def test_ablation_switches_the_prototype_loss_off():
-    assert DiffProtoNoPrototype({"width": 4, "depth": 2}, 6).prototype_weight == 0.0
-    assert DiffProto({"width": 4, "depth": 2}, 6).prototype_weight > 0
+    """Same weights, same step: the ablation's loss is exactly the full loss minus 0.1 x the prototype term,
+    and that term is not zero (so it is the ablation, not the data, that removes it)."""
+    options = {"width": 4, "depth": 2, "denoiser_width": 4}
+    torch.manual_seed(0)
+    full = DiffProto({**options, "prototype_weight": 0.1}, 6)
+    # the ablation ignores a prototype weight it is given
+    ablation = DiffProtoNoPrototype({**options, "prototype_weight": 0.5}, 6)
+    ablation.load_state_dict(full.state_dict())
+    batch = _labeled_batch()
+    torch.manual_seed(1)
+    loss_full, logs_full = full.training_step(batch, None, 0)
+    torch.manual_seed(1)
+    loss_ablation, logs_ablation = ablation.training_step(batch, None, 0)
+    assert logs_full["loss_proto"] > 0.01
+    assert logs_ablation["loss_proto"] == pytest.approx(logs_full["loss_proto"])  # computed, then weighted by 0
+    assert loss_ablation.item() == pytest.approx(logs_ablation["loss_sup"] + logs_ablation["loss_diff"], rel=1e-6)
+    assert loss_full.item() == pytest.approx(loss_ablation.item() + 0.1 * logs_full["loss_proto"], rel=1e-6)
+
+
+def test_unknown_or_mistyped_options_are_refused():
+    with pytest.raises(ConfigError, match="denoiser_wdith: unknown key"):
+        DiffProto({"denoiser_wdith": 4}, 6)
+    with pytest.raises(ConfigError, match="predict_with: 'sampler' is not"):
+        DiffProto({"predict_with": "sampler"}, 6)
 
 
 def test_short_training_improves_dice_over_its_start(tiny_root, tmp_path):
@@ -134,8 +170,16 @@ def test_short_training_improves_dice_over_its_start(tiny_root, tmp_path):
     torch.manual_seed(0)
     method = DiffProto({"width": 8, "depth": 3, "denoiser_width": 8, "iterations": 40, "sample_steps": 2}, 6)
     before = mean_dice(method, data, torch.device("cpu"))
-    cfg = TrainConfig(iterations=40, batch_size=4, unlabeled_batch_size=2, lr=0.003, optimizer="adamw", val_every=20, checkpoint_every=40,
-                      rotate=False)  # flips and shifts only: 40 steps must show learning, not augmentation robustness
+    cfg = TrainConfig(
+        iterations=40,
+        batch_size=4,
+        unlabeled_batch_size=2,
+        lr=0.003,
+        optimizer="adamw",
+        val_every=20,
+        checkpoint_every=40,
+        rotate=False,
+    )  # flips and shifts only: 40 steps must show learning, not augmentation robustness
     Trainer(method, data, unlabeled, data, cfg, tmp_path).fit()
     after = mean_dice(method, data, torch.device("cpu"))
     print(f"diffproto Dice {before:.3f} -> {after:.3f}")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mosxav.archive import ArchiveLimits, safe_extract
-from mosxav.download import download, download_hf, fetch_file, ManifestEntry, read_manifest
+from mosxav.data.archive import ArchiveLimits, safe_extract
+from mosxav.data.download import ManifestEntry, download, download_hf, fetch_file, read_manifest
 
 
 def make_dataset_zip(path: Path) -> Path:
@@ -110,7 +110,7 @@ def test_zip_traversal_is_refused(tmp_path, name):
 def test_zip_symlink_is_refused(tmp_path):
     archive = tmp_path / "link.zip"
     info = zipfile.ZipInfo("link")
-    info.external_attr = (0o120777 << 16)
+    info.external_attr = 0o120777 << 16
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr(info, "/etc/passwd")
     with pytest.raises(ValueError, match="symbolic link"):

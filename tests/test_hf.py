@@ -1,9 +1,9 @@
+import datasets
 import numpy as np
 import pytest
 
-import datasets
 from mosxav import MOSXAV
-from mosxav.hf import export_hf, load_dataset
+from mosxav.data.hf import export_hf, load_dataset
 
 
 def test_load_local_root_keeps_mask_modes_and_ids(tiny_root):
@@ -43,7 +43,7 @@ def test_named_mosxav_offline_gives_one_clear_error(tmp_path, monkeypatch):
 
 
 def test_named_synthetic_is_generated_into_the_cache(tmp_path, monkeypatch):
-    from mosxav.synth import defaults
+    from mosxav.data.synth import defaults
 
     monkeypatch.setenv("MOSXAV_HOME", str(tmp_path / "cache"))
     small = defaults.SynthConfig(sequences=2, frames=6, size=32, seed=0, test_sequences=1)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from mosxav.label_noise import KINDS, corrupt_batch, corrupt_mask, frame_rng
+from mosxav.training.label_noise import KINDS, corrupt_batch, corrupt_mask, frame_rng
 
 
 def _mask():

@@ -13,20 +13,30 @@ import numpy as np
 import pytest
 import yaml
 
-from leaderboard import board
-from leaderboard.board import build_table, rescore_stale, submit
-from leaderboard.coco import masks_to_coco
-from leaderboard.scoring import paired_permutation_p, score_predictions
-from leaderboard.store import DuplicateSubmission, Store
-from leaderboard.submission import SubmissionInvalid, prepare
 from mosxav.constants import SEMANTIC_DIR
-from mosxav.io import read_index_mask, write_semantic_mask
-from mosxav.layout import sequence_folders
-from mosxav.splits import make_partition
+from mosxav.data.files import read_index_mask, write_semantic_mask
+from mosxav.data.layout import sequence_folders
+from mosxav.data.splits import make_partition
+from mosxav.evaluation.uncertainty import paired_permutation_p
+from mosxav_leaderboard import board
+from mosxav_leaderboard.board import build_table, rescore_stale, submit
+from mosxav_leaderboard.coco import masks_to_coco
+from mosxav_leaderboard.scoring import score_predictions
+from mosxav_leaderboard.store import DuplicateSubmission, Store
+from mosxav_leaderboard.submission import SubmissionInvalid, prepare
 
-META = {"method": "perfect", "authors": ["A. Tester"], "contact": "a@example.org", "code_url": "https://example.org/code",
-        "labeled_fraction": 0.25, "partition": "partition.yaml", "seeds": [0], "parameters": 1000,
-        "extra_training_data": False, "toolkit_version": "0.1.0"}
+META = {
+    "method": "perfect",
+    "authors": ["A. Tester"],
+    "contact": "a@example.org",
+    "code_url": "https://example.org/code",
+    "labeled_fraction": 0.25,
+    "partition": "partition.yaml",
+    "seeds": [0],
+    "parameters": 1000,
+    "extra_training_data": False,
+    "toolkit_version": "0.1.0",
+}
 
 
 def gt_frames(root):
@@ -46,7 +56,11 @@ def make_submission(root: Path, out: Path, *, method="perfect", damage=None, met
                 mask = damage(name, path.stem, mask)
             write_semantic_mask(out / "predictions" / name / path.name, mask)
     fields = {**META, "method": method, **(meta or {})}
-    fraction = fields["labeled_fraction"] if isinstance(fields["labeled_fraction"], float) and fields["labeled_fraction"] <= 1 else 0.25
+    fraction = (
+        fields["labeled_fraction"]
+        if isinstance(fields["labeled_fraction"], float) and fields["labeled_fraction"] <= 1
+        else 0.25
+    )
     make_partition(MOSXAV(root, "train").samples, fraction=fraction, seed=0).to_yaml(out / "partition.yaml")
     (out / "submission.yaml").write_text(yaml.safe_dump(fields))
     return out
@@ -58,6 +72,7 @@ def erase_class(cls, every=1):
             mask = mask.copy()
             mask[mask == cls] = 0
         return mask
+
     return damage
 
 
@@ -91,7 +106,9 @@ def test_identical_predictions_are_detected_even_repacked(tiny_root, tmp_path, s
 
 
 def test_every_problem_is_reported_at_once(tiny_root, tmp_path, store):
-    sub = make_submission(tiny_root, tmp_path / "sub", meta={"contact": "nobody", "labeled_fraction": 2, "colour": "red"})
+    sub = make_submission(
+        tiny_root, tmp_path / "sub", meta={"contact": "nobody", "labeled_fraction": 2, "colour": "red"}
+    )
     gt_root, names = gt_frames(tiny_root)
     frames = sorted((sub / "predictions" / names[0]).glob("*.png"))
     frames[0].unlink()  # missing
@@ -105,8 +122,17 @@ def test_every_problem_is_reported_at_once(tiny_root, tmp_path, store):
     with pytest.raises(SubmissionInvalid) as info:
         submit(sub, tiny_root, store)
     text = str(info.value)
-    for needle in ("1 frame(s) missing", "extra frame", "size 32x32, expected 64x64", "ids [9] out of range", "unreadable",
-                   "sequence not in the test split", "not an e-mail", "labeled_fraction 2", "unknown field 'colour'"):
+    for needle in (
+        "1 frame(s) missing",
+        "extra frame",
+        "size 32x32, expected 64x64",
+        "ids [9] out of range",
+        "unreadable",
+        "sequence not in the test split",
+        "not an e-mail",
+        "labeled_fraction 2",
+        "unknown field 'colour'",
+    ):
         assert needle in text, needle
     assert len(info.value.problems) >= 9
     assert store.submissions() == []
@@ -126,7 +152,7 @@ def _zip_with(tmp_path, name, members, symlink=None):
             zf.writestr(member, data)
         if symlink:
             info = zipfile.ZipInfo(symlink[0])
-            info.external_attr = (0o120777 << 16)
+            info.external_attr = 0o120777 << 16
             zf.writestr(info, symlink[1])
     return archive
 
@@ -203,10 +229,16 @@ def test_paired_permutation_test_exact_values():
 
 def test_ranks_tie_when_intervals_overlap(tiny_root, tmp_path, store):
     submit(make_submission(tiny_root, tmp_path / "a", method="perfect"), tiny_root, store)
-    submit(make_submission(tiny_root, tmp_path / "b", method="nearly", damage=erase_class(2, every=5)), tiny_root, store)
-    submit(make_submission(tiny_root, tmp_path / "c", method="blind", damage=lambda n, s, m: np.zeros_like(m)), tiny_root, store)
+    submit(
+        make_submission(tiny_root, tmp_path / "b", method="nearly", damage=erase_class(2, every=5)), tiny_root, store
+    )
+    submit(
+        make_submission(tiny_root, tmp_path / "c", method="blind", damage=lambda n, s, m: np.zeros_like(m)),
+        tiny_root,
+        store,
+    )
     table, _ = build_table(store)
-    ranks = dict(zip(table["method"], table["rank"]))
+    ranks = dict(zip(table["method"], table["rank"], strict=False))
     assert list(table["method"]) == ["perfect", "nearly", "blind"]
     assert ranks["perfect"] == 1 and ranks["blind"] == 3
     lo_hi = table.set_index("method")[["dice_lo", "dice_hi"]]
@@ -240,10 +272,25 @@ def test_storage_is_append_only(tiny_root, tmp_path, store):
 
 def test_concurrent_submissions_lose_nothing(tiny_root, tmp_path, store):
     """Six `mosxav-bench submit` processes at once (two with identical predictions)."""
-    subs = [make_submission(tiny_root, tmp_path / f"s{k}", method=f"m{k}", damage=erase_class(1 + k % 4, every=k + 1)) for k in range(4)]
+    subs = [
+        make_submission(tiny_root, tmp_path / f"s{k}", method=f"m{k}", damage=erase_class(1 + k % 4, every=k + 1))
+        for k in range(4)
+    ]
     twin = make_submission(tiny_root, tmp_path / "twin", method="twin", damage=erase_class(1, every=2))
-    cli = [sys.executable, "-m", "leaderboard.cli", "submit", "--gt", str(tiny_root), "--db", str(store.path)]
-    procs = [subprocess.Popen(cli + [str(s)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in subs + [twin, twin]]
+    cli = [
+        sys.executable,
+        "-m",
+        "mosxav_leaderboard.command_line",
+        "submit",
+        "--gt",
+        str(tiny_root),
+        "--db",
+        str(store.path),
+    ]
+    procs = [
+        subprocess.Popen(cli + [str(s)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for s in subs + [twin, twin]
+    ]
     codes = [p.wait(timeout=300) for p in procs]
     assert sorted(codes) == [0, 0, 0, 0, 0, 3], [p.stderr.read() for p in procs]
     assert sorted(s["method"] for s in store.submissions()) == ["m0", "m1", "m2", "m3", "twin"]
@@ -252,11 +299,12 @@ def test_concurrent_submissions_lose_nothing(tiny_root, tmp_path, store):
 
 KILLER = """
 import sys, time
-from leaderboard.store import Store
+from mosxav_leaderboard.store import Store
 store = Store(sys.argv[1])
 with store.transaction() as db:
-    db.execute("INSERT INTO submissions (created, method, dataset, dataset_hash, split, labeled_fraction, prediction_hash, "
-               "predictions_dir, is_reference, meta_json) VALUES ('t', 'half', 'd', 'h', 'test', 0.1, 'p', 'x', 0, '{}')")
+    db.execute("INSERT INTO submissions (created, method, dataset, dataset_hash, split, labeled_fraction, "
+               "prediction_hash, predictions_dir, is_reference, meta_json) "
+               "VALUES ('t', 'half', 'd', 'h', 'test', 0.1, 'p', 'x', 0, '{}')")
     print("inserted", flush=True)
     time.sleep(60)
 """
@@ -277,11 +325,20 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed")
 def test_html_page_renders_sorts_and_filters_in_headless_chromium(tiny_root, tmp_path, store):
-    from leaderboard.render import to_html
+    from mosxav_leaderboard.render import to_html
 
     submit(make_submission(tiny_root, tmp_path / "a", method="perfect"), tiny_root, store)
-    submit(make_submission(tiny_root, tmp_path / "b", method="blind", damage=lambda n, s, m: np.zeros_like(m),
-                           meta={"labeled_fraction": 0.5, "paper_url": "https://example.org/paper"}), tiny_root, store)
+    submit(
+        make_submission(
+            tiny_root,
+            tmp_path / "b",
+            method="blind",
+            damage=lambda n, s, m: np.zeros_like(m),
+            meta={"labeled_fraction": 0.5, "paper_url": "https://example.org/paper"},
+        ),
+        tiny_root,
+        store,
+    )
     submit(make_submission(tiny_root, tmp_path / "c", method="half", damage=erase_class(1, every=2)), tiny_root, store)
     table, _ = build_table(store, by_structure=True)
     page = tmp_path / "board.html"
@@ -292,14 +349,20 @@ def test_html_page_renders_sorts_and_filters_in_headless_chromium(tiny_root, tmp
     chrome = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=" + str(tmp_path / "profile")]
 
     def dom(fragment=""):
-        out = subprocess.run(chrome + ["--dump-dom", page.as_uri() + fragment], capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            chrome + ["--dump-dom", page.as_uri() + fragment], capture_output=True, text=True, timeout=120
+        )
         assert out.returncode == 0, out.stderr[-2000:]
         return out.stdout
 
     def visible_methods(html_text):
         import re
 
-        rows = re.findall(r'<tr class="[^"]*" data-id="\d+" data-fraction="([^"]+)"( style="display: none;")?>.*?<td class="l" data-v="([^"]+)"', html_text)
+        rows = re.findall(
+            r'<tr class="[^"]*" data-id="\d+" data-fraction="([^"]+)"( style="display: none;")?>'
+            r'.*?<td class="l" data-v="([^"]+)"',
+            html_text,
+        )
         return [method for _, hidden, method in rows if not hidden]
 
     assert visible_methods(dom()) == ["perfect", "half", "blind"]  # by labeled fraction, then Dice
@@ -307,7 +370,9 @@ def test_html_page_renders_sorts_and_filters_in_headless_chromium(tiny_root, tmp
     assert visible_methods(dom("#sort=method:asc")) == ["blind", "half", "perfect"]
     assert visible_methods(dom("#sort=dice:desc&fraction=0.25")) == ["perfect", "half"]
     shot = tmp_path / "board.png"
-    out = subprocess.run(chrome + [f"--screenshot={shot}", "--window-size=1280,900", page.as_uri()], capture_output=True, timeout=120)
+    out = subprocess.run(
+        chrome + [f"--screenshot={shot}", "--window-size=1280,900", page.as_uri()], capture_output=True, timeout=120
+    )
     assert out.returncode == 0 and shot.stat().st_size > 10_000
     from PIL import Image
 

@@ -5,10 +5,9 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from conftest import XCA, needs_xca
-from mosxav.endoscapes import EndoScapes2023
-from mosxav.hf import load_dataset
-from mosxav.pairs import FramePairs
+from mosxav.data.endoscapes import EndoScapes2023
+from mosxav.data.hf import load_dataset
+from mosxav.data.pairs import FramePairs
 
 
 def write_coco_fixture(root):
@@ -21,11 +20,30 @@ def write_coco_fixture(root):
     rle["counts"] = rle["counts"].decode()
     coco = {
         "images": [{"id": 1, "file_name": "1_10.jpg", "height": 40, "width": 60, "video_id": 1}],
-        "categories": [{"id": i, "name": n} for i, n in enumerate(["cystic_plate", "calot_triangle", "cystic_artery", "cystic_duct", "gallbladder", "tool"], 1)],
+        "categories": [
+            {"id": i, "name": n}
+            for i, n in enumerate(
+                ["cystic_plate", "calot_triangle", "cystic_artery", "cystic_duct", "gallbladder", "tool"], 1
+            )
+        ],
         "annotations": [
-            {"id": 1, "image_id": 1, "category_id": 5, "area": 600, "iscrowd": 0, "segmentation": [[0, 0, 30, 0, 30, 20, 0, 20]]},
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 5,
+                "area": 600,
+                "iscrowd": 0,
+                "segmentation": [[0, 0, 30, 0, 30, 20, 0, 20]],
+            },
             {"id": 2, "image_id": 1, "category_id": 6, "area": 50, "iscrowd": 0, "segmentation": rle},
-            {"id": 3, "image_id": 1, "category_id": 3, "area": 16, "iscrowd": 0, "segmentation": [[10, 10, 14, 10, 14, 14, 10, 14]]},
+            {
+                "id": 3,
+                "image_id": 1,
+                "category_id": 3,
+                "area": 16,
+                "iscrowd": 0,
+                "segmentation": [[10, 10, 14, 10, 14, 14, 10, 14]],
+            },
         ],
     }
     (split / "annotation_coco.json").write_text(json.dumps(coco))
@@ -66,9 +84,8 @@ def test_frame_pairs_errors(tmp_path):
         FramePairs(tmp_path)[0]
 
 
-@needs_xca
-def test_frame_pairs_on_real_angiograms():
-    data = FramePairs(XCA / "training")
+def test_frame_pairs_on_real_angiograms(xca_root):
+    data = FramePairs(xca_root / "training")
     assert len(data) == 40 and data.ids[:3] == ["1", "2", "3"]
     item = data[0]
     assert item["image"].shape == (300, 300) and set(np.unique(item["semantic"])) <= {0, 1}

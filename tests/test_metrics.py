@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from mosxav.metrics import distance_cap, evaluate_frame, frame_table, pair_metrics, summarize
-from mosxav.metrics.surface import boundary
+from mosxav.evaluation.metrics import distance_cap, evaluate_frame, frame_table, pair_metrics, summarize
+from mosxav.evaluation.metrics.surface import boundary
 
 
 def vessel_pair(seed: int, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
@@ -43,8 +43,12 @@ def test_hand_computed_shifted_square():
     assert s.dice == pytest.approx(2 * 10 / 50)
     assert s.iou == pytest.approx(10 / 40)
     assert s.hd == pytest.approx(3.0)
-    # gt boundary: 16 pixels; the 4 in column 8-9 band are on pred's boundary or 1 away...
-    assert 0 < s.assd < 3
+    # Each boundary is the 16-pixel ring of a 5x5 square. From the ground-truth ring to the predicted one:
+    # 4 pixels at 0 (the shared column-8/9 corners and edges), 5 at 1, 2 at 2, 5 at 3 (the far column 5),
+    # so the directed sum is 0*4 + 1*5 + 2*2 + 3*5 = 24; the shift is symmetric, so ASSD = 48 / 32.
+    assert s.assd == pytest.approx(1.5)
+    # directed 95th percentile of [0]*4 + [1]*5 + [2]*2 + [3]*5 (linear interpolation) = 3 both ways
+    assert s.hd95 == pytest.approx(3.0)
 
 
 @pytest.mark.parametrize(
@@ -87,7 +91,6 @@ def test_anisotropic_spacing_scales_distances():
     assert aniso.hd == pytest.approx(iso.hd * 0.5)
 
 
-
 def test_agrees_with_monai_on_100_pairs():
     monai_metrics = pytest.importorskip("monai.metrics")
     torch = pytest.importorskip("torch")
@@ -108,7 +111,9 @@ def test_agrees_with_monai_on_100_pairs():
                 "hd": monai_metrics.compute_hausdorff_distance(P, G, spacing=spacing).item(),
                 "hd95": monai_metrics.compute_hausdorff_distance(P, G, percentile=95, spacing=spacing).item(),
                 "assd": monai_metrics.compute_average_surface_distance(P, G, symmetric=True, spacing=spacing).item(),
-                "nsd": monai_metrics.compute_surface_dice(P, G, class_thresholds=[2.0], spacing=spacing, use_subvoxels=True).item(),
+                "nsd": monai_metrics.compute_surface_dice(
+                    P, G, class_thresholds=[2.0], spacing=spacing, use_subvoxels=True
+                ).item(),
                 "dice": monai_metrics.compute_dice(P, G).item(),
                 "iou": monai_metrics.compute_iou(P, G).item(),
             }

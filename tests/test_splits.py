@@ -1,7 +1,7 @@
 import pytest
 
-from mosxav.layout import MosxavLayout
-from mosxav.splits import Partition, make_partition
+from mosxav.data.layout import MosxavLayout
+from mosxav.data.splits import Partition, make_partition
 
 
 @pytest.fixture

@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import TINY
 from mosxav import MOSXAV
-from mosxav.check import check_dataset
-from mosxav.io import write_index_mask, write_semantic_mask
-from mosxav.synth import SynthConfig, generate_dataset
+from mosxav.data.check import check_dataset
+from mosxav.data.files import write_index_mask, write_semantic_mask
+from mosxav.data.synth import SynthConfig, generate_dataset
 
 
 def tree_digest(root):
@@ -20,7 +19,7 @@ def tree_digest(root):
     return digest.hexdigest()
 
 
-def test_layout_is_exact(tiny_root):
+def test_layout_is_exact(tiny_root, tiny_config):
     tv, test = tiny_root / "trainval", tiny_root / "test"
     for part in (tv, test):
         for sub in ("JPEGImages", "Annotations", "Annotations_Semantic", "ImageSets"):
@@ -32,9 +31,9 @@ def test_layout_is_exact(tiny_root):
     assert [p.name for p in sorted(seq.iterdir())][:2] == ["00000.jpg", "00001.jpg"]
     # trainval annotated every 5th frame, test on every frame
     assert sorted(p.stem for p in (tv / "Annotations_Semantic" / seq.name).iterdir()) == ["00000", "00005", "00010"]
-    assert len(list((test / "Annotations" / "v00").iterdir())) == TINY.frames
+    assert len(list((test / "Annotations" / "v00").iterdir())) == tiny_config.frames
     mask = Image.open(tv / "Annotations_Semantic" / seq.name / "00005.png")
-    assert mask.mode == "P" and mask.size == (TINY.size, TINY.size)
+    assert mask.mode == "P" and mask.size == (tiny_config.size, tiny_config.size)
     assert Image.open(tv / "Annotations" / seq.name / "00005.png").mode == "P"
 
 
@@ -77,9 +76,9 @@ def test_contrast_wash_in_changes_vessel_area_over_time(tiny_root):
     assert max(areas) > 0 and len(set(areas)) > 3
 
 
-def test_dataset_items_and_sequence_view(tiny_root):
+def test_dataset_items_and_sequence_view(tiny_root, tiny_config):
     data = MOSXAV(tiny_root, "train")
-    assert len(data) == len(data.sequence_names) * TINY.frames
+    assert len(data) == len(data.sequence_names) * tiny_config.frames
     item = data[1]
     assert item["semantic"] is None and item["frame_index"] == 1 and item["image"].dtype == np.uint8
     labeled = MOSXAV(tiny_root, "train", annotated_only=True)
@@ -96,13 +95,13 @@ def test_check_passes_on_clean_data(tiny_root):
     assert [p for p in check_dataset(tiny_root) if p.severity == "error"] == []
 
 
-def test_check_lists_every_problem_with_its_file(tiny_copy):
+def test_check_lists_every_problem_with_its_file(tiny_copy, tiny_config):
     tv = tiny_copy / "trainval"
     seq = (tv / "ImageSets" / "train.txt").read_text().split()[0]
     sem = tv / "Annotations_Semantic" / seq
     (sem / "00000.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
     write_semantic_mask(sem / "00005.png", np.full((10, 10), 1, np.uint8))  # wrong size
-    bad = np.zeros((TINY.size, TINY.size), np.uint8)
+    bad = np.zeros((tiny_config.size, tiny_config.size), np.uint8)
     bad[0, 0] = 9
     write_index_mask(sem / "00010.png", bad)  # class id out of range
     (tv / "JPEGImages" / seq / "00003.jpg").unlink()  # missing frame

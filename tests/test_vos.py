@@ -1,11 +1,14 @@
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
-from conftest import ANNOTATIONS, needs_annotations
-from mosxav.io import write_index_mask
-from mosxav.layout import read_split_file
-from mosxav.vos import boundary_f, evaluate_vos, region_similarity, seg2bmap
+from mosxav.data.files import write_index_mask
+from mosxav.data.layout import read_first_mask_json, read_split_file
+from mosxav.evaluation.vos import boundary_f, evaluate_vos, region_similarity, seg2bmap
 
 
 def test_seg2bmap_marks_east_south_transitions():
@@ -60,11 +63,10 @@ def test_missing_prediction_frame_names_the_folder(tmp_path):
         evaluate_vos(tmp_path / "gt", tmp_path / "pred")
 
 
-@needs_annotations
-def test_reproduces_official_val_results_csv():
-    names = read_split_file(ANNOTATIONS / "val" / "val_videos.txt")
-    result = evaluate_vos(ANNOTATIONS / "val" / "gt", ANNOTATIONS / "val" / "pred_xravos", sequences=names)
-    ref = pd.read_csv(ANNOTATIONS / "val" / "pred_xravos" / "results.csv", skipinitialspace=True, dtype=str)
+def test_reproduces_official_val_results_csv(annotations_root):
+    names = read_split_file(annotations_root / "val" / "val_videos.txt")
+    result = evaluate_vos(annotations_root / "val" / "gt", annotations_root / "val" / "pred_xravos", sequences=names)
+    ref = pd.read_csv(annotations_root / "val" / "pred_xravos" / "results.csv", skipinitialspace=True, dtype=str)
     ref.columns = [c.strip() for c in ref.columns]
     ref["sequence"] = ref["sequence"].str.strip()
     glob = ref[ref["sequence"] == "Global score"].iloc[0]
@@ -81,16 +83,36 @@ def test_reproduces_official_val_results_csv():
         assert o.jf == pytest.approx(float(row["J&F"]), abs=0.1)
     # the CSV we write is the official one, column for column
     ours = [line.replace(" ", "") for line in result.to_csv().splitlines()]
-    theirs = [line.replace(" ", "") for line in (ANNOTATIONS / "val" / "pred_xravos" / "results.csv").read_text().splitlines()]
+    theirs = [
+        line.replace(" ", "")
+        for line in (annotations_root / "val" / "pred_xravos" / "results.csv").read_text().splitlines()
+    ]
     assert ours == theirs
 
 
-def test_seen_unseen_headline_is_four_way_mean(tiny_root):
-    # perfect predictions on the synthetic test split give 100 everywhere, seen and unseen
+def test_seen_unseen_headline_is_four_way_mean(tiny_root, tmp_path):
+    """With one unseen object erased from the predictions, the headline is the mean of J_s, F_s, J_u and
+    F_u, each a mean over its own objects: all four present, seen untouched, unseen lowered."""
     split_root = tiny_root / "test"
-    result = evaluate_vos(tiny_root, tiny_root, split="test", first_mask=split_root / "ImageSets" / "test_first_mask.json")
+    first_mask = split_root / "ImageSets" / "test_first_mask.json"
+    unseen = read_first_mask_json(first_mask)["v00"]["unseen"]
+    erased = int(sorted(unseen)[0])
+    pred = Path(shutil.copytree(split_root / "Annotations", tmp_path / "pred"))
+    for png in (pred / "v00").glob("*.png"):
+        with Image.open(png) as image:
+            palette = image.getpalette()
+            ids = np.asarray(image)
+        out = Image.fromarray(np.where(ids == erased, 0, ids).astype(np.uint8), mode="P")
+        out.putpalette(palette)
+        out.save(png)
+    result = evaluate_vos(split_root / "Annotations", pred, first_mask=first_mask)
     assert result.has_seen_split
     g = result.global_scores()
-    assert g["J&F"] == pytest.approx(100.0)
-    assert {"J_s", "F_s"} <= set(g) or {"J_u", "F_u"} <= set(g)
-    assert result.to_csv().splitlines()[0].replace(" ", "").startswith(",,J&F")
+    assert set(g) == {"J&F", "J", "F", "J_s", "F_s", "J_u", "F_u"}
+    assert g["J_s"] == pytest.approx(100.0) and g["F_s"] == pytest.approx(100.0)
+    unseen_objects = [o for o in result.objects if not o.seen]
+    assert g["J_u"] == pytest.approx(np.mean([o.j for o in unseen_objects])) and g["J_u"] < 100.0
+    assert g["F_u"] == pytest.approx(np.mean([o.f for o in unseen_objects])) and g["F_u"] < 100.0
+    assert g["J&F"] == pytest.approx((g["J_s"] + g["F_s"] + g["J_u"] + g["F_u"]) / 4)
+    header = result.to_csv().splitlines()[0].replace(" ", "")
+    assert header == ",,J&F,J_s,F_s,J_u,F_u"

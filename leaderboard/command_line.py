@@ -1,0 +1,298 @@
+"""The ``mosxav-bench`` command line: one sub-command per job, errors as one readable line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from mosxav.data.files import write_text
+from mosxav.errors import DataError
+
+console = Console(stderr=True)
+out_console = Console()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from mosxav.data.check import check_dataset
+
+    with console.status("checking") as status:
+        problems = check_dataset(args.root, progress=lambda s: status.update(f"checking {s}"))
+    errors = [p for p in problems if p.severity == "error"]
+    if problems:
+        table = Table(
+            "severity", "file", "problem", title=f"{len(errors)} errors, {len(problems) - len(errors)} warnings"
+        )
+        for p in problems:
+            table.add_row(p.severity, str(p.path), p.message)
+        out_console.print(table)
+    else:
+        out_console.print(f"[green]{args.root}: no problems found")
+    return 1 if errors else 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from mosxav.data.synth import SynthConfig, generate_dataset
+
+    config = SynthConfig(
+        sequences=args.sequences, frames=args.frames, size=args.size, seed=args.seed, test_sequences=args.test_sequences
+    )
+    out = generate_dataset(args.out, config, overwrite=args.overwrite)
+    out_console.print(f"wrote {out} (contact sheet: {out / 'contact_sheet.png'})")
+    return 0
+
+
+def _sequence_list(args: argparse.Namespace) -> list[str] | None:
+    from mosxav.data.layout import read_split_file
+
+    return read_split_file(args.sequences) if args.sequences else None
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.task == "vos":
+        from mosxav.evaluation.vos import evaluate_vos, write_results_csv
+
+        result = evaluate_vos(
+            args.gt, args.pred, first_mask=args.first_mask, split=args.split, sequences=_sequence_list(args)
+        )
+        write_results_csv(result, args.out)
+        scores = result.global_scores()
+        out_console.print(
+            " ".join(f"{k} {v:.1f}" for k, v in scores.items()) + f"  ({len(result.objects)} objects) -> {args.out}"
+        )
+        return 0
+    from mosxav.evaluation.folder import evaluate_semantic, write_semantic_report
+    from mosxav.evaluation.metrics import summarize
+
+    table = evaluate_semantic(
+        args.gt,
+        args.pred,
+        split=args.split,
+        tolerance=args.tolerance,
+        sequences=_sequence_list(args),
+        spacing=(args.spacing, args.spacing),
+    )
+    paths = write_semantic_report(table, args.out)
+    summary = summarize(table)
+    view = Table("class", "Dice", "IoU", "HD95", "ASSD", "NSD", "evaluated", "capped")
+    for _, row in summary.iterrows():
+        view.add_row(
+            str(row["class"]),
+            *(f"{row[c]:.4f}" for c in ("dice", "iou", "hd95", "assd", "nsd")),
+            str(row["n_evaluated"]),
+            str(row["n_capped"]),
+        )
+    out_console.print(view)
+    out_console.print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from mosxav.data.download import download
+
+    root = download(args.root, args.source, offline=args.offline)
+    out_console.print(f"MOSXAV ready at {root}")
+    return 0
+
+
+def cmd_export_hf(args: argparse.Namespace) -> int:
+    from mosxav.data.hf import export_hf
+
+    out = export_hf(args.root, args.out, task=args.task, licence=args.licence)
+    out_console.print(f"wrote {out} (load with datasets.load_dataset({str(out)!r}))")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from mosxav.harness.config import load_config
+    from mosxav.harness.run import run
+    from mosxav_leaderboard.reference_runs import record_reference_runs
+
+    config = load_config(args.config, scale=args.scale)
+    result = run(config, args.out)
+    if result is None:  # a torchrun rank other than 0
+        return 0
+    summary, data = result
+    written = [
+        "results.md",
+        "summary.csv",
+        "per_frame.csv",
+        "dice_by_structure.png",
+        "dice_vs_fraction.png",
+        "overlays.png",
+    ]
+    if config.leaderboard and data.gt_root is not None:
+        record_reference_runs(args.out, data, config)
+        written.append("leaderboard.md")
+    means = summary[summary["class"] == "mean"].groupby(["method", "labeled_fraction", "label_noise"])["dice"]
+    means = means.agg(["mean", "std", "count"]).reset_index()
+    order = {name: i for i, name in enumerate(config.methods)}
+    means = means.sort_values("method", key=lambda s: s.map(order), kind="stable")
+    view = Table("method", "labeled", "label noise", "seeds", "mean Dice (test)", title=f"run folder: {args.out}")
+    for _, row in means.iterrows():
+        dice = f"{row['mean']:.3f}" if row["count"] < 2 else f"{row['mean']:.3f} ± {row['std']:.3f}"
+        view.add_row(row["method"], f"{row['labeled_fraction']:g}", f"{row['label_noise']:g}", str(row["count"]), dice)
+    out_console.print(view)
+    out_console.print(f"wrote {args.out}/" + ", ".join(written) + " (intervals over test sequences in results.md)")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from mosxav_leaderboard.board import default_db, submit
+    from mosxav_leaderboard.store import DuplicateSubmission, Store
+    from mosxav_leaderboard.submission import SubmissionInvalid
+
+    store = Store(args.db or default_db())
+    try:
+        with console.status(f"validating and scoring {args.path}"):
+            submission_id = submit(args.path, args.gt, store, split=args.split, dataset=args.dataset)
+    except SubmissionInvalid as exc:
+        table = Table("file", "problem", title=f"submission refused: {len(exc.problems)} problem(s)")
+        for problem in exc.problems:
+            table.add_row(problem.path, problem.message)
+        out_console.print(table)
+        return 1
+    except DuplicateSubmission as exc:
+        console.print(f"[yellow]not recorded:[/yellow] {exc}")
+        return 3
+    out_console.print(f"recorded submission #{submission_id} in {store.path}")
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from mosxav.evaluation.metrics import METRIC_VERSION
+    from mosxav_leaderboard.board import build_table, default_db, rescore_stale
+    from mosxav_leaderboard.render import to_csv, to_html, to_json, to_markdown, to_rich
+    from mosxav_leaderboard.store import Store
+
+    store = Store(args.db or default_db())
+    if args.gt is not None:
+        rescored = rescore_stale(store, args.gt)
+        if rescored:
+            console.print(f"re-scored {len(rescored)} submission(s) under metric version {METRIC_VERSION}")
+    table, stale = build_table(
+        store, label_fraction=args.label_fraction, by_structure=args.by_structure or args.format == "html"
+    )
+    if stale:
+        console.print(
+            f"[yellow]{len(stale)} submission(s) await re-scoring under metric version {METRIC_VERSION} "
+            f"(pass --gt ROOT): {stale[:10]}"
+        )
+    if args.format == "terminal":
+        out_console.print(to_rich(table))
+        return 0
+    text = {"md": to_markdown, "csv": to_csv, "json": to_json}.get(args.format, lambda t: to_html(t, METRIC_VERSION))(
+        table
+    )
+    if args.out:
+        write_text(args.out, text)
+        out_console.print(f"wrote {args.out}")
+    else:
+        print(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mosxav-bench", description="MOSXAV-Bench: data, metrics, training and the leaderboard."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="train and score methods x labeled fractions x seeds (default: quick synthetic run)")
+    p.add_argument("--config", type=Path, default=None, help="YAML overriding the quick default config")
+    p.add_argument("--out", type=Path, default=Path("runs/default"))
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=None,
+        help="multiply resolution and iterations (e.g. 0.25 to run configs/paper.yaml on a CPU)",
+    )
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("submit", help="validate, score and record a submission (folder or .zip)")
+    p.add_argument("path", type=Path)
+    p.add_argument(
+        "--gt", type=Path, required=True, help="MOSXAV root (or folder of sequence folders) with the test ground truth"
+    )
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument(
+        "--dataset", default=None, help="dataset name shown in the table (default: the ground-truth folder name)"
+    )
+    p.add_argument(
+        "--db",
+        type=Path,
+        default=None,
+        help="leaderboard database (default: $MOSXAV_HOME/leaderboard/leaderboard.sqlite)",
+    )
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("leaderboard", help="show or export the leaderboard table")
+    p.add_argument("--format", choices=("terminal", "md", "csv", "json", "html"), default="terminal")
+    p.add_argument("--by-structure", action="store_true", help="add Dice per structure")
+    p.add_argument("--label-fraction", type=float, default=None, help="only entries with this labeled fraction")
+    p.add_argument("--gt", type=Path, default=None, help="ground truth, to re-score entries after a metric change")
+    p.add_argument("--db", type=Path, default=None)
+    p.add_argument("--out", type=Path, default=None, help="write to a file instead of stdout")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("check", help="validate a MOSXAV folder and list every problem")
+    p.add_argument("root", type=Path)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("synth", help="generate a synthetic dataset in the MOSXAV layout")
+    p.add_argument("out", type=Path)
+    p.add_argument("--sequences", type=int, default=30, help="trainval sequences (60%% train, 40%% val)")
+    p.add_argument("--test-sequences", type=int, default=None, help="test sequences (default 40%% of --sequences)")
+    p.add_argument("--frames", type=int, default=45)
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("evaluate", help="score predictions (semantic metrics or video J&F)")
+    p.add_argument("--task", choices=("semantic", "vos"), default="semantic")
+    p.add_argument("--gt", type=Path, required=True, help="a MOSXAV root or a folder of sequence folders")
+    p.add_argument("--pred", type=Path, required=True)
+    p.add_argument(
+        "--split", choices=("train", "val", "test"), default=None, help="which split when --gt is a MOSXAV root"
+    )
+    p.add_argument(
+        "--sequences", type=Path, default=None, help="a split file (one sequence per line) to restrict scoring to"
+    )
+    p.add_argument("--first-mask", type=Path, default=None, help="*_first_mask.json (first appearance, seen/unseen)")
+    p.add_argument("--tolerance", type=float, default=2.0, help="NSD tolerance in pixels (times --spacing)")
+    p.add_argument("--spacing", type=float, default=1.0, help="pixel spacing (e.g. mm per pixel)")
+    p.add_argument("--out", type=Path, default=Path("results.csv"))
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("download", help="fetch MOSXAV (Hugging Face Hub or a SHA-256 manifest)")
+    p.add_argument("root", type=Path)
+    p.add_argument("--source", default="hf", help="'hf' or the path of a manifest (YAML/JSON)")
+    p.add_argument("--offline", action="store_true", help="use only what is already cached")
+    p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("export-hf", help="write parquet shards + dataset card for the Hugging Face Hub")
+    p.add_argument("root", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--task", choices=("semantic", "vos"), default="semantic")
+    p.add_argument("--licence", default="cc-by-nc-sa-4.0")
+    p.set_defaults(func=cmd_export_hf)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return handler(args)
+    except (DataError, FileExistsError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Where the harness meets the leaderboard: a run folder's clean-label cells entered as reference runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mosxav.data.files import write_text
+from mosxav.harness.config import RunConfig
+from mosxav.harness.run import matrix
+from mosxav.harness.sources import RunData
+from mosxav_leaderboard.board import build_table, default_db, submit
+from mosxav_leaderboard.render import to_markdown
+from mosxav_leaderboard.store import DuplicateSubmission, Store
+
+
+def record_reference_runs(run_dir: Path, data: RunData, config: RunConfig, db: Path | None = None) -> list[int]:
+    """Enter every clean-label cell of the run into the leaderboard as a reference run and write the
+    table as it now stands to ``run_dir/leaderboard.md``; returns the new submission ids."""
+    store = Store(db or (Path(config.leaderboard_db) if config.leaderboard_db else default_db()))
+    ids = []
+    for cell in matrix(config):
+        if cell.label_noise > 0:
+            continue
+        try:
+            ids.append(
+                submit(run_dir / "submissions" / cell.tag, data.gt_root, store, dataset=data.name, is_reference=True)
+            )
+        except DuplicateSubmission:
+            pass  # the same predictions (e.g. an untrained baseline) are already in the table
+    table, _ = build_table(store)
+    write_text(run_dir / "leaderboard.md", "# MOSXAV-Bench leaderboard (after this run)\n\n" + to_markdown(table))
+    return ids

@@ -1,0 +1,188 @@
+"""Reading and writing frames and masks, with errors that name the file and nothing half-written.
+
+Masks are index images: palette (``P``) or greyscale (``L``) PNGs whose pixel values are ids.
+Reading them never goes through RGB, because that would turn ids into palette colours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from mosxav.constants import CLASS_COLOURS, davis_palette, semantic_palette
+from mosxav.errors import DataError
+
+#: Refuse images larger than this many pixels (decompression-bomb guard; 16k x 16k).
+MAX_IMAGE_PIXELS = 16384 * 16384
+
+
+def _open(path: Path) -> Image.Image:
+    """Open and fully decode an image, converting every failure into a DataError."""
+    try:
+        with Image.open(path) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise DataError(path, f"image of {image.width}x{image.height} pixels is too large")
+            image.load()
+            return image
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise DataError(path, f"unreadable image ({exc.__class__.__name__}: {exc})") from None
+
+
+def read_frame(path: str | Path) -> np.ndarray:
+    """Read an angiography frame as a 2-D uint8 array (colour frames are converted to luminance)."""
+    image = _open(Path(path))
+    if image.mode != "L":
+        image = image.convert("L")
+    return np.asarray(image, dtype=np.uint8)
+
+
+def read_index_mask(
+    path: str | Path,
+    *,
+    max_id: int | None = None,
+    colours: Mapping[int, tuple[int, int, int]] | None = None,
+) -> np.ndarray:
+    """Read a mask of ids (palette or greyscale PNG) as a 2-D uint8 array.
+
+    An RGB mask is accepted only when ``colours`` maps ids to colours (the MOSXAV class colours),
+    and every pixel must be one of them. ``max_id`` rejects ids out of range with the offending values.
+    """
+    path = Path(path)
+    image = _open(path)
+    if image.mode in ("P", "L"):
+        array = np.asarray(image, dtype=np.uint8)
+    elif image.mode in ("I", "I;16", "I;16B", "I;16L"):
+        array32 = np.asarray(image, dtype=np.int64)
+        if array32.min() < 0 or array32.max() > 255:
+            raise DataError(path, f"mask values {array32.min()}..{array32.max()} do not fit class/instance ids")
+        array = array32.astype(np.uint8)
+    elif image.mode in ("RGB", "RGBA") and colours is not None:
+        array = _rgb_to_ids(path, np.asarray(image.convert("RGB")), colours)
+    elif image.mode == "1":
+        array = np.asarray(image, dtype=np.uint8)
+    else:
+        raise DataError(path, f"mask has image mode {image.mode!r}; expected a palette (P) or greyscale (L) PNG")
+    if max_id is not None:
+        too_large = np.unique(array[array > max_id])
+        if too_large.size:
+            raise DataError(path, f"ids {too_large.tolist()} out of range 0..{max_id}")
+    return array
+
+
+def _rgb_to_ids(path: Path, rgb: np.ndarray, colours: Mapping[int, tuple[int, int, int]]) -> np.ndarray:
+    """Map an RGB colour mask to ids, failing on any colour not in the table."""
+    packed = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
+    out = np.full(packed.shape, 255, dtype=np.uint8)
+    for cls, (r, g, b) in colours.items():
+        out[packed == ((r << 16) | (g << 8) | b)] = cls
+    unknown = out == 255
+    if unknown.any():
+        y, x = np.argwhere(unknown)[0]
+        raise DataError(
+            path,
+            f"{int(unknown.sum())} pixels have colours outside the class table, "
+            f"e.g. {tuple(rgb[y, x])} at (x={x}, y={y})",
+        )
+    return out
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it into place only if the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_index_mask(path: str | Path, mask: np.ndarray, *, palette: Sequence[int] | None = None) -> None:
+    """Write ids as a palette PNG atomically (DAVIS palette unless another is given)."""
+    if mask.ndim != 2:
+        raise ValueError(f"{path}: a mask must be 2-D, got shape {mask.shape}")
+    image = Image.fromarray(np.asarray(mask, dtype=np.uint8), mode="P")
+    image.putpalette(list(palette) if palette is not None else davis_palette())
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+
+
+def write_semantic_mask(path: str | Path, mask: np.ndarray) -> None:
+    """Write class ids as a palette PNG coloured with the MOSXAV class colours."""
+    write_index_mask(path, mask, palette=semantic_palette())
+
+
+def write_frame(path: str | Path, frame: np.ndarray, *, quality: int = 95) -> None:
+    """Write a greyscale frame atomically; the format follows the suffix (.jpg or .png)."""
+    image = Image.fromarray(np.asarray(frame, dtype=np.uint8), mode="L")
+    fmt = "JPEG" if Path(path).suffix.lower() in (".jpg", ".jpeg") else "PNG"
+    with atomic_path(path) as tmp:
+        image.save(tmp, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write a text file atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write JSON atomically, indented for people."""
+    write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def read_yaml(path: str | Path, what: str = "file") -> Any:
+    """Read YAML with ``yaml.safe_load`` only (no tags, no objects), naming the file on any error."""
+    import yaml
+
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(path, f"{what} not found") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise DataError(path, f"malformed YAML ({exc})") from None
+
+
+def read_json(path: str | Path) -> Any:
+    """Read JSON, naming the file and the position of any syntax error."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(path, f"malformed JSON ({exc})") from None
+
+
+__all__ = [
+    "CLASS_COLOURS",
+    "MAX_IMAGE_PIXELS",
+    "atomic_path",
+    "read_frame",
+    "read_index_mask",
+    "read_json",
+    "read_yaml",
+    "write_frame",
+    "write_index_mask",
+    "write_json",
+    "write_semantic_mask",
+    "write_text",
+]

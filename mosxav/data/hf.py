@@ -1,0 +1,265 @@
+"""Hugging Face ``datasets`` integration: ``load_dataset`` and the parquet export with a dataset card.
+
+``load_dataset("mosxav", task=..., split=...)`` mirrors the call shape of ``datasets.load_dataset``;
+the first argument names a dataset (``"mosxav"``, ``"mosxav-synthetic"``, ``"endoscapes2023"``) or
+is a local MOSXAV root. Images are stored as the original encoded bytes, so masks keep their mode
+(palette / greyscale ids) and frames their JPEG encoding.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+
+from mosxav.constants import CLASS_NAMES, SPLIT_PARTS
+from mosxav.data.download import cache_home, download
+from mosxav.data.files import read_json, write_text
+from mosxav.data.layout import MosxavLayout
+from mosxav.errors import DataError
+
+NAMED = ("mosxav", "mosxav-synthetic", "endoscapes2023")
+MASK_COLUMN = {"semantic": "semantic", "vos": "instance"}
+
+
+def features(task: str) -> datasets.Features:
+    """The schema: frames and masks as Image (bytes kept as encoded), ids, and the classes present."""
+    return datasets.Features(
+        {
+            "image": datasets.Image(),
+            MASK_COLUMN[task]: datasets.Image(),
+            "sequence": datasets.Value("string"),
+            "frame_index": datasets.Value("int32"),
+            "frame": datasets.Value("string"),
+            "annotated": datasets.Value("bool"),
+            "classes_present": datasets.Sequence(datasets.ClassLabel(names=list(CLASS_NAMES))),
+        }
+    )
+
+
+def _rows(root: str, split: str, task: str) -> Iterator[dict[str, Any]]:
+    from mosxav.data.files import read_index_mask
+
+    layout = MosxavLayout(root)
+    key = "semantic_path" if task == "semantic" else "instance_path"
+    for name in layout.sequences(split):
+        for record in layout.frames(split, name):
+            mask_path = getattr(record, key)
+            present: list[int] = []
+            if mask_path is not None and task == "semantic":
+                present = [int(c) for c in np.unique(read_index_mask(mask_path)) if c > 0]
+            yield {
+                "image": {"bytes": record.image_path.read_bytes(), "path": record.image_path.name},
+                MASK_COLUMN[task]: None
+                if mask_path is None
+                else {"bytes": mask_path.read_bytes(), "path": mask_path.name},
+                "sequence": name,
+                "frame_index": record.index,
+                "frame": record.stem,
+                "annotated": mask_path is not None,
+                "classes_present": present,
+            }
+
+
+def build_split(root: str | Path, split: str, task: str = "semantic", cache_dir: str | None = None) -> datasets.Dataset:
+    """One split of a MOSXAV root as a ``datasets.Dataset`` (written to an Arrow cache, streamed)."""
+    if task not in MASK_COLUMN:
+        raise ValueError(f"unknown task {task!r}; expected 'semantic' or 'vos'")
+    return datasets.Dataset.from_generator(
+        _rows,
+        features=features(task),
+        gen_kwargs={"root": str(Path(root).resolve()), "split": split, "task": task},
+        cache_dir=cache_dir,
+        split=datasets.Split(split),
+    )
+
+
+def _available_splits(root: Path) -> list[str]:
+    layout = MosxavLayout(root)
+    return [s for s in SPLIT_PARTS if layout.has_split(s)]
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False") or os.environ.get(
+        "MOSXAV_OFFLINE", "0"
+    ) not in ("0", "")
+
+
+def resolve_root(name: str, root: str | Path | None = None, *, offline: bool | None = None) -> Path:
+    """The local MOSXAV root for a dataset name or path, fetching or generating it when missing."""
+    if name not in NAMED:
+        return Path(name)
+    offline = _offline() if offline is None else offline
+    if name == "endoscapes2023":
+        path = Path(root) if root else cache_home() / "endoscapes2023"
+        if not path.is_dir():
+            raise DataError(
+                path, "EndoScapes2023 is distributed after registration: download it yourself and pass root=<folder>"
+            )
+        return path
+    if root is not None:
+        return Path(root)
+    path = cache_home() / name
+    if name == "mosxav-synthetic":
+        from dataclasses import asdict
+
+        from mosxav.data.synth import generate_dataset
+        from mosxav.data.synth.defaults import DEFAULT_SYNTH
+
+        stamp = path / "synth_config.json"
+        if stamp.is_file() and read_json(stamp) == asdict(DEFAULT_SYNTH):
+            return path
+        return generate_dataset(path, DEFAULT_SYNTH, overwrite=True)  # missing, or made by another default
+    if (path / "trainval" / "ImageSets" / "train.txt").is_file():
+        return path
+    if offline:
+        raise DataError(
+            path,
+            "MOSXAV is not in the cache and offline mode is on: run `mosxav-bench download "
+            f"{path}` with network access, or pass root=<an existing MOSXAV folder>",
+        )
+    return download(path)
+
+
+def load_dataset(
+    path: str,
+    name: str | None = None,
+    *,
+    task: str = "semantic",
+    split: str | None = None,
+    root: str | Path | None = None,
+    cache_dir: str | None = None,
+    offline: bool | None = None,
+):
+    """Load MOSXAV (or a named relative) as a ``datasets.DatasetDict``, or a ``Dataset`` for one split."""
+    if path == "endoscapes2023":
+        return _load_endoscapes(resolve_root(path, root), split, cache_dir)
+    dataset_root = resolve_root(path, root, offline=offline)
+    splits = [split] if split else _available_splits(dataset_root)
+    if not splits:
+        raise DataError(dataset_root, "no ImageSets split files found")
+    built = {s: build_split(dataset_root, s, task, cache_dir) for s in splits}
+    return built[split] if split else datasets.DatasetDict(built)
+
+
+def _load_endoscapes(root: Path, split: str | None, cache_dir: str | None):
+    from mosxav.data.endoscapes import EndoScapes2023
+
+    def rows(split_name: str) -> Iterator[dict[str, Any]]:
+        import io as _io
+
+        from PIL import Image
+
+        data = EndoScapes2023(root, split_name)
+        for index in range(len(data)):
+            item = data[index]
+            buffer = _io.BytesIO()
+            Image.fromarray(item["semantic"], mode="L").save(buffer, format="PNG")
+            info = data.coco.loadImgs(data.image_ids[index])[0]
+            yield {
+                "image": {"bytes": (data.image_dir / info["file_name"]).read_bytes(), "path": info["file_name"]},
+                "semantic": {"bytes": buffer.getvalue(), "path": f"{item['frame']}.png"},
+                "frame": item["frame"],
+                "classes_present": [int(c) for c in np.unique(item["semantic"]) if c > 0],
+            }
+
+    def build(split_name: str) -> datasets.Dataset:
+        probe = EndoScapes2023(root, split_name)
+        feats = datasets.Features(
+            {
+                "image": datasets.Image(),
+                "semantic": datasets.Image(),
+                "frame": datasets.Value("string"),
+                "classes_present": datasets.Sequence(datasets.ClassLabel(names=list(probe.classes))),
+            }
+        )
+        return datasets.Dataset.from_generator(
+            rows,
+            features=feats,
+            gen_kwargs={"split_name": split_name},
+            cache_dir=cache_dir,
+            split=datasets.Split(split_name),
+        )
+
+    if split:
+        return build(split)
+    return datasets.DatasetDict(
+        {s: build(s) for s in ("train", "val", "test") if (root / f"{s}_seg").is_dir() or (root / s).is_dir()}
+    )
+
+
+CARD_TEMPLATE = """---
+{front_matter}---
+
+# {title}
+
+Exported by MOSXAV-Bench (`mosxav-bench export-hf`) from a dataset in the MOSXAV layout.
+
+- Task: `{task}`; columns: `image` (frame), `{mask}` (ids as a {mask_kind} PNG, `None` on unannotated frames),
+  `sequence`, `frame_index`, `frame`, `annotated`, `classes_present`.
+- Classes: {classes}.
+- Splits: {splits}.
+
+Load it with `datasets.load_dataset("<this folder or repo>")`. Licence: {licence}
+"""
+
+
+def export_hf(
+    root: str | Path,
+    out: str | Path,
+    *,
+    task: str = "semantic",
+    max_shard_rows: int = 500,
+    licence: str = "cc-by-nc-sa-4.0",
+) -> Path:
+    """Write parquet shards and a README.md dataset card so the folder loads (and pushes) as is."""
+    root, out = Path(root), Path(out)
+    splits = _available_splits(root)
+    if not splits:
+        raise DataError(root, "no ImageSets split files found")
+    staging = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "data").mkdir(parents=True)
+    try:
+        counts = {}
+        for split in splits:
+            ds = build_split(root, split, task)
+            n_shards = max(1, -(-len(ds) // max_shard_rows))
+            for k in range(n_shards):
+                ds.shard(n_shards, k, contiguous=True).to_parquet(
+                    str(staging / "data" / f"{split}-{k:05d}-of-{n_shards:05d}.parquet")
+                )
+            counts[split] = len(ds)
+        import yaml
+
+        meta = {
+            "license": licence,
+            "task_categories": ["image-segmentation"],
+            "configs": [
+                {"config_name": "default", "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits]}
+            ],
+        }
+        write_text(
+            staging / "README.md",
+            CARD_TEMPLATE.format(
+                front_matter=yaml.safe_dump(meta, sort_keys=False),
+                title=f"{root.name} ({task})",
+                task=task,
+                mask=MASK_COLUMN[task],
+                mask_kind="palette" if task == "vos" else "palette/greyscale",
+                classes=", ".join(f"{i} {n}" for i, n in enumerate(CLASS_NAMES)),
+                splits=", ".join(f"{s} ({n} frames)" for s, n in counts.items()),
+                licence=licence,
+            ),
+        )
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out

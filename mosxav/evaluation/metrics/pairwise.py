@@ -1,0 +1,84 @@
+"""All metrics of one (ground truth, prediction) binary mask pair, with the empty-mask table applied."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from mosxav.evaluation.metrics.surface import Spacing, surface_scores
+
+#: Every metric computed per (frame, class) pair.
+METRIC_NAMES = ("dice", "iou", "hd", "hd95", "assd", "nsd")
+#: The per-class summary a run report and ``mosxav-bench evaluate`` show.
+SUMMARY_METRICS = ("dice", "iou", "hd95", "assd", "nsd")
+#: The headline metrics with bootstrap intervals (leaderboard columns, run report cells).
+RANKED_METRICS = ("dice", "iou", "hd95", "assd")
+DISTANCE_METRICS = ("hd", "hd95", "assd")
+
+
+def distance_cap(shape: tuple[int, int], spacing: Spacing = (1.0, 1.0)) -> float:
+    """The value given to HD/HD95/ASSD when exactly one mask is empty: the image diagonal
+    H*sy by W*sx (724.1 px at 512x512), larger than any distance inside the frame."""
+    return float(np.hypot(shape[0] * spacing[0], shape[1] * spacing[1]))
+
+
+@dataclass(frozen=True)
+class PairScores:
+    dice: float
+    iou: float
+    hd: float
+    hd95: float
+    assd: float
+    nsd: float
+    gt_present: bool
+    pred_present: bool
+
+    @property
+    def capped(self) -> bool:
+        """True when exactly one mask is empty (the distances are the cap, not measured)."""
+        return self.gt_present != self.pred_present
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "capped": self.capped}
+
+
+def overlap_scores(intersection: int, gt_count: int, pred_count: int) -> tuple[float, float]:
+    """Dice and IoU from pixel counts; both empty counts as perfect agreement (1, 1)."""
+    total = gt_count + pred_count
+    if total == 0:
+        return 1.0, 1.0
+    union = total - intersection
+    return 2.0 * intersection / total, intersection / union
+
+
+def pair_metrics(
+    gt: np.ndarray,
+    pred: np.ndarray,
+    *,
+    spacing: Spacing = (1.0, 1.0),
+    tolerance: float = 2.0,
+    counts: tuple[int, int, int] | None = None,
+) -> PairScores:
+    """Dice, IoU, HD, HD95, ASSD and NSD@tolerance of two boolean masks.
+
+    Empty masks (the leaderboard table of ``mosxav.evaluation.metrics``): both empty -> Dice = IoU = NSD = 1
+    and distances 0; exactly one empty -> Dice = IoU = NSD = 0 and distances = ``distance_cap``.
+    ``counts`` = (intersection, |gt|, |pred|) when the caller already has them.
+    """
+    if gt.shape != pred.shape:
+        raise ValueError(f"mask shapes differ: ground truth {gt.shape}, prediction {pred.shape}")
+    gt = np.asarray(gt, dtype=bool)
+    pred = np.asarray(pred, dtype=bool)
+    if counts is None:
+        counts = (int(np.count_nonzero(gt & pred)), int(np.count_nonzero(gt)), int(np.count_nonzero(pred)))
+    inter, n_gt, n_pred = counts
+    dice, iou = overlap_scores(inter, n_gt, n_pred)
+    gt_present, pred_present = n_gt > 0, n_pred > 0
+    if not gt_present and not pred_present:
+        return PairScores(dice, iou, 0.0, 0.0, 0.0, 1.0, False, False)
+    if gt_present != pred_present:
+        cap = distance_cap(gt.shape, spacing)
+        return PairScores(dice, iou, cap, cap, cap, 0.0, gt_present, pred_present)
+    dist, nsd = surface_scores(gt, pred, spacing, tolerance)
+    return PairScores(dice, iou, dist.hd, dist.hd_percentile(95.0), dist.assd, nsd, True, True)

@@ -1,0 +1,138 @@
+"""The run config of ``mosxav-bench run``: one typed schema, its defaults the quick run.
+
+A YAML file names only what it changes; every key at every depth is checked against ``RunConfig``
+(and ``method_options.<method>`` against that method's ``Options``), so a typo is one error naming
+the key, the file and the keys known there. ``method_options`` is merged per method onto the
+default's (the quick default narrows DiffProto's denoiser); every other key replaces the default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mosxav.data.files import read_yaml
+from mosxav.schema import ConfigError, from_mapping, to_mapping
+from mosxav.training.protocol import BackboneOptions, available_methods, get_method
+from mosxav.training.trainer import TrainConfig
+
+#: Keys of a method's options that the harness sets itself (from ``train`` and the noise axis).
+HARNESS_SET_OPTIONS = ("iterations", "pseudo_label_noise_rate")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """``dataset:``: a named dataset, a MOSXAV root, or folders of ``N.png`` + ``N_gt.png`` pairs."""
+
+    type: Literal["mosxav", "pairs"] = "mosxav"
+    name: str = "mosxav-synthetic"  # resolved by mosxav.data.hf.resolve_root when no root is given
+    root: str | None = None
+    train: str | None = None  # pairs: the training folder
+    test: str | None = None  # pairs: the test folder (may equal train with disjoint ids)
+    train_ids: list[int | str] | None = None
+    test_ids: list[int | str] | None = None
+    val_fraction: float = 0.2  # pairs: held out of training to choose the best checkpoint
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Methods x labeled fractions x label-noise rates x seeds, trained and scored the same way."""
+
+    dataset: DatasetSpec = field(default_factory=DatasetSpec)
+    size: int = 128  # training and prediction resolution (snapped to the U-Net's stride)
+    scale: float = 1.0  # multiplies size and train.iterations (0.25 rehearses the paper config on a CPU)
+    device: str = "auto"
+    methods: list[str] = field(
+        default_factory=lambda: ["tophat_otsu", "supervised", "mean_teacher", "cps", "diffproto"]
+    )
+    labeled_fractions: list[float] = field(default_factory=lambda: [0.25])
+    label_noise_rates: list[float] = field(default_factory=lambda: [0.0])
+    #: where the label-noise rate applies: the labeled set's masks, the hard pseudo-labels, or both
+    label_noise_applies_to: list[Literal["labeled", "pseudo_labels"]] = field(default_factory=lambda: ["labeled"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    train: TrainConfig = field(default_factory=TrainConfig)
+    model: BackboneOptions = field(default_factory=BackboneOptions)
+    method_options: dict[str, dict[str, Any]] = field(default_factory=lambda: {"diffproto": {"denoiser_width": 8}})
+    overlays: int = 6  # test frames in overlays.png
+    leaderboard: bool = True  # enter the clean-label cells into the leaderboard as reference runs
+    leaderboard_db: str | None = None  # default: $MOSXAV_HOME/leaderboard/leaderboard.sqlite
+
+    def effective_size(self) -> int:
+        """``size`` times ``scale``, snapped to a multiple of the U-Net's stride 2**depth."""
+        stride = 2**self.model.depth
+        return max(stride, int(round(self.size * self.scale / stride)) * stride)
+
+    def effective_train(self) -> TrainConfig:
+        """``train`` with iterations times ``scale`` (and the intervals no longer than the run)."""
+        iterations = max(1, int(round(self.train.iterations * self.scale)))
+        return dataclasses.replace(
+            self.train,
+            iterations=iterations,
+            checkpoint_every=max(1, min(self.train.checkpoint_every, iterations)),
+            val_every=max(1, min(self.train.val_every, iterations)),
+            log_every=max(1, min(self.train.log_every, iterations)),
+        )
+
+
+def _check(config: RunConfig, source: str | Path) -> RunConfig:
+    """What the types alone cannot say: registered methods, their options, sane numbers."""
+    registered = available_methods()
+    for k, name in enumerate(config.methods):
+        if name not in registered:
+            raise ConfigError(
+                source, f"methods[{k}]", f"{name!r} is not a registered method; known: {sorted(registered)}"
+            )
+    for name, options in config.method_options.items():
+        if name not in registered:
+            raise ConfigError(source, f"method_options.{name}", f"not a registered method; known: {sorted(registered)}")
+        for key in HARNESS_SET_OPTIONS:
+            if key in options:
+                raise ConfigError(
+                    source, f"method_options.{name}.{key}", "set by the harness (train.iterations, label_noise_rates)"
+                )
+        get_method(name).make_options(options, str(source), f"method_options.{name}")
+    if config.scale <= 0:
+        raise ConfigError(source, "scale", f"must be positive, got {config.scale}")
+    for k, fraction in enumerate(config.labeled_fractions):
+        if not 0 <= fraction <= 1:
+            raise ConfigError(source, f"labeled_fractions[{k}]", f"{fraction} is not in [0, 1]")
+    for k, rate in enumerate(config.label_noise_rates):
+        if not 0 <= rate <= 1:
+            raise ConfigError(source, f"label_noise_rates[{k}]", f"{rate} is not in [0, 1]")
+    if config.dataset.type == "pairs" and (config.dataset.train is None or config.dataset.test is None):
+        raise ConfigError(source, "dataset", "a pairs dataset needs 'train' and 'test' folders of N.png + N_gt.png")
+    return config
+
+
+def parse_config(data: dict[str, Any] | None, source: str | Path = "<run config>") -> RunConfig:
+    """A ``RunConfig`` from a mapping (as read from YAML), checked at every depth."""
+    data = dict(data or {})
+    if isinstance(data.get("method_options"), dict):
+        merged = dict(RunConfig().method_options)
+        for name, options in data["method_options"].items():
+            base = merged.get(name, {})
+            merged[name] = {**base, **options} if isinstance(options, dict) else options
+        data["method_options"] = merged
+    return _check(from_mapping(RunConfig, data, source), source)
+
+
+def load_config(path: str | Path | None, scale: float | None = None) -> RunConfig:
+    """The quick default, changed by a YAML file (read with ``yaml.safe_load``) and ``--scale``."""
+    config = RunConfig() if path is None else parse_config(read_yaml(path, "config file"), path)
+    if scale is not None:
+        config = _check(dataclasses.replace(config, scale=scale), "--scale")
+    return config
+
+
+def config_yaml(config: RunConfig, world_size: int = 1) -> str:
+    """The resolved config as YAML that ``--config`` reads back, with the effective settings as a comment."""
+    import yaml
+
+    train = config.effective_train()
+    header = (
+        f"# effective: size {config.effective_size()} px, {train.iterations} iterations, world size {world_size}\n"
+        "# (size and iterations below are before --scale)\n"
+    )
+    return header + yaml.safe_dump(to_mapping(config), sort_keys=False)

@@ -1,0 +1,201 @@
+"""The experiment harness: methods x labeled fractions x label-noise rates x seeds, trained and scored
+the same way.
+
+Writes a run folder a person can read (``config.yaml``, ``per_frame.csv``, ``summary.csv``,
+``results.md``, plots, overlays; see ``mosxav.harness.report``) and, per cell, a valid leaderboard
+submission (``submissions/<method>/frac*/noise*/seed*/``: ``submission.yaml``, ``partition.yaml``,
+predicted class PNGs). Entering those into a leaderboard is the job of the layer above.
+
+The ``scale`` knob multiplies the resolution (snapped to the U-Net's stride) and the number of
+iterations, so one config (``configs/paper.yaml``: 512 px, 30k iterations) runs at a fraction of its
+size on a CPU (``--scale 0.25``) and in full on a GPU. Under ``torchrun`` every rank trains (DDP) and
+rank 0 predicts, scores and writes the report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+import yaml
+from rich.progress import Progress
+
+from mosxav import toolkit_version
+from mosxav.data.files import write_semantic_mask, write_text
+from mosxav.data.hf import resolve_root
+from mosxav.data.splits import make_partition
+from mosxav.harness.config import RunConfig, config_yaml
+from mosxav.harness.report import write_overlays, write_report
+from mosxav.harness.sources import RunData, build_source
+from mosxav.training.batches import FrameTensors, resize_pair
+from mosxav.training.distributed import DistContext, barrier, init_distributed, resolve_device
+from mosxav.training.protocol import Method, get_method
+from mosxav.training.trainer import Trainer, progress_bar
+
+#: Who a reference run's submission names as its authors and contact.
+REFERENCE_AUTHORS = ["MOSXAV-Bench reference run"]
+REFERENCE_CONTACT = "reference@mosxav-bench.invalid"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One trained-and-scored configuration of the run matrix."""
+
+    method: str
+    labeled_fraction: float
+    label_noise: float
+    seed: int
+
+    @property
+    def tag(self) -> str:
+        """The cell's folder below ``work/`` and ``submissions/``."""
+        return f"{self.method}/frac{self.labeled_fraction:g}/noise{self.label_noise:g}/seed{self.seed}"
+
+
+def matrix(config: RunConfig) -> list[Cell]:
+    """The run's cells; a fixed-fraction method runs at its own fraction, an untrained one once
+    (fraction 0, no noise, first seed)."""
+    cells = []
+    for name in config.methods:
+        cls = get_method(name)  # fails early on a typo, before hours of training
+        fractions = [cls.fixed_labeled_fraction] if cls.fixed_labeled_fraction is not None else config.labeled_fractions
+        noises = config.label_noise_rates
+        seeds = config.seeds
+        if not cls.needs_training:
+            fractions, noises, seeds = [0.0], [0.0], seeds[:1]
+        cells += [Cell(name, float(f), float(n), int(s)) for f in fractions for n in noises for s in seeds]
+    return cells
+
+
+@torch.no_grad()
+def predict_items(method: Method, items: Any, size: int, out_dir: Path, device: torch.device, batch: int = 8) -> None:
+    """Predict every item at the run size, upsample probabilities to the frame size, write class PNGs."""
+    method.eval()
+    for start in range(0, len(items), batch):
+        chunk = [items[i] for i in range(start, min(start + batch, len(items)))]
+        images = [resize_pair(item["image"], None, size)[0] for item in chunk]
+        x = torch.stack([torch.from_numpy(image.astype(np.float32) / 255.0)[None] for image in images])
+        probs = method.predict(x.to(device)).float().cpu()
+        for item, p in zip(chunk, probs, strict=False):
+            full = F.interpolate(p[None], size=item["image"].shape, mode="bilinear", align_corners=False)
+            labels = full.argmax(1)[0].numpy().astype(np.uint8)
+            write_semantic_mask(out_dir / item["sequence"] / f"{item['frame']}.png", labels)
+
+
+def method_options(config: RunConfig, cell: Cell) -> Any:
+    """The cell's typed method options: backbone, the method's own options, and what the harness sets."""
+    cls = get_method(cell.method)
+    pseudo_rate = cell.label_noise if "pseudo_labels" in config.label_noise_applies_to else 0.0
+    values = {
+        **dataclasses.asdict(config.model),
+        **config.method_options.get(cell.method, {}),
+        "iterations": config.effective_train().iterations,
+        "pseudo_label_noise_rate": pseudo_rate,
+    }
+    return cls.make_options(values, prefix=f"method_options.{cell.method}")
+
+
+def run_cell(
+    cell: Cell, data: RunData, config: RunConfig, run_dir: Path, progress: Progress | None, dist: DistContext
+) -> Path:
+    """Train one cell and write its test predictions as a submission; returns the predictions folder."""
+    size = config.effective_size()
+    device = resolve_device(config.device, dist)
+    cls = get_method(cell.method)
+    work = run_dir / "work" / cell.tag
+    torch.manual_seed(cell.seed)
+    method = cls(method_options(config, cell), data.num_classes)
+    if cls.needs_training:
+        partition = make_partition(data.records, fraction=cell.labeled_fraction, seed=cell.seed)
+        if dist.is_main:
+            partition.to_yaml(work / "partition.yaml")
+        labeled_ids = partition.labeled_set()
+        labeled_idx = [i for i, r in enumerate(data.records) if f"{r.sequence}/{r.stem}" in labeled_ids]
+        unlabeled_idx = [i for i, r in enumerate(data.records) if f"{r.sequence}/{r.stem}" not in labeled_ids]
+        labeled_noise = cell.label_noise if "labeled" in config.label_noise_applies_to else 0.0
+        labeled = FrameTensors(data.train, labeled_idx, size, True, label_noise=labeled_noise, noise_seed=cell.seed)
+        unlabeled = FrameTensors(data.train, unlabeled_idx, size, False)
+        val = FrameTensors(data.val, range(len(data.val)), size, True)
+        trainer = Trainer(
+            method,
+            labeled,
+            unlabeled,
+            val,
+            config.effective_train(),
+            work,
+            seed=cell.seed,
+            device=device,
+            progress=progress,
+            dist=dist,
+        )
+        trainer.fit()
+    pred_dir = run_dir / "submissions" / cell.tag / "predictions"
+    if dist.is_main:
+        predict_items(method.to(device), data.test, size, pred_dir, device)
+        write_submission_meta(pred_dir.parent, cell, method, work / "partition.yaml", config)
+    barrier(dist)
+    return pred_dir
+
+
+def write_submission_meta(folder: Path, cell: Cell, method: Method, partition: Path, config: RunConfig) -> None:
+    """``submission.yaml`` (+ the partition) beside a cell's predictions: a valid leaderboard submission."""
+    meta: dict[str, Any] = {
+        "method": cell.method,
+        "authors": REFERENCE_AUTHORS,
+        "contact": REFERENCE_CONTACT,
+        "labeled_fraction": cell.labeled_fraction,
+        "seeds": [cell.seed],
+        "parameters": sum(p.numel() for p in method.parameters() if p.requires_grad),
+        "extra_training_data": False,
+        "toolkit_version": toolkit_version(),
+        "notes": f"mosxav-bench run, {config.effective_size()} px, {config.effective_train().iterations} iterations",
+    }
+    if partition.is_file():
+        write_text(folder / "partition.yaml", partition.read_text(encoding="utf-8"))
+        meta["partition"] = "partition.yaml"
+    write_text(folder / "submission.yaml", yaml.safe_dump(meta, sort_keys=False))
+
+
+def load_run_data(config: RunConfig, dist: DistContext) -> RunData:
+    """The run's data; rank 0 generates or downloads it first, the other ranks then read it."""
+    data = build_source(config.dataset, resolve_root) if dist.is_main else None
+    barrier(dist)
+    return data if data is not None else build_source(config.dataset, resolve_root)
+
+
+def run(config: RunConfig, run_dir: str | Path) -> tuple[pd.DataFrame, RunData] | None:
+    """Train and score every cell; returns the per-seed summary and the data (None on ranks other than 0)."""
+    dist = init_distributed()
+    run_dir = Path(run_dir)
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_text(run_dir / "config.yaml", config_yaml(config, dist.world_size))
+    data = load_run_data(config, dist)
+    tables = []
+    with progress_bar() as progress:
+        for cell in matrix(config):
+            pred_dir = run_cell(cell, data, config, run_dir, progress if dist.is_main else None, dist)
+            if dist.is_main:
+                scored = data.score(pred_dir)
+                tables.append(
+                    scored.assign(
+                        method=cell.method,
+                        labeled_fraction=cell.labeled_fraction,
+                        label_noise=cell.label_noise,
+                        seed=cell.seed,
+                    )
+                )
+    if not dist.is_main:
+        return None
+    frames = pd.concat(tables, ignore_index=True)
+    write_text(run_dir / "per_frame.csv", frames.to_csv(index=False, float_format="%.6f"))
+    untrained = [name for name in config.methods if not get_method(name).needs_training]
+    summary = write_report(frames, run_dir, untrained=untrained)
+    write_overlays(data, run_dir, {cell.method: cell.tag for cell in reversed(matrix(config))}, config.overlays)
+    return summary, data

@@ -1,0 +1,128 @@
+"""Tensors for training: frames resized to the run's resolution, labeled and unlabeled views.
+
+Frames are decoded on access (never a whole split in memory). Weak augmentation = rotations, flips
+and small shifts applied identically to image and mask; strong = weak + intensity jitter, noise and a cut-out
+block, as used by FixMatch-style and Mean-Teacher consistency.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import Dataset
+
+from mosxav.training.label_noise import corrupt_mask, frame_rng
+
+
+def resize_pair(image: np.ndarray, mask: np.ndarray | None, size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Bilinear for the image, nearest for the mask (ids must stay ids)."""
+    if image.shape != (size, size):
+        image = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+        if mask is not None:
+            mask = np.asarray(Image.fromarray(mask).resize((size, size), Image.NEAREST))
+    return image, mask
+
+
+class FrameTensors(Dataset):
+    """Wraps any item dataset (MOSXAV, FramePairs, ...) restricted to ``indices``; returns tensors.
+
+    ``label_noise`` > 0 corrupts the masks (``mosxav.training.label_noise``), the same way every epoch."""
+
+    def __init__(
+        self,
+        items: Any,
+        indices: Sequence[int],
+        size: int,
+        with_mask: bool,
+        label_noise: float = 0.0,
+        noise_seed: int = 0,
+    ) -> None:
+        self.items = items
+        self.indices = list(indices)
+        self.size = size
+        self.with_mask = with_mask
+        self.label_noise = label_noise
+        self.noise_seed = noise_seed
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        item = self.items[self.indices[i]]
+        mask = item["semantic"] if self.with_mask else None
+        if mask is not None and self.label_noise > 0:
+            rng = frame_rng(self.noise_seed, f"{item['sequence']}/{item['frame']}")
+            mask = corrupt_mask(mask, self.label_noise, rng, instance=item.get("instance"))
+        image, mask = resize_pair(item["image"], mask, self.size)
+        out = {"image": torch.from_numpy(image.astype(np.float32) / 255.0)[None]}
+        if mask is not None:
+            out["mask"] = torch.from_numpy(mask.astype(np.int64))
+        return out
+
+
+def _rotate(x: torch.Tensor, degrees: float, mode: str) -> torch.Tensor:
+    """Rotate (C, H, W) about the centre; zeros (background) enter at the corners."""
+    theta = torch.tensor(degrees * math.pi / 180)
+    matrix = torch.tensor([[torch.cos(theta), -torch.sin(theta), 0.0], [torch.sin(theta), torch.cos(theta), 0.0]])[None]
+    grid = F.affine_grid(matrix, [1, *x.shape], align_corners=False)
+    return F.grid_sample(x[None].float(), grid, mode=mode, padding_mode="zeros", align_corners=False)[0]
+
+
+def weak_augment(
+    batch: dict[str, torch.Tensor], generator: torch.Generator, max_degrees: float = 20.0
+) -> dict[str, torch.Tensor]:
+    """The SSL4MIS geometric augmentation, per sample and identical for image and mask: with
+    probability 1/2 a random multiple of 90 degrees plus a flip, otherwise a rotation in
+    [-max_degrees, max_degrees]; then a shift of up to 1/16 of the size. ``max_degrees=0`` keeps
+    only flips and shifts (no rotation at all)."""
+    images = batch["image"].clone()
+    masks = batch["mask"].clone() if "mask" in batch else None
+    n, _, h, w = images.shape
+    for k in range(n):
+        image = images[k]
+        mask = masks[k] if masks is not None else None
+        if max_degrees == 0:
+            dims = [d for d, f in zip((-1, -2), torch.rand(2, generator=generator) < 0.5, strict=False) if f]
+            image = image.flip(dims) if dims else image
+            mask = mask.flip(dims) if mask is not None and dims else mask
+        elif torch.rand((), generator=generator) < 0.5:
+            turns = int(torch.randint(0, 4, (), generator=generator))
+            flip = -1 if torch.rand((), generator=generator) < 0.5 else -2
+            image = torch.rot90(image, turns, dims=(-2, -1)).flip(flip)
+            mask = torch.rot90(mask, turns, dims=(-2, -1)).flip(flip) if mask is not None else None
+        else:
+            degrees = float((torch.rand((), generator=generator) * 2 - 1) * max_degrees)
+            image = _rotate(image, degrees, "bilinear")
+            mask = _rotate(mask[None], degrees, "nearest")[0].long() if mask is not None else None
+        shift = torch.randint(-(h // 16), h // 16 + 1, (2,), generator=generator).tolist()
+        images[k] = torch.roll(image, shift, dims=(-2, -1))
+        if masks is not None:
+            masks[k] = torch.roll(mask, shift, dims=(-2, -1))
+    out = {"image": images}
+    if masks is not None:
+        out["mask"] = masks
+    return out
+
+
+def strong_augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Photometric perturbation (contrast, brightness, gamma, noise, blur) plus one cut-out block."""
+    n, _, h, w = images.shape
+    contrast = 1 + (torch.rand(n, 1, 1, 1, generator=generator) - 0.5) * 0.6
+    brightness = (torch.rand(n, 1, 1, 1, generator=generator) - 0.5) * 0.2
+    gamma = torch.exp((torch.rand(n, 1, 1, 1, generator=generator) - 0.5) * 0.6)
+    out = ((images - 0.5) * contrast + 0.5 + brightness).clamp(1e-4, 1) ** gamma
+    out = out + torch.randn(images.shape, generator=generator) * 0.03
+    if torch.rand((), generator=generator) < 0.5:
+        out = F.avg_pool2d(out, 3, stride=1, padding=1)
+    for k in range(n):
+        ch, cw = h // 4, w // 4
+        y = int(torch.randint(0, h - ch + 1, (), generator=generator))
+        x = int(torch.randint(0, w - cw + 1, (), generator=generator))
+        out[k, :, y : y + ch, x : x + cw] = out[k].mean()
+    return out.clamp(0, 1)

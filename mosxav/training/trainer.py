@@ -1,0 +1,286 @@
+"""The one trainer every method shares: seeded, checkpointed with exact resume, logged, validated.
+
+Determinism: every source of randomness in step ``s`` (batch indices, augmentation, the methods'
+own noise) is reseeded from ``(seed, rank, s)``, so the step is a pure function of the weights,
+the optimiser state and ``s``. A run killed and resumed from its last checkpoint therefore continues
+exactly as if it had never stopped (the checkpoint holds model + EMA teachers + buffers, optimiser
+and step; the data position is the step). Checkpoints hold only tensors and plain types and are read
+with ``torch.load(weights_only=True)``.
+
+Distributed: under ``torchrun`` the method is wrapped in ``DistributedDataParallel`` (its ``forward``
+is its training step) and rank r takes the r-th slice of each global batch, which is what a
+``DistributedSampler`` does, computed per step so that resume stays exact. Only rank 0 writes files.
+On a GPU, ``amp`` runs the step under bfloat16 autocast and ``compile`` wraps it in ``torch.compile``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import Dataset
+
+from mosxav.data.files import atomic_path
+from mosxav.training.batches import strong_augment, weak_augment
+from mosxav.training.distributed import DistContext, barrier
+from mosxav.training.protocol import Method
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation schedule every method shares (``train:`` in a run config; defaults = the quick run)."""
+
+    iterations: int = 300
+    batch_size: int = 4  # labeled frames per process and step
+    unlabeled_batch_size: int = 4  # per process and step
+    lr: float = 0.002
+    optimizer: Literal["sgd", "adamw"] = "adamw"  # sgd: the SSL papers' choice; adamw converges in fewer steps
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    checkpoint_every: int = 100
+    val_every: int = 50
+    log_every: int = 10
+    rotate: bool = True  # weak augmentation rotates (SSL4MIS); off = flips and shifts only
+    amp: bool = False  # bfloat16 autocast (GPU)
+    compile: bool = False  # torch.compile the training step (GPU)
+
+
+def batch_indices(
+    n: int, batch: int, step: int, seed: int, stream: int, rank: int = 0, world_size: int = 1
+) -> list[int]:
+    """Indices of ``rank``'s share of ``step``'s global batch: epochs are seeded permutations, so any
+    step can be recomputed, and the ranks' shares are disjoint slices of the same global batch."""
+    out = []
+    start = (step * world_size + rank) * batch
+    for pos in range(start, start + batch):
+        epoch, offset = divmod(pos, n)
+        perm = np.random.default_rng([seed, stream, epoch]).permutation(n)
+        out.append(int(perm[offset]))
+    return out
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """A 63-bit seed for one step of one rank."""
+    return int(
+        np.random.SeedSequence([seed, rank, step]).generate_state(2, dtype=np.uint32).astype(np.uint64)
+        @ np.array([1 << 31, 1], dtype=np.uint64)
+    )
+
+
+def _collate(dataset: Dataset, indices: list[int]) -> dict[str, torch.Tensor]:
+    items = [dataset[i] for i in indices]
+    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+@torch.no_grad()
+def mean_dice(method: Method, dataset: Dataset, device: torch.device, batch: int = 8) -> float:
+    """Mean foreground Dice over the classes present, pooled over the set, at the training resolution."""
+    was_training = method.training
+    method.eval()
+    classes = range(1, method.num_classes)
+    inter = np.zeros(method.num_classes)
+    total = np.zeros(method.num_classes)
+    for start in range(0, len(dataset), batch):
+        b = _collate(dataset, list(range(start, min(start + batch, len(dataset)))))
+        pred = method.predict(b["image"].to(device)).argmax(1).cpu()
+        for c in classes:
+            p, g = pred == c, b["mask"] == c
+            inter[c] += float((p & g).sum())
+            total[c] += float(p.sum() + g.sum())
+    method.train(was_training)
+    present = [c for c in classes if total[c] > 0]
+    return float(np.mean([2 * inter[c] / total[c] for c in present])) if present else float("nan")
+
+
+def make_optimizer(params: list[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}; use 'sgd' or 'adamw'")
+
+
+class Trainer:
+    """Runs ``config.iterations`` optimiser steps of ``method`` and keeps the best validation weights."""
+
+    def __init__(
+        self,
+        method: Method,
+        labeled: Dataset,
+        unlabeled: Dataset | None,
+        val: Dataset | None,
+        config: TrainConfig,
+        out_dir: str | Path,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        progress: Progress | None = None,
+        dist: DistContext | None = None,
+    ) -> None:
+        if not len(labeled):
+            raise ValueError("the labeled set is empty: nothing to train on")
+        self.device = torch.device(device)
+        self.method = method.to(self.device)
+        self.labeled, self.unlabeled, self.val = labeled, unlabeled, val
+        self.config = config
+        self.seed = seed
+        self.out_dir = Path(out_dir)
+        self.progress = progress
+        self.dist = dist or DistContext()
+        self.optimizer = make_optimizer(method.trainable_parameters(), config)
+        self.aug = torch.Generator()
+        self.step = 0
+        self.best = (-math.inf, -1)
+        self.step_fn = self._wrap(method)
+
+    def _wrap(self, method: Method):
+        module: torch.nn.Module = method
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            module = DistributedDataParallel(
+                method, device_ids=ids, find_unused_parameters=method.find_unused_parameters
+            )
+        if self.config.compile:
+            module = torch.compile(module)
+        return module
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "last.pt"
+
+    def save_checkpoint(self) -> None:
+        if not self.dist.is_main:
+            return
+        state = {
+            "method": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "best_score": self.best[0],
+            "best_step": self.best[1],
+            "config": asdict(self.config),
+            "seed": self.seed,
+            "world_size": self.dist.world_size,
+        }
+        with atomic_path(self.checkpoint_path) as tmp:
+            torch.save(state, tmp)
+
+    def load_checkpoint(self) -> bool:
+        if not self.checkpoint_path.is_file():
+            return False
+        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        self.method.load_state_dict(state["method"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.best = (float(state["best_score"]), int(state["best_step"]))
+        return True
+
+    def _lr(self) -> float:
+        return self.config.lr * (1 - self.step / self.config.iterations) ** 0.9
+
+    def _batches(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+        c, d = self.config, self.dist
+        degrees = 20.0 if c.rotate else 0.0
+        lab = weak_augment(
+            _collate(
+                self.labeled,
+                batch_indices(len(self.labeled), c.batch_size, self.step, self.seed, 0, d.rank, d.world_size),
+            ),
+            self.aug,
+            degrees,
+        )
+        unl = None
+        if self.method.uses_unlabeled and self.unlabeled is not None and len(self.unlabeled):
+            raw = _collate(
+                self.unlabeled,
+                batch_indices(
+                    len(self.unlabeled), c.unlabeled_batch_size, self.step, self.seed, 1, d.rank, d.world_size
+                ),
+            )
+            weak = weak_augment(raw, self.aug, degrees)["image"]
+            unl = {"weak": weak, "strong": strong_augment(weak, self.aug)}
+        move = lambda batch: {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}  # noqa: E731
+        return move(lab), (move(unl) if unl else None)
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def _validate(self) -> None:
+        """Every rank holds the same weights, so rank 0 alone scores and keeps the best."""
+        if self.val is None or not len(self.val) or not self.dist.is_main:
+            return
+        score = mean_dice(self.method, self.val, self.device)
+        self._log({"step": self.step, "val_dice": score})
+        if score > self.best[0]:
+            self.best = (score, self.step)
+            with atomic_path(self.out_dir / "best.pt") as tmp:
+                torch.save(self.method.state_dict(), tmp)
+
+    def _train_step(self) -> tuple[torch.Tensor, dict[str, float]]:
+        seed = step_seed(self.seed, self.dist.rank, self.step)
+        self.aug.manual_seed(seed)
+        torch.manual_seed(seed)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self._lr()
+        labeled, unlabeled = self._batches()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp):
+            loss, logs = self.step_fn(labeled, unlabeled, self.step)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.method.after_step(self.step)
+        self.step += 1
+        return loss, logs
+
+    def fit(self, stop_after: int | None = None) -> Method:
+        """Train (resuming from ``last.pt`` if present); ``stop_after`` simulates a kill for tests."""
+        self.load_checkpoint()
+        self.method.train()
+        task = None
+        if self.progress is not None and self.dist.is_main:
+            task = self.progress.add_task(self.out_dir.name, total=self.config.iterations, completed=self.step)
+        tick, done_at_tick = time.perf_counter(), self.step
+        while self.step < self.config.iterations:
+            if stop_after is not None and self.step >= stop_after:
+                return self.method
+            loss, logs = self._train_step()
+            if self.step % self.config.log_every == 0 or self.step == self.config.iterations:
+                elapsed = time.perf_counter() - tick
+                fps = (self.step - done_at_tick) * self.config.batch_size * self.dist.world_size / max(elapsed, 1e-9)
+                tick, done_at_tick = time.perf_counter(), self.step
+                self._log({"step": self.step, "loss": loss.item(), "lr": self._lr(), "frames_per_s": fps, **logs})
+                if task is not None:
+                    self.progress.update(
+                        task,
+                        completed=self.step,
+                        description=f"{self.out_dir.name} loss {loss.item():.3f} {fps:.1f} fr/s",
+                    )
+            if self.step % self.config.val_every == 0 or self.step == self.config.iterations:
+                self._validate()
+            if self.step % self.config.checkpoint_every == 0 or self.step == self.config.iterations:
+                self.save_checkpoint()
+        barrier(self.dist)
+        best = self.out_dir / "best.pt"
+        if best.is_file():
+            self.method.load_state_dict(torch.load(best, map_location=self.device, weights_only=True))
+        self.method.eval()
+        return self.method
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+    )
