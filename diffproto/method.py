@@ -29,6 +29,7 @@ prototype-based contrastive consistency that makes learning robust to noisy pseu
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -66,6 +67,11 @@ class DiffProto(Method):
         confidence_threshold: float = 0.8
         unlabeled_weight: float = 1.0
         rectify_pseudo_labels: bool = True
+        rectify_from: Literal["teacher_label", "noise"] = "teacher_label"  # see "Rectification" above
+        rectify_t: float = 0.5  # with teacher_label: the fraction of T at which the teacher's label is noised
+        rectify_start: int = 0  # steps before the denoiser's rectification is used (DiffRect: 1000)
+        detach_condition: bool = False  # True: the denoiser's losses do not train the segmenter's features
+        prototype_rampup: bool = False  # True: the unlabeled prototype term ramps up like the other unlabeled losses
         prototype_weight: float = 0.1
         prototype_momentum: float = 0.99
         temperature: float = 0.1
@@ -90,6 +96,9 @@ class DiffProto(Method):
 
     # -- pieces ---------------------------------------------------------------------------------
     def _condition(self, images: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """What the denoiser sees of the image: the segmenter's last decoder features and the pixels."""
+        if self.options.detach_condition and self.training:
+            features = features.detach()
         return torch.cat([features, images], dim=1)
 
     def _denoise_loss(
@@ -104,30 +113,40 @@ class DiffProto(Method):
         return _masked_ce(logits, labels, weight), embeddings
 
     @torch.no_grad()
-    def _pseudo_labels(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Teacher probabilities, rectified by one denoising step from the teacher's own noised label."""
+    def _rectified(self, images: torch.Tensor, features: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        """The denoiser's label probabilities for the teacher's view: from the teacher's own label
+        noised at ``rectify_t`` x T (one step), or sampled from pure noise (full DDIM)."""
+        cond = torch.cat([features, images], dim=1)
+        if self.options.rectify_from == "noise":
+            shape = (images.shape[0], self.num_classes, *images.shape[-2:])
+            logits = self.sampler.sample(lambda z, t: self.denoiser(z, t, cond)[0], shape, device=images.device)
+            return logits.softmax(1)
+        z0 = labels_to_z0(probs.argmax(1), self.num_classes)
+        level = min(self.schedule.train_steps - 1, int(self.options.rectify_t * self.schedule.train_steps))
+        t = torch.full((images.shape[0],), level, device=images.device, dtype=torch.long)
+        refined, _ = self.denoiser(self.schedule.add_noise(z0, torch.randn_like(z0), t), t, cond)
+        return refined.softmax(1)
+
+    @torch.no_grad()
+    def _pseudo_labels(self, images: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher probabilities, averaged with the denoiser's rectification once it is switched on;
+        returns (labels, confidence mask)."""
         logits, features = self.teacher(images, return_features=True)
         probs = logits.softmax(1)
-        if self.options.rectify_pseudo_labels:
-            labels = probs.argmax(1)
-            z0 = labels_to_z0(labels, self.num_classes)
-            t = torch.full((images.shape[0],), self.schedule.train_steps // 2, device=images.device, dtype=torch.long)
-            refined, _ = self.denoiser(
-                self.schedule.add_noise(z0, torch.randn_like(z0), t), t, self._condition(images, features)
-            )
-            probs = (probs + refined.softmax(1)) / 2
+        if self.options.rectify_pseudo_labels and step >= self.options.rectify_start:
+            probs = (probs + self._rectified(images, features, probs)) / 2
         confidence, labels = probs.max(1)
-        return corrupt_batch(labels, self.pseudo_noise, num_classes=self.num_classes), (
-            confidence >= self.options.confidence_threshold
-        ).float()
+        labels = corrupt_batch(labels, self.pseudo_noise, num_classes=self.num_classes)
+        return labels, (confidence >= self.options.confidence_threshold).float()
 
     def _prototype_loss(
         self, embeddings: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None
-    ) -> torch.Tensor:
+    ) -> torch.Tensor | None:
+        """InfoNCE of sampled pixels against the prototypes; None when no pixel qualifies."""
         flat = embeddings.permute(0, 2, 3, 1).reshape(-1, embeddings.shape[1])
         idx = sample_pixels(labels, self.options.pixels_per_class, weight)
         if idx.numel() == 0:
-            return flat.sum() * 0
+            return None
         return prototype_contrastive_loss(
             flat[idx],
             labels.reshape(-1)[idx],
@@ -138,42 +157,60 @@ class DiffProto(Method):
 
     # -- protocol -------------------------------------------------------------------------------
     def training_step(self, labeled, unlabeled, step):
+        o = self.options
         images, masks = labeled["image"], labeled["mask"]
         logits, features = self.segmenter(images, return_features=True)
         sup = ce_dice_loss(logits, masks)
         diff, emb_l = self._denoise_loss(masks, self._condition(images, features), None)
         with torch.no_grad():
             flat = emb_l.detach().permute(0, 2, 3, 1).reshape(-1, emb_l.shape[1])
-            idx = sample_pixels(masks, self.options.pixels_per_class * 4)
+            idx = sample_pixels(masks, o.pixels_per_class * 4)
             self.prototypes.update(flat[idx], masks.reshape(-1)[idx])
-        proto = self._prototype_loss(emb_l, masks, None)
+        proto_terms = [self._prototype_loss(emb_l, masks, None)]
         logs = {"loss_sup": sup.item(), "loss_diff": diff.item()}
         loss = sup + diff
         if unlabeled is not None:
-            pseudo, keep = self._pseudo_labels(unlabeled["weak"])
+            pseudo, keep = self._pseudo_labels(unlabeled["weak"], step)
             logits_u, features_u = self.segmenter(unlabeled["strong"], return_features=True)
             unsup_seg = _masked_ce(logits_u, pseudo, keep)
             unsup_diff, emb_u = self._denoise_loss(pseudo, self._condition(unlabeled["strong"], features_u), keep)
-            proto = (proto + self._prototype_loss(emb_u, pseudo, keep)) / 2
-            weight = self.options.unlabeled_weight * sigmoid_rampup(step, self.options.rampup_length)
+            ramp = sigmoid_rampup(step, o.rampup_length)
+            proto_u = self._prototype_loss(emb_u, pseudo, keep)
+            if proto_u is not None:
+                proto_terms.append(proto_u * ramp if o.prototype_rampup else proto_u)
+            weight = o.unlabeled_weight * ramp
             loss = loss + weight * (unsup_seg + unsup_diff)
             logs.update(loss_unsup=(unsup_seg + unsup_diff).item(), kept=keep.mean().item(), w_unsup=weight)
+        present = [term for term in proto_terms if term is not None]  # average only the terms that exist
+        proto = torch.stack(present).mean() if present else emb_l.sum() * 0
         logs["loss_proto"] = proto.item()
-        return loss + self.options.prototype_weight * proto, logs
+        return loss + o.prototype_weight * proto, logs
 
     def after_step(self, step):
         ema_update(self.teacher, self.segmenter, self.options.ema_decay, step)
 
+    def _image_generators(self, images: torch.Tensor) -> list[torch.Generator]:
+        """One noise generator per image, seeded from (``sample_seed``, the image's pixels): an image's
+        prediction does not depend on the batch it is in, nor on its place there."""
+        generators = []
+        for image in images.detach().float().cpu():
+            digest = hashlib.sha256(self.options.sample_seed.to_bytes(8, "little", signed=True))
+            digest.update(image.contiguous().numpy().tobytes())
+            generators.append(torch.Generator().manual_seed(int.from_bytes(digest.digest()[:8], "little") >> 1))
+        return generators
+
     @torch.no_grad()
     def sample_labels(self, images: torch.Tensor, steps: int | None = None) -> torch.Tensor:
-        """Label logits from DDIM sampling conditioned on ``images`` (a fixed noise seed: deterministic)."""
+        """Label logits from DDIM sampling conditioned on ``images`` (per-image seeded noise: deterministic)."""
         sampler = self.sampler if steps is None else DDIMSampler(self.schedule, steps, self.sampler.eta)
         _, features = self.segmenter(images, return_features=True)
         cond = self._condition(images, features)
-        generator = torch.Generator().manual_seed(self.options.sample_seed)
         shape = (images.shape[0], self.num_classes, *images.shape[-2:])
         return sampler.sample(
-            lambda z, t: self.denoiser(z, t, cond)[0], shape, device=images.device, generator=generator
+            lambda z, t: self.denoiser(z, t, cond)[0],
+            shape,
+            device=images.device,
+            generator=self._image_generators(images),
         )
 
     @torch.no_grad()

@@ -14,11 +14,18 @@ from torch import nn
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Sinusoidal embedding of integer timesteps (Vaswani et al.; DDPM)."""
+    """Sinusoidal embedding of integer timesteps (Vaswani et al.; DDPM); an odd ``dim`` gets a zero
+    last column, as in diffusers."""
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
     args = t.float()[:, None] * freqs[None]
-    return torch.cat([args.cos(), args.sin()], dim=1)
+    embedding = torch.cat([args.cos(), args.sin()], dim=1)
+    return F.pad(embedding, (0, dim % 2))
+
+
+def _groups(channels: int) -> int:
+    """GroupNorm groups: up to 8, always a divisor of ``channels`` (any width works)."""
+    return math.gcd(channels, 8)
 
 
 class TimeBlock(nn.Module):
@@ -27,10 +34,10 @@ class TimeBlock(nn.Module):
     def __init__(self, cin: int, cout: int, tdim: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
-        self.norm1 = nn.GroupNorm(min(8, cout), cout)
+        self.norm1 = nn.GroupNorm(_groups(cout), cout)
         self.time = nn.Linear(tdim, cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
-        self.norm2 = nn.GroupNorm(min(8, cout), cout)
+        self.norm2 = nn.GroupNorm(_groups(cout), cout)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ puts them: the robustness mechanism the paper's abstract describes.
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -27,12 +28,18 @@ class ClassPrototypes(nn.Module):
     def update(self, embeddings: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None) -> None:
         """EMA update from (P, D) embeddings with (P,) class ids; a class's first batch sets it directly.
 
-        Classes absent from the batch keep their prototype.
+        Classes absent from the batch keep their prototype. Under ``torch.distributed`` the class sums
+        and counts are summed over ranks first, so every rank's pixels reach the prototypes and every
+        rank holds the prototypes of the global batch (DDP's buffer broadcast then changes nothing).
         """
         weights = torch.ones(labels.shape, device=embeddings.device) if weights is None else weights.float()
         onehot = F.one_hot(labels.long(), self.vectors.shape[0]).float() * weights[:, None]
+        sums = onehot.t() @ embeddings.float()
         mass = onehot.sum(0)
-        means = onehot.t() @ embeddings.float() / mass.clamp_min(1e-12)[:, None]
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(sums)
+            dist.all_reduce(mass)
+        means = sums / mass.clamp_min(1e-12)[:, None]
         present = mass > 0
         blended = torch.where(
             self.initialised[:, None], self.momentum * self.vectors + (1 - self.momentum) * means, means

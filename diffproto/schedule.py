@@ -10,7 +10,7 @@ The network is x0-parameterised (it returns label logits), which suits segmentat
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -64,6 +64,20 @@ def labels_to_z0(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return torch.nn.functional.one_hot(labels.long(), num_classes).permute(0, 3, 1, 2).float() * 2 - 1
 
 
+def standard_normal(
+    shape: tuple[int, ...], generator: torch.Generator | Sequence[torch.Generator] | None, device: torch.device | str
+) -> torch.Tensor:
+    """N(0, 1) noise of ``shape``, drawn on the CPU from ``generator`` (reproducible on any device); with
+    one generator per sample, sample k's noise comes from generator k alone."""
+    if generator is None:
+        return torch.randn(shape, device=device)
+    if isinstance(generator, torch.Generator):
+        return torch.randn(shape, generator=generator).to(device)
+    if len(generator) != shape[0]:
+        raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+    return torch.stack([torch.randn(shape[1:], generator=g) for g in generator]).to(device)
+
+
 class DDIMSampler:
     """Deterministic (eta = 0) or stochastic DDIM over ``steps`` evenly spaced timesteps."""
 
@@ -75,7 +89,8 @@ class DDIMSampler:
         self.eta = eta
 
     def timesteps(self) -> list[int]:
-        """Descending, unique, starting at T-1 (pure noise) and ending at the step nearest 0."""
+        """Descending and unique, "trailing" spacing as in diffusers: T-1 (pure noise), then every T/steps
+        steps, ending at T/steps - 1 (199 for 5 of 1000 steps), not at 0: the last call predicts x0 directly."""
         stride = self.schedule.train_steps / self.steps
         return sorted({int(round(self.schedule.train_steps - 1 - i * stride)) for i in range(self.steps)}, reverse=True)
 
@@ -85,11 +100,15 @@ class DDIMSampler:
         denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         shape: tuple[int, ...],
         device: torch.device | str = "cpu",
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
     ) -> torch.Tensor:
-        """Run the reverse process; ``denoise(z_t, t)`` returns label logits; returns the last logits."""
+        """Run the reverse process; ``denoise(z_t, t)`` returns label logits; returns the last logits.
+
+        ``generator`` may be one generator per sample: each sample's noise is then its own, whatever
+        batch it is sampled in.
+        """
         ab_all = self.schedule.alphas_cumprod.to(device)
-        z = torch.randn(shape, generator=generator, device="cpu" if generator is not None else device).to(device)
+        z = standard_normal(shape, generator, device)
         logits = None
         times = self.timesteps()
         for i, t in enumerate(times):
@@ -103,7 +122,5 @@ class DDIMSampler:
             sigma = self.eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).clamp_min(0).sqrt()
             z = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).clamp_min(0).sqrt() * eps
             if self.eta > 0:
-                z = z + sigma * torch.randn(
-                    shape, generator=generator, device="cpu" if generator is not None else device
-                ).to(device)
+                z = z + sigma * standard_normal(shape, generator, device)
         return logits

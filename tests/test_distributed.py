@@ -37,3 +37,31 @@ def test_two_gloo_ranks_agree_on_the_final_weights(tmp_path, method_name):
     for step in range(4):  # each rank drew its own half of the global batch
         assert not set(info[0]["batches"][step]) & set(info[1]["batches"][step])
     assert (tmp_path / "work" / "last.pt").is_file()
+
+
+def test_prototypes_under_ddp_are_those_of_the_global_batch(tmp_path):
+    """Each rank updates from its half; the class sums are reduced first, so both ranks hold what one
+    process holds after updating on the whole batch (before: each rank's own, then rank 0's broadcast)."""
+    from ddp_worker import prototype_batches
+
+    from mosxav_diffproto.prototypes import ClassPrototypes
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(WORKER.parent.parent)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(WORKER),
+        str(tmp_path),
+    ]
+    result = subprocess.run([*cmd, "prototypes"], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    reference = ClassPrototypes(3, 8, momentum=0.9)
+    for embeddings, labels in prototype_batches():
+        reference.update(embeddings, labels)
+    for rank in (0, 1):
+        state = torch.load(tmp_path / f"prototypes{rank}.pt", weights_only=True)
+        assert torch.allclose(state["vectors"], reference.vectors, atol=1e-6), rank
+        assert state["initialised"].tolist() == [True, True, True]
