@@ -57,7 +57,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from mosxav.evaluation.vos import evaluate_vos, write_results_csv
 
         result = evaluate_vos(
-            args.gt, args.pred, first_mask=args.first_mask, split=args.split, sequences=_sequence_list(args)
+            args.gt,
+            args.pred,
+            first_mask=args.first_mask,
+            split=args.split,
+            sequences=_sequence_list(args),
+            workers=args.workers,
         )
         write_results_csv(result, args.out)
         scores = result.global_scores()
@@ -66,7 +71,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
         return 0
     from mosxav.evaluation.folder import evaluate_semantic, write_semantic_report
-    from mosxav.evaluation.metrics import summarize
+    from mosxav.evaluation.metrics import SUMMARY_METRICS, summarize
 
     table = evaluate_semantic(
         args.gt,
@@ -75,14 +80,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         sequences=_sequence_list(args),
         spacing=(args.spacing, args.spacing),
+        workers=args.workers,
     )
     paths = write_semantic_report(table, args.out)
     summary = summarize(table)
-    view = Table("class", "Dice", "IoU", "HD95", "ASSD", "NSD", "evaluated", "capped")
+    view = Table(
+        "class", *(name.upper() if name != "dice" else "Dice" for name in SUMMARY_METRICS), "evaluated", "capped"
+    )
     for _, row in summary.iterrows():
         view.add_row(
             str(row["class"]),
-            *(f"{row[c]:.4f}" for c in ("dice", "iou", "hd95", "assd", "nsd")),
+            *(f"{row[c]:.4f}" for c in SUMMARY_METRICS),
             str(row["n_evaluated"]),
             str(row["n_capped"]),
         )
@@ -267,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=2.0, help="NSD tolerance in pixels (times --spacing)")
     p.add_argument("--spacing", type=float, default=1.0, help="pixel spacing (e.g. mm per pixel)")
     p.add_argument("--out", type=Path, default=Path("results.csv"))
+    p.add_argument(
+        "--workers", type=int, default=None, help="processes scoring sequences in parallel (default: the cores)"
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("download", help="fetch MOSXAV (Hugging Face Hub or a SHA-256 manifest)")

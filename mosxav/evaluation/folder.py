@@ -7,9 +7,7 @@ MOSXAV test split in about a second).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +18,7 @@ from mosxav.data.layout import mask_frames, sequence_folders
 from mosxav.errors import DataError
 from mosxav.evaluation.metrics import evaluate_frame, frame_table, summarize
 from mosxav.evaluation.metrics.surface import Spacing
+from mosxav.evaluation.parallel import map_sequences
 
 
 def _score_sequence(args: tuple[Path, Path, str, tuple[int, ...], Spacing, float]) -> list[dict]:
@@ -77,19 +76,11 @@ def evaluate_semantic(
             f"e.g. {[str(m.relative_to(pred_root)) for m in missing[:5]]}",
         )
     jobs = [(gt_root / n, pred_root / n, n, tuple(classes), tuple(spacing), tolerance) for n in names]
-    workers = workers if workers is not None else min(len(jobs), os.cpu_count() or 1)
     rows: list[dict] = []
-    if workers <= 1:
-        for job in jobs:
-            rows.extend(_score_sequence(job))
-            if on_sequence:
-                on_sequence(job[2])
-    else:
-        with ProcessPoolExecutor(workers) as pool:
-            for job, result in zip(jobs, pool.map(_score_sequence, jobs), strict=False):
-                rows.extend(result)
-                if on_sequence:
-                    on_sequence(job[2])
+    for job, result in zip(jobs, map_sequences(_score_sequence, jobs, workers), strict=True):
+        rows.extend(result)
+        if on_sequence:
+            on_sequence(job[2])
     if not rows:
         raise DataError(gt_root, "no ground-truth frames found")
     return frame_table(rows)
