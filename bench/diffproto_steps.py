@@ -12,13 +12,14 @@ fewest steps within 0.005 Dice of the best.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
 import torch
 
-from mosxav.data.hf import resolve_root
-from mosxav.harness.run import DEFAULT_CONFIG
+from mosxav.data.named import resolve_root
+from mosxav.harness.config import RunConfig
 from mosxav.harness.sources import build_source
 from mosxav.training.batches import FrameTensors
 from mosxav.training.trainer import TrainConfig, Trainer, mean_dice
@@ -30,14 +31,15 @@ STEPS = (1, 2, 5, 10, 25, 50)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=None)
-    parser.add_argument("--size", type=int, default=DEFAULT_CONFIG["size"])
+    parser.add_argument("--size", type=int, default=RunConfig().size)
     parser.add_argument("--iterations", type=int, default=150, help="training steps when no checkpoint is given")
     args = parser.parse_args()
     torch.manual_seed(0)
-    data = build_source(DEFAULT_CONFIG["dataset"], resolve_root)
+    default = RunConfig()
+    data = build_source(default.dataset, resolve_root)
     options = {
-        **DEFAULT_CONFIG["model"],
-        **DEFAULT_CONFIG["method_options"].get("diffproto", {}),
+        **dataclasses.asdict(default.model),
+        **default.method_options.get("diffproto", {}),
         "iterations": args.iterations,
     }
     method = DiffProto(options, data.num_classes)
@@ -61,11 +63,11 @@ def main() -> None:
         fn(images)
         return (time.perf_counter() - start) * 1000 / len(images)
 
-    method.predict_with = "segmenter"
+    method.options = dataclasses.replace(method.options, predict_with="segmenter")
     base_ms = timed(method.predict)
     print(f"{'steps':>9} {'ms/frame':>9} {'x segmenter':>12} {'val Dice':>9}")
     print(f"{'segmenter':>9} {base_ms:9.1f} {1.0:12.2f} {mean_dice(method, val, torch.device('cpu')):9.4f}")
-    method.predict_with = "diffusion"
+    method.options = dataclasses.replace(method.options, predict_with="diffusion")
     results = {}
     for steps in STEPS:
         method.sampler.steps = steps

@@ -8,34 +8,28 @@ and the paper resolutions, printed beside the supervised U-Net as a ratio (same 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
+from pathlib import Path
 
 import torch
 
-from mosxav.harness.run import DEFAULT_CONFIG, load_config
+from mosxav.harness.config import RunConfig, load_config
 from mosxav.training.protocol import available_methods, get_method
 from mosxav.training.trainer import TrainConfig, make_optimizer
 
-SETTINGS = {
-    "quick": {
-        "size": DEFAULT_CONFIG["size"],
-        "model": DEFAULT_CONFIG["model"],
-        "batch": 4,
-        "options": DEFAULT_CONFIG["method_options"],
-    },
-}
+
+def settings_of(config: RunConfig) -> dict:
+    return {
+        "size": config.size,
+        "model": dataclasses.asdict(config.model),
+        "batch": config.train.batch_size,
+        "options": config.method_options,
+    }
 
 
 def paper_settings() -> dict:
-    from pathlib import Path
-
-    config = load_config(Path(__file__).resolve().parent.parent / "configs" / "paper.yaml")
-    return {
-        "size": config["size"],
-        "model": config["model"],
-        "batch": config["train"]["batch_size"],
-        "options": config["method_options"],
-    }
+    return settings_of(load_config(Path(__file__).resolve().parent.parent / "configs" / "paper.yaml"))
 
 
 def frames_per_second(name: str, size: int, model: dict, batch: int, options: dict, steps: int) -> float:
@@ -66,7 +60,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--methods", nargs="+", default=None)
     args = parser.parse_args()
-    settings = {**SETTINGS, "paper": paper_settings()}
+    settings = {"quick": settings_of(RunConfig()), "paper": paper_settings()}
     methods = args.methods or [m for m in sorted(available_methods()) if get_method(m).needs_training]
     if "supervised" not in methods:
         methods = ["supervised", *methods]

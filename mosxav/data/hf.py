@@ -8,7 +8,6 @@ is a local MOSXAV root. Images are stored as the original encoded bytes, so mask
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,12 +17,11 @@ import datasets
 import numpy as np
 
 from mosxav.constants import CLASS_NAMES, SPLIT_PARTS
-from mosxav.data.download import cache_home, download
-from mosxav.data.files import read_json, write_text
+from mosxav.data.files import write_text
 from mosxav.data.layout import MosxavLayout
+from mosxav.data.named import resolve_root
 from mosxav.errors import DataError
 
-NAMED = ("mosxav", "mosxav-synthetic", "endoscapes2023")
 MASK_COLUMN = {"semantic": "semantic", "vos": "instance"}
 
 
@@ -82,48 +80,6 @@ def build_split(root: str | Path, split: str, task: str = "semantic", cache_dir:
 def _available_splits(root: Path) -> list[str]:
     layout = MosxavLayout(root)
     return [s for s in SPLIT_PARTS if layout.has_split(s)]
-
-
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False") or os.environ.get(
-        "MOSXAV_OFFLINE", "0"
-    ) not in ("0", "")
-
-
-def resolve_root(name: str, root: str | Path | None = None, *, offline: bool | None = None) -> Path:
-    """The local MOSXAV root for a dataset name or path, fetching or generating it when missing."""
-    if name not in NAMED:
-        return Path(name)
-    offline = _offline() if offline is None else offline
-    if name == "endoscapes2023":
-        path = Path(root) if root else cache_home() / "endoscapes2023"
-        if not path.is_dir():
-            raise DataError(
-                path, "EndoScapes2023 is distributed after registration: download it yourself and pass root=<folder>"
-            )
-        return path
-    if root is not None:
-        return Path(root)
-    path = cache_home() / name
-    if name == "mosxav-synthetic":
-        from dataclasses import asdict
-
-        from mosxav.data.synth import generate_dataset
-        from mosxav.data.synth.defaults import DEFAULT_SYNTH
-
-        stamp = path / "synth_config.json"
-        if stamp.is_file() and read_json(stamp) == asdict(DEFAULT_SYNTH):
-            return path
-        return generate_dataset(path, DEFAULT_SYNTH, overwrite=True)  # missing, or made by another default
-    if (path / "trainval" / "ImageSets" / "train.txt").is_file():
-        return path
-    if offline:
-        raise DataError(
-            path,
-            "MOSXAV is not in the cache and offline mode is on: run `mosxav-bench download "
-            f"{path}` with network access, or pass root=<an existing MOSXAV folder>",
-        )
-    return download(path)
 
 
 def load_dataset(

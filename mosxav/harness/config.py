@@ -27,7 +27,7 @@ class DatasetSpec:
     """``dataset:``: a named dataset, a MOSXAV root, or folders of ``N.png`` + ``N_gt.png`` pairs."""
 
     type: Literal["mosxav", "pairs"] = "mosxav"
-    name: str = "mosxav-synthetic"  # resolved by mosxav.data.hf.resolve_root when no root is given
+    name: str = "mosxav-synthetic"  # resolved by mosxav.data.named.resolve_root when no root is given
     root: str | None = None
     train: str | None = None  # pairs: the training folder
     test: str | None = None  # pairs: the test folder (may equal train with disjoint ids)

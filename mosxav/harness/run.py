@@ -28,7 +28,7 @@ from rich.progress import Progress
 
 from mosxav import toolkit_version
 from mosxav.data.files import write_semantic_mask, write_text
-from mosxav.data.hf import resolve_root
+from mosxav.data.named import resolve_root
 from mosxav.data.splits import make_partition
 from mosxav.harness.config import RunConfig, config_yaml
 from mosxav.harness.report import write_overlays, write_report

@@ -148,6 +148,9 @@ class Trainer:
                 method, device_ids=ids, find_unused_parameters=method.find_unused_parameters
             )
         if self.config.compile:
+            # Every method shares Method.forward: without a reset, dynamo's per-code cache would count
+            # each new method of a run as a recompilation and fall back to eager after eight.
+            torch._dynamo.reset()
             module = torch.compile(module)
         return module
 

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# One short command for a CUDA machine: trains every method of configs/paper.yaml for a few hundred steps
+# at full resolution with AMP and torch.compile, then two DDP steps on all visible GPUs; prints frames/s
+# and peak memory per method and fails on any NaN or error. Usage: bash scripts/gpu_check.sh [--steps N] [--out DIR]
+# Uses the machine's own torch (installed first, as for any GPU set-up); installs this project without deps
+# when it is not importable yet.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if ! "$PY" -c "import mosxav_baselines" 2>/dev/null; then
+  "$PY" -m pip install -q --no-deps --no-build-isolation -e .
+fi
+exec "$PY" scripts/gpu_check.py "$@"
