@@ -57,5 +57,3 @@ def resolve_root(name: str, root: str | Path | None = None, *, offline: bool | N
             f"{path}` with network access, or pass root=<an existing MOSXAV folder>",
         )
     return download(path)
-
-
