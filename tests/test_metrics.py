@@ -3,7 +3,7 @@ import pytest
 from scipy import ndimage
 
 from mosxav.evaluation.metrics import distance_cap, evaluate_frame, frame_table, pair_metrics, summarize
-from mosxav.evaluation.metrics.surface import boundary
+from mosxav.evaluation.metrics.surface import boundary, percentile
 
 
 def vessel_pair(seed: int, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
@@ -121,3 +121,10 @@ def test_agrees_with_monai_on_100_pairs():
             rel = abs(getattr(ours, key) - value) / max(abs(value), 1e-6)
             worst[key] = max(worst.get(key, 0.0), rel)
     assert worst and all(v < 1e-4 for v in worst.values()), worst
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 19, 20, 101, 4096])
+def test_percentile_is_numpys_linear_percentile(n):
+    values = np.random.default_rng(n).exponential(3.0, n)
+    for q in (0, 5, 50, 95, 99.5, 100):
+        assert percentile(values, q) == pytest.approx(np.percentile(values, q), rel=1e-12, abs=1e-12)

@@ -66,7 +66,7 @@ def directed_distances(
     distances = np.full(len(src), np.inf)
     flat = dst_mask.ravel()
     todo = np.arange(len(src))
-    for offset, length in zip(near, near_dist, strict=False):
+    for offset, length in zip(near, near_dist, strict=True):
         hit = flat[src[todo] + offset]
         distances[todo[hit]] = length
         todo = todo[~hit]
@@ -113,15 +113,7 @@ def _corner_codes(mask: np.ndarray) -> np.ndarray:
 
 def _within(src: np.ndarray, dst: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """For each flat index in ``src``, whether ``dst`` (flat bool) is set at any flat offset."""
-    found = np.zeros(len(src), bool)
-    todo = np.arange(len(src))
-    for offset in offsets:
-        hit = dst[src[todo] + offset]
-        found[todo[hit]] = True
-        todo = todo[~hit]
-        if not len(todo):
-            break
-    return found
+    return dst[src[:, None] + offsets[None, :]].any(axis=1)
 
 
 def normalized_surface_dice(
@@ -157,12 +149,22 @@ class SurfaceDistances:
         return float(max(self.gt_to_pred.max(), self.pred_to_gt.max()))
 
     def hd_percentile(self, q: float = 95.0) -> float:
-        return float(max(np.percentile(self.gt_to_pred, q), np.percentile(self.pred_to_gt, q)))
+        return float(max(percentile(self.gt_to_pred, q), percentile(self.pred_to_gt, q)))
 
     @property
     def assd(self) -> float:
         n = len(self.gt_to_pred) + len(self.pred_to_gt)
         return float((self.gt_to_pred.sum() + self.pred_to_gt.sum()) / n)
+
+
+def percentile(values: np.ndarray, q: float) -> float:
+    """``np.percentile(values, q)`` with its default linear interpolation, by one partial sort (numpy's
+    own call costs more than the distances here)."""
+    position = (len(values) - 1) * q / 100.0
+    low = int(np.floor(position))
+    high = min(low + 1, len(values) - 1)
+    part = np.partition(values, (low, high))
+    return float(part[low] + (part[high] - part[low]) * (position - low))
 
 
 def _margin(offsets: np.ndarray) -> int:
