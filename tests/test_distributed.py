@@ -12,20 +12,18 @@ import torch
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
+def run_two_ranks(out: Path, mode: str) -> subprocess.CompletedProcess:
+    """tests/ddp_worker.py under torchrun with two CPU (gloo) ranks, writing into ``out``."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(WORKER.parent.parent)}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    return subprocess.run(
+        [*torchrun, str(WORKER), str(out), mode], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
 @pytest.mark.parametrize("method_name", ["supervised", "mean_teacher"])
 def test_two_gloo_ranks_agree_on_the_final_weights(tmp_path, method_name):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(WORKER.parent.parent)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        str(WORKER),
-        str(tmp_path),
-        method_name,
-    ]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    result = run_two_ranks(tmp_path, method_name)
     assert result.returncode == 0, result.stderr[-3000:]
     a = torch.load(tmp_path / "rank0.pt", weights_only=True)
     b = torch.load(tmp_path / "rank1.pt", weights_only=True)
@@ -46,17 +44,7 @@ def test_prototypes_under_ddp_are_those_of_the_global_batch(tmp_path):
 
     from mosxav_diffproto.prototypes import ClassPrototypes
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(WORKER.parent.parent)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        str(WORKER),
-        str(tmp_path),
-    ]
-    result = subprocess.run([*cmd, "prototypes"], env=env, capture_output=True, text=True, timeout=300)
+    result = run_two_ranks(tmp_path, "prototypes")
     assert result.returncode == 0, result.stderr[-3000:]
     reference = ClassPrototypes(3, 8, momentum=0.9)
     for embeddings, labels in prototype_batches():

@@ -78,7 +78,7 @@ class MOSXAV:
     Args:
         root: folder holding ``trainval/`` and/or ``test/`` in the published layout.
         split: ``"train"``, ``"val"`` or ``"test"`` (the official ImageSets).
-        task: ``"semantic"`` (class masks 0-5) or ``"vos"`` (per-branch instance ids).
+        task: ``"semantic"`` (class masks 0-5) or ``"vos"`` (instance ids, one per structure).
         transform: called on each item dict; returns what ``__getitem__`` gives.
         annotated_only: keep only frames that have a mask for ``task`` (trainval is annotated
             on about every 5th frame, so this is what supervised training iterates).

@@ -21,7 +21,7 @@ Per (frame, class) pair of binary masks G (ground truth) and P (prediction):
   frames are reported as true negatives, not averaged); the headline is the macro mean over the
   foreground classes evaluated. Published beside it: evaluated and capped counts, HD/HD95 medians.
 
-Video object segmentation (per-branch instances) uses the DAVIS J&F protocol in ``mosxav.evaluation.vos``.
+Video object segmentation (one instance id per structure) uses the DAVIS J&F protocol in ``mosxav.evaluation.vos``.
 
 ``METRIC_VERSION`` changes whenever any number above would change for the same masks; the
 leaderboard re-scores stored predictions rather than mixing versions in one table.
