@@ -12,19 +12,32 @@ prototype-based contrastive consistency that makes learning robust to noisy pseu
   EMA teacher of f [decay 0.99] gives pseudo-labels on weak views, kept where confident [0.8];
 * label space: one-hot labels scaled to [-1, 1] in pixel space (no label autoencoder);
 * schedule: cosine, T = [1000] training steps; denoiser x0-parameterised, trained with CE + Dice on
-  its logits; DDIM sampling with [5] steps, eta 0, a fixed noise seed at inference (deterministic);
-* pseudo-labels are *rectified* by the denoiser: the teacher's probabilities averaged with a
-  one-step denoising of the teacher's own label (in the spirit of DiffRect, MICCAI 2024);
+  its logits; DDIM sampling with [5] steps, eta 0, the starting noise of each image seeded from
+  (``sample_seed``, its pixels), so a prediction depends neither on the batch nor on its place in it;
+* **Rectification**: pseudo-labels are *rectified* by the denoiser, the teacher's probabilities
+  averaged with the denoiser's label for the same view (in the spirit of DiffRect, MICCAI 2024):
+  [``rectify_from="teacher_label"``] one denoising step from the teacher's own argmax noised at
+  [``rectify_t`` = 0.5] x T, or ``"noise"``: full DDIM sampling from pure noise; used from step
+  [``rectify_start`` = 0] on (DiffRect waits 1,000 iterations);
 * unlabeled losses: confidence-masked CE of f on the strong view and of g on noised pseudo-labels,
   weight [1.0] with sigmoid ramp-up over 40% of training;
 * prototypes: EMA [0.99] of masked mean denoiser embeddings (dim [32], L2-normalised), updated from
   labeled pixels (ground truth) only, so noisy pseudo-labels never move the anchors; InfoNCE over
   class-balanced sampled pixels [256 per class] of labeled (GT) and confident unlabeled (pseudo)
-  pixels, temperature [0.1], weight [0.1];
+  pixels, temperature [0.1], weight [0.1]; the terms that exist are averaged (no unlabeled pixel
+  passing the gate leaves the labeled term whole); [``prototype_rampup`` off]: the unlabeled term
+  is not ramped up like the other unlabeled losses; under DDP the class sums are reduced over ranks;
+* conditioning: the denoiser sees the segmenter's last decoder features; with
+  [``detach_condition`` off] its losses also train the segmenter through them (DiffRect trains its
+  rectifier apart);
 * prediction: DDIM-sampled labels from the denoiser ["diffusion"], or the segmenter alone
   ["segmenter"], or their mean ["ensemble"].
 
 ``diffproto_noproto`` is the same method with the prototype loss switched off (the ablation).
+
+The switches in brackets keep the behaviour the benchmark's published runs used; which of them helps
+is to be decided by measurement (two seeds, the synthetic default and the real XCA folds) once the
+realistic synthetic generator lands.
 """
 
 from __future__ import annotations
