@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,7 @@ def boundary_radius(shape: tuple[int, ...], threshold: float = BOUNDARY_THRESHOL
     return int(threshold if threshold >= 1 else math.ceil(threshold * np.linalg.norm(shape)))
 
 
+@lru_cache(maxsize=8)
 def _half_widths(radius: int) -> np.ndarray:
     """For each row offset dy in [-r, r], the largest |dx| with (dy, dx) in the disk."""
     return disk(radius).sum(axis=1) // 2
@@ -123,25 +125,21 @@ def _boundary_f_cropped(gt: np.ndarray, pred: np.ndarray, radius: int) -> float:
     return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
 
 
-def _span(mask: np.ndarray, axis: int) -> tuple[int, int] | None:
-    """First and one-past-last index where ``mask`` has a pixel, along rows (axis 1) or columns (0)."""
-    hits = np.flatnonzero(mask.any(axis=axis))
-    return (int(hits[0]), int(hits[-1]) + 1) if hits.size else None
-
-
 def _crop(gt: np.ndarray, pred: np.ndarray) -> tuple[slice, slice] | None:
     """The bounding box of both masks grown by one pixel (clipped to the image); None if both are empty.
 
     One background pixel around the masks is all ``seg2bmap`` looks at, so the boundary maps of the crop
     are those of the full frame, cropped; every boundary pixel lies inside, so distances are unchanged."""
-    spans = []
-    for axis in (1, 0):
-        found = [s for s in (_span(gt, axis), _span(pred, axis)) if s is not None]
-        if not found:
-            return None
-        size = gt.shape[1 - axis]
-        spans.append(slice(max(min(s[0] for s in found) - 1, 0), min(max(s[1] for s in found) + 1, size)))
-    return spans[0], spans[1]
+    union = gt | pred
+    rows = np.flatnonzero(union.any(axis=1))
+    if not rows.size:
+        return None
+    cols = np.flatnonzero(union.any(axis=0))
+    height, width = gt.shape
+    return (
+        slice(max(int(rows[0]) - 1, 0), min(int(rows[-1]) + 2, height)),
+        slice(max(int(cols[0]) - 1, 0), min(int(cols[-1]) + 2, width)),
+    )
 
 
 def boundary_f(gt: np.ndarray, pred: np.ndarray, threshold: float = BOUNDARY_THRESHOLD) -> float:

@@ -177,9 +177,10 @@ def run(config: RunConfig, run_dir: str | Path) -> tuple[pd.DataFrame, RunData] 
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text(run_dir / "config.yaml", config_yaml(config, dist.world_size))
     data = load_run_data(config, dist)
+    cells = matrix(config)
     tables = []
     with progress_bar() as progress:
-        for cell in matrix(config):
+        for cell in cells:
             pred_dir = run_cell(cell, data, config, run_dir, progress if dist.is_main else None, dist)
             if dist.is_main:
                 scored = data.score(pred_dir)
@@ -197,5 +198,8 @@ def run(config: RunConfig, run_dir: str | Path) -> tuple[pd.DataFrame, RunData] 
     write_text(run_dir / "per_frame.csv", frames.to_csv(index=False, float_format="%.6f"))
     untrained = [name for name in config.methods if not get_method(name).needs_training]
     summary = write_report(frames, run_dir, untrained=untrained)
-    write_overlays(data, run_dir, {cell.method: cell.tag for cell in reversed(matrix(config))}, config.overlays)
+    first_cells: dict[str, str] = {}
+    for cell in cells:  # each method's first cell, methods in config order
+        first_cells.setdefault(cell.method, cell.tag)
+    write_overlays(data, run_dir, first_cells, config.overlays)
     return summary, data
