@@ -129,7 +129,7 @@ class DiffProto(Method):
     def _rectified(self, images: torch.Tensor, features: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
         """The denoiser's label probabilities for the teacher's view: from the teacher's own label
         noised at ``rectify_t`` x T (one step), or sampled from pure noise (full DDIM)."""
-        cond = torch.cat([features, images], dim=1)
+        cond = self._condition(images, features)
         if self.options.rectify_from == "noise":
             shape = (images.shape[0], self.num_classes, *images.shape[-2:])
             logits = self.sampler.sample(lambda z, t: self.denoiser(z, t, cond)[0], shape, device=images.device)
