@@ -43,6 +43,15 @@ def cmd_synth(args: argparse.Namespace) -> int:
     )
     out = generate_dataset(args.out, config, overwrite=args.overwrite)
     out_console.print(f"wrote {out} (contact sheet: {out / 'contact_sheet.png'})")
+    if args.report is not None:
+        from rich.progress import Progress
+
+        from mosxav.data.synth.realism import comparison_markdown, realism_report
+
+        with Progress(console=out_console, transient=True) as progress:
+            rows = realism_report(args.report, out, out, progress=progress)
+        out_console.print(comparison_markdown(rows, str(args.report), str(out)))
+        out_console.print(f"wrote {out / 'realism.md'} and realism.png")
     return 0
 
 
@@ -259,6 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="REAL_DIR",
+        help="compare the new set's masks with real instance masks (needs scikit-image: the [bench] extra)",
+    )
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("evaluate", help="score predictions (semantic metrics or video J&F)")

@@ -29,7 +29,7 @@ CLASS_COLOURS: dict[int, tuple[int, int, int]] = {
     5: (244, 108, 59),
 }
 
-#: Largest instance (vessel-branch) id per split family.
+#: Largest instance id per split family (an instance is one structure: a vessel tree, a catheter, a balloon).
 MAX_INSTANCES = {"trainval": 5, "test": 10}
 
 #: Frame size of the real dataset; the synthetic generator may use others.

@@ -26,7 +26,9 @@ def test_export_round_trip_loads_offline(tiny_root, tmp_path, monkeypatch):
     card = (out / "README.md").read_text()
     assert card.startswith("---\n") and "configs:" in card and "data/test-*.parquet" in card
     assert len(list((out / "data").glob("train-*.parquet"))) > 1  # sharded
-    loaded = datasets.load_dataset(str(out))
+    # A private cache: datasets keys a local folder's cache by its name and file names, so a shared one
+    # could serve an earlier export of another tiny dataset.
+    loaded = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "hf-cache"))
     direct = load_dataset(str(tiny_root), task="semantic")
     for split in ("train", "val", "test"):
         assert len(loaded[split]) == len(direct[split])
@@ -54,3 +56,19 @@ def test_named_synthetic_is_generated_into_the_cache(tmp_path, monkeypatch):
     stamp = (tmp_path / "cache" / "mosxav-synthetic" / "synth_config.json").stat().st_mtime_ns
     load_dataset("mosxav-synthetic", split="test")  # reused, not regenerated
     assert (tmp_path / "cache" / "mosxav-synthetic" / "synth_config.json").stat().st_mtime_ns == stamp
+
+
+def test_named_synthetic_made_by_an_older_generator_is_regenerated(tmp_path, monkeypatch):
+    import json
+
+    from mosxav.data.synth import defaults, writer
+
+    monkeypatch.setenv("MOSXAV_HOME", str(tmp_path / "cache"))
+    small = defaults.SynthConfig(sequences=2, frames=6, size=32, test_sequences=1)
+    monkeypatch.setattr(defaults, "DEFAULT_SYNTH", small)
+    load_dataset("mosxav-synthetic", split="test")
+    stamp_path = tmp_path / "cache" / "mosxav-synthetic" / "synth_config.json"
+    assert json.loads(stamp_path.read_text())["generator_version"] == writer.GENERATOR_VERSION
+    monkeypatch.setattr(writer, "GENERATOR_VERSION", writer.GENERATOR_VERSION + 1)
+    load_dataset("mosxav-synthetic", split="test")
+    assert json.loads(stamp_path.read_text())["generator_version"] == writer.GENERATOR_VERSION

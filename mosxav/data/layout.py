@@ -2,7 +2,7 @@
 
 ```
 <root>/trainval/JPEGImages/vNN/00000.jpg
-<root>/trainval/Annotations/vNN/00000.png            instance ids (vessel branches)
+<root>/trainval/Annotations/vNN/00000.png            object ids (one per structure)
 <root>/trainval/Annotations_Semantic/vNN/00000.png   class ids 0-5
 <root>/trainval/ImageSets/{train,val}.txt, val_first_mask.json
 <root>/trainval/labels.json

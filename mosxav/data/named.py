@@ -39,15 +39,14 @@ def resolve_root(name: str, root: str | Path | None = None, *, offline: bool | N
         return Path(root)
     path = cache_home() / name
     if name == "mosxav-synthetic":
-        from dataclasses import asdict
-
         from mosxav.data.synth import generate_dataset
         from mosxav.data.synth.defaults import DEFAULT_SYNTH
+        from mosxav.data.synth.writer import synth_stamp
 
         stamp = path / "synth_config.json"
-        if stamp.is_file() and read_json(stamp) == asdict(DEFAULT_SYNTH):
+        if stamp.is_file() and read_json(stamp) == synth_stamp(DEFAULT_SYNTH):
             return path
-        return generate_dataset(path, DEFAULT_SYNTH, overwrite=True)  # missing, or made by another default
+        return generate_dataset(path, DEFAULT_SYNTH, overwrite=True)  # missing, or made by another default or generator
     if (path / "trainval" / "ImageSets" / "train.txt").is_file():
         return path
     if offline:

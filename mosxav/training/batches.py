@@ -58,7 +58,7 @@ class FrameTensors(Dataset):
         mask = item["semantic"] if self.with_mask else None
         if mask is not None and self.label_noise > 0:
             rng = frame_rng(self.noise_seed, f"{item['sequence']}/{item['frame']}")
-            mask = corrupt_mask(mask, self.label_noise, rng, instance=item.get("instance"))
+            mask = corrupt_mask(mask, self.label_noise, rng)
         image, mask = resize_pair(item["image"], mask, self.size)
         out = {"image": torch.from_numpy(image.astype(np.float32) / 255.0)[None]}
         if mask is not None:

@@ -3,8 +3,10 @@
 Four corruptions of a semantic mask, each applied independently with probability ``rate``:
 
 * ``boundary``: each foreground structure eroded or dilated (50/50) by 1-2 pixels;
-* ``drop_branch``: each vessel branch (instance id where the instance mask is given, else each
-  connected vessel component) relabelled background;
+* ``drop_branch``: each vessel segment relabelled background, the annotator's missed branch. The
+  vessel mask is cut into segments about 1/8 of the frame long (pixels go to the nearest of seeds
+  spread over the vessel), since an instance id is a whole tree in MOSXAV and cannot say where a
+  branch is;
 * ``class_swap``: contrast catheter and catheter exchanged (the annotators' classic confusion);
 * ``blobs``: 1-3 spurious ellipses of a random foreground class.
 
@@ -31,11 +33,32 @@ def frame_rng(seed: int, key: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(key.encode())])
 
 
+def vessel_segments(vessel: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+    """Cut a vessel mask into pieces about 1/8 of the frame long: each pixel joins its nearest seed.
+
+    The centreline length is estimated as area / width, the width as twice the median distance to the
+    background on the ridge of the distance map; that many eighths of the frame side give the number
+    of seeds, drawn among the vessel pixels.
+    """
+    if not vessel.any():
+        return []
+    depth = ndimage.distance_transform_edt(vessel)
+    ridge = vessel & (ndimage.maximum_filter(depth, size=3) == depth)
+    length = vessel.sum() / max(2.0 * float(np.median(depth[ridge])), 1.0)
+    n_segments = max(1, round(length / (max(vessel.shape) / 8)))
+    rows, cols = np.nonzero(vessel)
+    chosen = rng.choice(len(rows), size=min(n_segments, len(rows)), replace=False)
+    seeds = np.zeros(vessel.shape, np.int32)
+    seeds[rows[chosen], cols[chosen]] = np.arange(1, len(chosen) + 1)
+    _, (near_r, near_c) = ndimage.distance_transform_edt(seeds == 0, return_indices=True)
+    owner = np.where(vessel, seeds[near_r, near_c], 0)
+    return [owner == k for k in range(1, len(chosen) + 1)]
+
+
 def corrupt_mask(
     mask: np.ndarray,
     rate: float,
     rng: np.random.Generator,
-    instance: np.ndarray | None = None,
     kinds: Sequence[str] = KINDS,
     num_classes: int = NUM_CLASSES,
 ) -> np.ndarray:
@@ -58,15 +81,9 @@ def corrupt_mask(
                 else:
                     out[ndimage.binary_dilation(region, disk(radius)) & (out == 0)] = cls
     if "drop_branch" in kinds:
-        vessel = out == VESSEL
-        if instance is not None:
-            branches = [vessel & (instance == k) for k in np.unique(instance[vessel]) if k != 0]
-        else:
-            labelled, n = ndimage.label(vessel)
-            branches = [labelled == k for k in range(1, n + 1)]
-        for branch in branches:
+        for segment in vessel_segments(out == VESSEL, rng):
             if rng.random() < rate:
-                out[branch] = 0
+                out[segment] = 0
     if "class_swap" in kinds and rng.random() < rate:
         contrast, plain = out == CONTRAST_CATHETER, out == CATHETER
         out[contrast], out[plain] = CATHETER, CONTRAST_CATHETER

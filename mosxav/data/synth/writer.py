@@ -22,6 +22,7 @@ from mosxav.constants import (
     JPEG_DIR,
     LABELS_FILE,
     MAX_INSTANCES,
+    OTHERS,
     SEMANTIC_DIR,
 )
 from mosxav.data.files import write_frame, write_index_mask, write_json, write_semantic_mask, write_text
@@ -29,6 +30,16 @@ from mosxav.data.synth.render import SequenceRenderer
 from mosxav.data.visualize import contact_sheet
 
 PART_IDS = {"trainval": 0, "test": 1}
+
+#: Bumped whenever the same ``SynthConfig`` renders different data; part of ``synth_config.json``, so a
+#: cached synthetic set made by an older generator is regenerated (2: one id per structure, realistic
+#: tree geometry, widths and motion).
+GENERATOR_VERSION = 2
+
+
+def synth_stamp(config: SynthConfig) -> dict:
+    """What ``synth_config.json`` holds: the generator version and the config it was made with."""
+    return {"generator_version": GENERATOR_VERSION, **asdict(config)}
 
 
 @dataclass(frozen=True)
@@ -60,7 +71,10 @@ def labels_json() -> dict:
     """The ``labels.json`` written beside each part: class ids, names and colours."""
     return {
         "classes": [{"id": i, "name": n, "color": list(CLASS_COLOURS[i])} for i, n in enumerate(CLASS_NAMES)],
-        "instances": "Annotations/ holds per-sequence vessel-branch ids 1..N (0 = background)",
+        "instances": (
+            "Annotations/ holds per-sequence object ids 1..N (0 = background): one id per structure "
+            "(the vessel tree, each catheter or guidewire, each balloon, marker or foreign body)"
+        ),
     }
 
 
@@ -72,11 +86,8 @@ def _render_part(
     task = progress.add_task(f"synth {part}", total=len(names) * config.frames)
     for index, name in enumerate(names):
         rng = np.random.default_rng([config.seed, PART_IDS[part], index])
-        max_inst = MAX_INSTANCES[part]
-        n_inst = int(rng.integers(2, max_inst + 1)) if part == "trainval" else int(rng.integers(3, max_inst + 1))
-        renderer = SequenceRenderer(
-            rng, config.size, config.frames, n_inst, with_others=(part == "test" and rng.random() < 0.5)
-        )
+        with_others = part == "test" and rng.random() < 0.6
+        renderer = SequenceRenderer(rng, config.size, config.frames, MAX_INSTANCES[part], with_others)
         first: dict[str, str] = {}
         for t in range(config.frames):
             image, semantic, instance = renderer.render(t)
@@ -91,10 +102,9 @@ def _render_part(
                 if t == config.frames // 2 and len(sheet_tiles) < 24:
                     sheet_tiles.append((image, semantic, f"{part}/{name}/{stem}"))
             progress.advance(task)
-        from_ostium = {
-            str(b.instance) for b in renderer.branches if np.allclose(b.points[0], renderer.branches[0].points[0])
-        }
-        first_info[name] = {"first": first, "seen": from_ostium}
+        # Seen objects are those of a class the training split has; "others" occur in the test split only.
+        seen = {str(k) for k, cls in renderer.object_classes.items() if cls != OTHERS}
+        first_info[name] = {"first": first, "seen": seen}
     return first_info
 
 
@@ -145,7 +155,7 @@ def generate_dataset(
             write_json(test_dir / IMAGESETS_DIR / "test_first_mask.json", _first_mask_json(test_info))
             for part_dir in (tv_dir, test_dir):
                 write_json(part_dir / LABELS_FILE, labels_json())
-            write_json(staging / "synth_config.json", asdict(config))
+            write_json(staging / "synth_config.json", synth_stamp(config))
             contact_sheet(tiles, staging / "contact_sheet.png")
         if out.exists():
             shutil.rmtree(out)
