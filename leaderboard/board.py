@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,30 +54,38 @@ def _keep_predictions(store: Store, prepared_dir: Path, prediction_hash: str) ->
     return final
 
 
-def submit(
+@dataclass
+class ScoredSubmission:
+    """A validated and scored submission, its predictions kept in the store, not yet in the table."""
+
+    fields: dict[str, Any]  # the keyword arguments of ``Store.insert_submission``
+
+
+def score_submission(
     path: str | Path,
     gt: str | Path,
     store: Store,
+    work: str | Path,
     *,
     split: str = "test",
     dataset: str | None = None,
     is_reference: bool = False,
-) -> int:
-    """Validate, score and record a submission; returns its id. Raises SubmissionInvalid /
+) -> ScoredSubmission:
+    """Validate and score a submission in ``work``; keep its predictions. Raises SubmissionInvalid /
     DuplicateSubmission with a readable message."""
     gt = Path(gt)
     data_hash = dataset_hash(gt, split)
-    with tempfile.TemporaryDirectory(prefix="mosxav-submit-") as work:
-        prepared: PreparedSubmission = prepare(path, gt, work, split)
-        existing = store.find_duplicate(prepared.prediction_hash, data_hash)
-        if existing is not None:
-            raise DuplicateSubmission(existing)
-        score = _score_row(0, gt, prepared.predictions, split, data_hash)
-        kept = _keep_predictions(store, prepared.predictions, prepared.prediction_hash)
-        meta = dict(prepared.meta)
-        if prepared.partition is not None:
-            meta["labeled_frames"] = len(prepared.partition.labeled)
-        return store.add_submission(
+    prepared: PreparedSubmission = prepare(path, gt, work, split)
+    existing = store.find_duplicate(prepared.prediction_hash, data_hash)
+    if existing is not None:
+        raise DuplicateSubmission(existing)
+    score = _score_row(0, gt, prepared.predictions, split, data_hash)
+    kept = _keep_predictions(store, prepared.predictions, prepared.prediction_hash)
+    meta = dict(prepared.meta)
+    if prepared.partition is not None:
+        meta["labeled_frames"] = len(prepared.partition.labeled)
+    return ScoredSubmission(
+        dict(
             method=str(meta["method"]),
             dataset=dataset or gt.name,
             dataset_hash=data_hash,
@@ -88,6 +97,23 @@ def submit(
             meta=meta,
             score=score,
         )
+    )
+
+
+def submit(
+    path: str | Path,
+    gt: str | Path,
+    store: Store,
+    *,
+    split: str = "test",
+    dataset: str | None = None,
+    is_reference: bool = False,
+) -> int:
+    """Validate, score and record a submission; returns its id. Raises SubmissionInvalid /
+    DuplicateSubmission with a readable message."""
+    with tempfile.TemporaryDirectory(prefix="mosxav-submit-") as work:
+        scored = score_submission(path, gt, store, work, split=split, dataset=dataset, is_reference=is_reference)
+    return store.add_submission(**scored.fields)
 
 
 def rescore_stale(store: Store, gt: str | Path, split: str = "test") -> list[int]:
@@ -107,10 +133,15 @@ def rescore_stale(store: Store, gt: str | Path, split: str = "test") -> list[int
 
 
 def build_table(
-    store: Store, *, label_fraction: float | None = None, by_structure: bool = False
+    store: Store,
+    *,
+    label_fraction: float | None = None,
+    by_structure: bool = False,
+    only_ids: set[int] | None = None,
 ) -> tuple[pd.DataFrame, list[int]]:
     """The leaderboard under the current metric version and the ids of submissions still awaiting a
-    re-score (they are left out, never mixed in).
+    re-score (they are left out, never mixed in). ``only_ids`` restricts the table, ranks included, to
+    those submissions (the service's public table: private rows must not move public ranks).
 
     Rank: within a (dataset, labeled fraction) group, 1 + the number of entries whose Dice interval
     lies entirely above this entry's, so overlapping intervals share a rank. ``p_vs_leader``: the
@@ -119,6 +150,8 @@ def build_table(
     scores = store.scores(METRIC_VERSION)
     rows, stale = [], []
     for sub in store.submissions():
+        if only_ids is not None and sub["id"] not in only_ids:
+            continue
         if label_fraction is not None and abs(sub["labeled_fraction"] - label_fraction) > 1e-9:
             continue
         score = scores.get(sub["id"])
@@ -206,4 +239,4 @@ def build_table(
     return table[columns[:11] + extra + columns[11:]].reset_index(drop=True), stale
 
 
-__all__ = ["build_table", "default_db", "rescore_stale", "submit"]
+__all__ = ["ScoredSubmission", "build_table", "default_db", "rescore_stale", "score_submission", "submit"]

@@ -159,6 +159,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    if args.server is not None:
+        return _submit_to_server(args)
+    if args.gt is None:
+        raise ValueError(
+            "give --gt ROOT (score locally, as an operator) or --server URL --token T (submit to a server)"
+        )
     from mosxav_leaderboard.board import default_db, submit
     from mosxav_leaderboard.store import DuplicateSubmission, Store
     from mosxav_leaderboard.submission import SubmissionInvalid
@@ -168,15 +174,113 @@ def cmd_submit(args: argparse.Namespace) -> int:
         with console.status(f"validating and scoring {args.path}"):
             submission_id = submit(args.path, args.gt, store, split=args.split, dataset=args.dataset)
     except SubmissionInvalid as exc:
-        table = Table("file", "problem", title=f"submission refused: {len(exc.problems)} problem(s)")
-        for problem in exc.problems:
-            table.add_row(problem.path, problem.message)
-        out_console.print(table)
+        _print_problems([(str(p.path), p.message) for p in exc.problems])
         return 1
     except DuplicateSubmission as exc:
         console.print(f"[yellow]not recorded:[/yellow] {exc}")
         return 3
     out_console.print(f"recorded submission #{submission_id} in {store.path}")
+    return 0
+
+
+def _print_problems(problems: list[tuple[str, str]]) -> None:
+    table = Table("file", "problem", title=f"submission refused: {len(problems)} problem(s)")
+    for path, message in problems:
+        table.add_row(path, message)
+    out_console.print(table)
+
+
+def _submit_to_server(args: argparse.Namespace) -> int:
+    import os
+
+    from mosxav_leaderboard.service import client
+
+    token = args.token or os.environ.get("MOSXAV_TOKEN")
+    if not token:
+        raise ValueError("--server needs --token T (or the MOSXAV_TOKEN environment variable)")
+    try:
+        submission_id = client.upload(args.server, token, args.path, args.phase, show_progress=True)
+        out_console.print(f"submission #{submission_id} queued on {args.server}")
+        if not args.wait:
+            return 0
+        with console.status(f"waiting for submission #{submission_id} to be scored"):
+            answer = client.wait(args.server, token, submission_id)
+    except client.ServerRefused as exc:
+        console.print(f"[red]refused:[/red] {exc}")
+        return 1
+    if answer["status"] == "failed":
+        _print_problems([(p["path"], p["message"]) for p in answer.get("problems", [])])
+        return 1
+    if answer["status"] != "scored":
+        console.print(f"[yellow]still {answer['status']}[/yellow]: check later with the id #{submission_id}")
+        return 4
+    row = answer["row"]
+    table = Table("metric", "value", title=f"submission #{submission_id} ({answer['phase']} phase)")
+    for key in ("method", "labeled_fraction", "dice", "dice_lo", "dice_hi", "iou", "hd95", "assd"):
+        table.add_row(key, str(row.get(key)))
+    out_console.print(table)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from mosxav_leaderboard.board import default_db
+    from mosxav_leaderboard.service.server import ServeOptions, serve
+
+    db = args.db or default_db()
+    options = ServeOptions(
+        gt=args.gt,
+        db=db,
+        data=args.data or db.parent / "service",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        lease_seconds=args.lease_seconds,
+        max_upload_bytes=args.max_upload_mb * 1024**2 if args.max_upload_mb else None,
+    )
+    serve(options)
+    return 0
+
+
+def cmd_admin(args: argparse.Namespace) -> int:
+    from mosxav_leaderboard.board import default_db
+    from mosxav_leaderboard.service import accounts, jobs
+    from mosxav_leaderboard.store import Store
+
+    store = Store(args.db or default_db())
+    with store.reading() as db:
+        db.executescript(jobs.SCHEMA)
+    with store.transaction() as db:
+        if args.action == "add-team":
+            team, token = accounts.add_team(db, args.name)
+            out_console.print(f"team {team.name!r} (#{team.id}) added; its token, shown only now:")
+            print(token)
+        elif args.action == "list-teams":
+            table = Table("id", "team", "created", "revoked", "submissions")
+            for row in accounts.list_teams(db):
+                table.add_row(
+                    str(row["id"]),
+                    row["name"],
+                    row["created"],
+                    "yes" if row["revoked"] else "no",
+                    str(row["submissions"]),
+                )
+            out_console.print(table)
+        elif args.action == "revoke":
+            accounts.revoke(db, args.name)
+            out_console.print(f"token of team {args.name!r} revoked (its sessions end too)")
+        elif args.action == "new-token":
+            token = accounts.rotate_token(db, args.name)
+            out_console.print(f"team {args.name!r}: old token revoked; the new one, shown only now:")
+            print(token)
+        elif args.action == "set-limit":
+            row = db.execute("SELECT id FROM teams WHERE name = ?", (args.name,)).fetchone()
+            if row is None:
+                raise ValueError(f"no team {args.name!r}")
+            jobs.set_limit(db, int(row["id"]), args.phase, args.per_day)
+            out_console.print(f"team {args.name!r}: {args.per_day} submission(s) per day on the {args.phase} phase")
+        elif args.action in ("hide", "unhide"):
+            jobs.moderate(db, args.id, args.action == "hide", args.reason)
+            out_console.print(f"row #{args.id} {'hidden' if args.action == 'hide' else 'shown again'}: {args.reason}")
     return 0
 
 
@@ -230,10 +334,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("submit", help="validate, score and record a submission (folder or .zip)")
+    p = sub.add_parser(
+        "submit", help="submit a folder or .zip: to a leaderboard server (--server), or score it locally (--gt)"
+    )
     p.add_argument("path", type=Path)
+    p.add_argument("--server", default=None, help="leaderboard server URL, e.g. https://mosxav.example.org")
+    p.add_argument("--token", default=None, help="your team's API token (default: $MOSXAV_TOKEN)")
+    p.add_argument("--phase", default="test", choices=("validation", "test"))
+    p.add_argument("--wait", action="store_true", help="wait for the score and print the row or the problems")
     p.add_argument(
-        "--gt", type=Path, required=True, help="MOSXAV root (or folder of sequence folders) with the test ground truth"
+        "--gt", type=Path, default=None, help="operators: MOSXAV root (or sequence folders) with the ground truth"
     )
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument(
@@ -255,6 +365,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", type=Path, default=None)
     p.add_argument("--out", type=Path, default=None, help="write to a file instead of stdout")
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("serve", help="run the leaderboard service (HTTP API, pages, scoring workers)")
+    p.add_argument("--gt", type=Path, required=True, help="MOSXAV root with the val and (hidden) test ground truth")
+    p.add_argument("--db", type=Path, default=None, help="database (default: $MOSXAV_HOME/leaderboard/...)")
+    p.add_argument("--data", type=Path, default=None, help="uploads and scratch (default: beside the database)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=2, help="scoring worker processes")
+    p.add_argument("--lease-seconds", type=float, default=120.0, help="a dead worker's job is retaken after this")
+    p.add_argument("--max-upload-mb", type=int, default=None, help="largest upload (default 256 MiB)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("admin", help="leaderboard service administration: teams, tokens, limits, hidden rows")
+    p.add_argument("--db", type=Path, default=None)
+    actions = p.add_subparsers(dest="action", required=True)
+    a = actions.add_parser("add-team", help="add a team and print its API token (once)")
+    a.add_argument("name")
+    actions.add_parser("list-teams", help="list teams")
+    a = actions.add_parser("revoke", help="revoke a team's token")
+    a.add_argument("name")
+    a = actions.add_parser("new-token", help="revoke a team's token and print a new one")
+    a.add_argument("name")
+    a = actions.add_parser("set-limit", help="submissions per UTC day for a team and phase")
+    a.add_argument("name")
+    a.add_argument("--phase", choices=("validation", "test"), default="test")
+    a.add_argument("--per-day", type=int, required=True)
+    for action in ("hide", "unhide"):
+        a = actions.add_parser(action, help=f"{action} a table row (the reason is kept)")
+        a.add_argument("id", type=int, help="the row's id in the table")
+        a.add_argument("--reason", required=True)
+    p.set_defaults(func=cmd_admin)
 
     p = sub.add_parser("check", help="validate a MOSXAV folder and list every problem")
     p.add_argument("root", type=Path)

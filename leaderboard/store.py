@@ -128,8 +128,15 @@ class Store:
             ).fetchone()
         return int(row["id"]) if row else None
 
-    def add_submission(
+    def add_submission(self, **fields: Any) -> int:
+        """Insert a submission and its first score atomically (fields: see ``insert_submission``);
+        raises DuplicateSubmission."""
+        with self.transaction() as db:
+            return self.insert_submission(db, **fields)
+
+    def insert_submission(
         self,
+        db: sqlite3.Connection,
         *,
         method: str,
         dataset: str,
@@ -142,32 +149,39 @@ class Store:
         meta: dict[str, Any],
         score: ScoreRow,
     ) -> int:
-        """Insert a submission and its first score atomically; raises DuplicateSubmission."""
+        """Insert a submission and its first score inside the caller's transaction (so a service can
+        write its own rows in the same one); raises DuplicateSubmission, leaving the transaction usable."""
+        db.execute("SAVEPOINT add_submission")
         try:
-            with self.transaction() as db:
-                cursor = db.execute(
-                    "INSERT INTO submissions (created, method, dataset, dataset_hash, split, labeled_fraction, "
-                    "prediction_hash, "
-                    "predictions_dir, is_reference, meta_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        now(),
-                        method,
-                        dataset,
-                        dataset_hash,
-                        split,
-                        float(labeled_fraction),
-                        prediction_hash,
-                        predictions_dir,
-                        int(is_reference),
-                        json.dumps(meta, sort_keys=True, default=str),
-                    ),
-                )
-                submission_id = int(cursor.lastrowid)
-                self._insert_score(db, submission_id, score)
+            cursor = db.execute(
+                "INSERT INTO submissions (created, method, dataset, dataset_hash, split, labeled_fraction, "
+                "prediction_hash, predictions_dir, is_reference, meta_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    now(),
+                    method,
+                    dataset,
+                    dataset_hash,
+                    split,
+                    float(labeled_fraction),
+                    prediction_hash,
+                    predictions_dir,
+                    int(is_reference),
+                    json.dumps(meta, sort_keys=True, default=str),
+                ),
+            )
+            submission_id = int(cursor.lastrowid)
+            self._insert_score(db, submission_id, score)
         except sqlite3.IntegrityError as exc:
+            db.execute("ROLLBACK TO add_submission")
+            db.execute("RELEASE add_submission")
             if "UNIQUE" in str(exc) and "prediction_hash" in str(exc):
-                raise DuplicateSubmission(self.find_duplicate(prediction_hash, dataset_hash) or -1) from None
+                row = db.execute(
+                    "SELECT id FROM submissions WHERE prediction_hash = ? AND dataset_hash = ?",
+                    (prediction_hash, dataset_hash),
+                ).fetchone()
+                raise DuplicateSubmission(int(row["id"]) if row else -1) from None
             raise
+        db.execute("RELEASE add_submission")
         return submission_id
 
     def add_score(self, submission_id: int, score: ScoreRow) -> None:

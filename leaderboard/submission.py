@@ -200,7 +200,10 @@ def validate_predictions(pred_root: Path, gt_root: Path, names: list[str], label
             where = f"{label}/{name}/{stem}.png"
             try:
                 size, expected = _frame_size(pred_frames[stem]), _frame_size(gt_frames[stem])
-            except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+            except Image.DecompressionBombError as exc:
+                problems.append(Problem(where, f"refused unread: {exc} (decompression bomb)"))
+                continue
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
                 problems.append(Problem(where, f"unreadable PNG ({exc.__class__.__name__})"))
                 continue
             if size != expected:

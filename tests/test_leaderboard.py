@@ -4,9 +4,11 @@ kills, re-scoring on a metric change, and the table."""
 import os
 import shutil
 import sqlite3
+import struct
 import subprocess
 import sys
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -39,16 +41,16 @@ META = {
 }
 
 
-def gt_frames(root):
-    gt_root, names = sequence_folders(root, "test", SEMANTIC_DIR)
+def gt_frames(root, split="test"):
+    gt_root, names = sequence_folders(root, split, SEMANTIC_DIR)
     return gt_root, names
 
 
-def make_submission(root: Path, out: Path, *, method="perfect", damage=None, meta=None) -> Path:
+def make_submission(root: Path, out: Path, *, method="perfect", damage=None, meta=None, split="test") -> Path:
     """A submission folder whose predictions are the ground truth, optionally altered per frame."""
     from mosxav import MOSXAV
 
-    gt_root, names = gt_frames(root)
+    gt_root, names = gt_frames(root, split)
     for name in names:
         for path in sorted((gt_root / name).glob("*.png")):
             mask = read_index_mask(path)
@@ -378,3 +380,25 @@ def test_html_page_renders_sorts_and_filters_in_headless_chromium(tiny_root, tmp
 
     pixels = np.asarray(Image.open(shot).convert("L"))
     assert pixels.std() > 5  # something was drawn, not a blank page
+
+
+def _huge_png(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A valid PNG header claiming ``width x height`` pixels (Pillow refuses it as a decompression bomb)."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
+
+
+def test_image_header_claiming_billions_of_pixels_is_reported_not_a_crash(tiny_root, tmp_path, store):
+    sub = make_submission(tiny_root, tmp_path / "sub")
+    victim = sorted((sub / "predictions").rglob("*.png"))[0]
+    victim.write_bytes(_huge_png())
+    with pytest.raises(SubmissionInvalid) as info:
+        submit(sub, tiny_root, store)
+    problems = [p for p in info.value.problems if "decompression bomb" in p.message]
+    assert len(problems) == 1 and str(problems[0].path).endswith(victim.name)

@@ -60,6 +60,16 @@ def _vet_zip(archive: Path, zf: zipfile.ZipFile, limits: ArchiveLimits) -> None:
         raise DataError(archive, f"archive expands {total / max(compressed, 1):.0f}x (zip bomb?)")
 
 
+def vet_zip(archive: str | Path, limits: ArchiveLimits = ArchiveLimits()) -> None:
+    """Check a zip's member names, kinds, sizes and ratios without extracting anything (DataError)."""
+    archive = Path(archive)
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            _vet_zip(archive, zf, limits)
+    except zipfile.BadZipFile as exc:
+        raise DataError(archive, f"corrupt zip archive ({exc})") from None
+
+
 def _vet_tar(archive: Path, tf: tarfile.TarFile, limits: ArchiveLimits) -> list[tarfile.TarInfo]:
     members = []
     total = 0

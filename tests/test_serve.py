@@ -1,0 +1,408 @@
+"""The leaderboard service tested as a server: `mosxav-bench serve` on 127.0.0.1 and a free port, on a
+tiny synthetic ground truth, talked to over HTTP (httpx), stopped at the end. Bounded in count and time."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+from test_leaderboard import _huge_png, _zip_with, make_submission  # noqa: E402
+
+from mosxav_leaderboard.board import build_table, submit  # noqa: E402
+from mosxav_leaderboard.service import accounts, client, jobs  # noqa: E402
+from mosxav_leaderboard.store import Store  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    home: Path
+    db: Path
+    data: Path
+    process: subprocess.Popen
+    log: Path
+
+    def team(self, name: str, per_day: dict[str, int] | None = None) -> str:
+        """A new team's token (straight into the database, as `admin add-team` does)."""
+        store = Store(self.db)
+        with store.transaction() as db:
+            team, token = accounts.add_team(db, name)
+            for phase, limit in (per_day or {}).items():
+                jobs.set_limit(db, team.id, phase, limit)
+        return token
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def start_server(home: Path, gt: Path, *, workers: int = 2, lease: float = 3.0, max_upload_mb: int = 2) -> Server:
+    home.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = home / "server.log"
+    db, data = home / "leaderboard.sqlite", home / "data"
+    command = [sys.executable, "-m", "mosxav_leaderboard.command_line", "serve", "--gt", str(gt)]
+    command += ["--db", str(db), "--data", str(data), "--port", str(port), "--workers", str(workers)]
+    command += ["--lease-seconds", str(lease), "--max-upload-mb", str(max_upload_mb)]
+    with open(log, "ab") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+    server = Server(f"http://127.0.0.1:{port}", home, db, data, process, log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.2)
+        if process.poll() is not None:
+            break
+    server.stop()
+    raise RuntimeError(f"server did not start:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(tiny_root, tmp_path_factory):
+    running = start_server(tmp_path_factory.mktemp("serve"), tiny_root)
+    yield running
+    running.stop()
+    assert running.process.returncode == 0, running.log.read_text()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def perfect_zip(tiny_root, tmp_path_factory) -> Path:
+    folder = make_submission(tiny_root, tmp_path_factory.mktemp("perfect") / "sub")
+    return client.zip_folder(folder, folder.parent / "perfect.zip")
+
+
+def upload(server: Server, token: str | None, data: bytes, *, phase: str = "test", name: str = "s.zip", **kw):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    files = {"file": (name, data, "application/zip")}
+    return httpx.post(server.url + "/api/submissions", headers=headers, files=files, data={"phase": phase}, **kw)
+
+
+def wait_for(server: Server, token: str, job_id: int, timeout: float = 120) -> dict:
+    return client.wait(server.url, token, job_id, timeout=timeout, poll=0.3)
+
+
+def test_submit_from_the_command_line_scores_like_the_local_submit(server, tiny_root, tmp_path, perfect_zip):
+    made = subprocess.run(
+        [sys.executable, "-m", "mosxav_leaderboard.command_line", "admin", "--db", str(server.db), "add-team", "cli"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    token = made.stdout.strip().splitlines()[-1]
+    assert token.startswith(accounts.TOKEN_PREFIX)
+    with Store(server.db).reading() as db:
+        stored = db.execute("SELECT token_hash FROM teams WHERE name = 'cli'").fetchone()[0]
+    assert stored == accounts.token_hash(token) and token not in server.db.read_bytes().decode("latin-1")
+    damaged = make_submission(tiny_root, tmp_path / "sub", method="half", damage=_erase_every_other_vessel)
+    started = time.perf_counter()
+    run = subprocess.run(
+        [sys.executable, "-m", "mosxav_leaderboard.command_line", "submit", str(damaged), "--server", server.url]
+        + ["--token", token, "--phase", "test", "--wait"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "queued" in run.stdout and "dice" in run.stdout
+    job_id = int(re.search(r"submission #(\d+) queued", run.stdout).group(1))
+    answer = client.status(server.url, token, job_id)
+    assert answer["status"] == "scored" and "sequences" not in answer  # test phase: the aggregate row only
+    local = Store(tmp_path / "local.sqlite")
+    submit(damaged, tiny_root, local)
+    expected = build_table(local)[0].iloc[0]
+    for metric in ("dice", "dice_lo", "dice_hi", "iou", "hd95", "assd"):
+        assert answer["row"][metric] == pytest.approx(float(expected[metric]), abs=1e-12), metric
+    assert time.perf_counter() - started < 180
+
+
+def _erase_every_other_vessel(name, stem, mask):
+    if int(stem) % 2:
+        mask = mask.copy()
+        mask[mask == 1] = 0
+    return mask
+
+
+def test_validation_phase_returns_per_sequence_scores(server, tiny_root, tmp_path):
+    token = server.team("val-team")
+    folder = make_submission(tiny_root, tmp_path / "val", split="val")
+    zipped = client.zip_folder(folder, tmp_path / "val.zip")
+    answer = upload(server, token, zipped.read_bytes(), phase="validation")
+    assert answer.status_code == 202 and answer.json()["status"] == "queued"
+    done = wait_for(server, token, answer.json()["id"])
+    assert done["status"] == "scored", done
+    assert set(done["sequences"]) == set((tiny_root / "trainval" / "ImageSets" / "val.txt").read_text().split())
+    assert all(value == pytest.approx(1.0) for value in done["sequences"].values())
+
+
+def test_private_until_published_and_404_for_other_teams(server, perfect_zip):
+    owner, other = server.team("owner"), server.team("other")
+    job = upload(server, owner, perfect_zip.read_bytes()).json()["id"]
+    done = wait_for(server, owner, job)
+    assert done["status"] == "scored", done
+    public = httpx.get(server.url + "/api/leaderboard").json()
+    assert job not in [row["id"] for group in public["groups"] for row in group["rows"]]
+    for who in (other, None):
+        headers = {"Authorization": f"Bearer {who}"} if who else {}
+        assert httpx.get(f"{server.url}/api/submissions/{job}", headers=headers).status_code in (404, 401)
+    assert (
+        httpx.get(f"{server.url}/api/submissions/{job}", headers={"Authorization": f"Bearer {other}"}).status_code
+        == 404
+    )
+    stolen = httpx.post(f"{server.url}/api/submissions/{job}/publish", headers={"Authorization": f"Bearer {other}"})
+    assert stolen.status_code == 404
+    assert httpx.post(
+        f"{server.url}/api/submissions/{job}/publish", headers={"Authorization": f"Bearer {owner}"}
+    ).is_success
+    public = httpx.get(server.url + "/api/leaderboard", params={"phase": "test"}).json()
+    rows = [row for group in public["groups"] for row in group["rows"]]
+    assert done["row"]["id"] in [row["id"] for row in rows]
+    assert httpx.get(f"{server.url}/api/submissions/{job}").json()["status"] == "scored"  # now public
+    assert "problems" not in httpx.get(f"{server.url}/api/submissions/{job}").json()  # the report stays the team's
+    hide = subprocess.run(
+        [sys.executable, "-m", "mosxav_leaderboard.command_line", "admin", "--db", str(server.db), "hide"]
+        + [str(done["row"]["id"]), "--reason", "duplicate account"],
+        capture_output=True,
+        text=True,
+    )
+    assert hide.returncode == 0, hide.stderr
+    public = httpx.get(server.url + "/api/leaderboard").json()
+    assert done["row"]["id"] not in [row["id"] for group in public["groups"] for row in group["rows"]]
+    with Store(server.db).reading() as db:
+        assert [tuple(r) for r in db.execute("SELECT reason FROM moderation")] == [("duplicate account",)]
+
+
+def test_tokens_missing_forged_or_revoked_answer_401(server, perfect_zip):
+    token = server.team("revoked")
+    assert upload(server, None, b"x").status_code == 401
+    assert upload(server, "mxb_forged", b"x").status_code == 401
+    basic = httpx.post(server.url + "/api/submissions", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    assert basic.status_code == 401 and basic.headers["www-authenticate"] == "Bearer"
+    store = Store(server.db)
+    with store.transaction() as db:
+        accounts.revoke(db, "revoked")
+    assert upload(server, token, perfect_zip.read_bytes()).status_code == 401
+
+
+def test_no_url_serves_ground_truth_or_predictions(server, tiny_root):
+    for path in (
+        "/../test/Annotations_Semantic/v00/00000.png",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/api/submissions/..%2F..%2Fleaderboard.sqlite",
+        "/predictions/",
+        "/data/uploads/",
+        "/leaderboard.sqlite",
+        "/secret.key",
+        "/api/submissions/1/../../../data",
+    ):
+        answer = httpx.get(server.url + path)
+        assert answer.status_code in (404, 405, 422), (path, answer.status_code)
+        assert b"\x89PNG" not in answer.content and b"SQLite" not in answer.content
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "over-cap-declared",
+        "over-cap-chunked",
+        "content-type",
+        "not-zip",
+        "malformed",
+        "field",
+        "traversal",
+        "bomb",
+        "phase",
+        "no-file",
+    ],
+)
+def test_bad_uploads_are_4xx_with_a_message_and_write_nothing_outside(server, tmp_path, case):
+    token = server.team(f"bad-{case}")
+    outside = server.home.parent / f"outside-{case}"
+    url = server.url + "/api/submissions"
+    headers = {"Authorization": f"Bearer {token}"}
+    if case == "over-cap-declared":
+        answer = upload(server, token, b"\0" * (3 * 1024**2))
+        expected = 413
+    elif case == "over-cap-chunked":
+
+        def body():
+            for _ in range(40):
+                yield b"\0" * (128 * 1024)
+
+        answer = httpx.post(url, headers=headers | {"Content-Type": "multipart/form-data; boundary=x"}, content=body())
+        expected = 413
+    elif case == "content-type":
+        answer = httpx.post(url, headers=headers | {"Content-Type": "application/json"}, content=b"{}")
+        expected = 415
+    elif case == "not-zip":
+        answer = upload(server, token, b"just some text")
+        expected = 415
+    elif case == "malformed":
+        answer = httpx.post(
+            url, headers=headers | {"Content-Type": "multipart/form-data; boundary=abc"}, content=b"--x"
+        )
+        expected = 400
+    elif case == "field":
+        files = {"evil": ("../../x.zip", b"PK", "application/zip")}
+        answer = httpx.post(url, headers=headers, files=files)
+        expected = 400
+    elif case == "traversal":
+        archive = _zip_with(tmp_path, "t.zip", {"submission.yaml": "x", f"../../{outside.name}/evil.txt": "pwned"})
+        answer = upload(server, token, archive.read_bytes(), name=f"../../{outside.name}/t.zip")
+        expected = 400
+    elif case == "bomb":
+        archive = _zip_with(tmp_path, "b.zip", {"zeros.png": b"\0" * (64 * 1024**2)})
+        answer = upload(server, token, archive.read_bytes())
+        expected = 400
+    elif case == "phase":
+        answer = upload(server, token, _zip_with(tmp_path, "p.zip", {"a": "b"}).read_bytes(), phase="final")
+        expected = 400
+    else:
+        answer = httpx.post(url, headers=headers, data={"phase": "test"}, files={"phase2": ("", b"", "text/plain")})
+        expected = 400
+    assert answer.status_code == expected, (case, answer.status_code, answer.text)
+    assert answer.json()["detail"] and "Traceback" not in answer.text
+    assert not outside.exists()
+    assert list((server.data / "uploads").glob("*/body")) == []  # no raw bodies left behind
+
+
+def test_image_header_claiming_billions_of_pixels_is_a_reported_problem(server, tiny_root, tmp_path):
+    token = server.team("bomb-png")
+    folder = make_submission(tiny_root, tmp_path / "sub", method="bomb")
+    victim = sorted((folder / "predictions").rglob("*.png"))[0]
+    victim.write_bytes(_huge_png())
+    job = upload(server, token, client.zip_folder(folder, tmp_path / "bomb.zip").read_bytes()).json()["id"]
+    done = wait_for(server, token, job)
+    assert done["status"] == "failed"
+    messages = [p for p in done["problems"] if "decompression bomb" in p["message"]]
+    assert messages and messages[0]["path"].endswith(victim.name) and str(tmp_path) not in str(done["problems"])
+    assert httpx.get(server.url + "/healthz").json()["status"] == "ok"
+
+
+def test_concurrent_uploads_respect_the_daily_limit_exactly(server, perfect_zip):
+    tokens = [server.team(f"busy-{k}", {"test": 5}) for k in range(3)]
+    body = perfect_zip.read_bytes()
+    statuses: dict[str, list[int]] = {t: [] for t in tokens}
+    lock = threading.Lock()
+
+    def one(token: str) -> None:
+        status = upload(server, token, body, timeout=60).status_code
+        with lock:
+            statuses[token].append(status)
+
+    threads = [threading.Thread(target=one, args=(t,)) for t in tokens for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    for token in tokens:
+        assert sorted(statuses[token]) == [202] * 5 + [429] * 5
+    store = Store(server.db)
+    with store.reading() as db:
+        per_team = db.execute(
+            "SELECT t.name, COUNT(j.id) FROM teams t JOIN jobs j ON j.team_id = t.id WHERE t.name LIKE 'busy-%' "
+            "GROUP BY t.name"
+        ).fetchall()
+        ids = [r[0] for r in db.execute("SELECT id FROM jobs")]
+    assert sorted(tuple(r) for r in per_team) == [("busy-0", 5), ("busy-1", 5), ("busy-2", 5)]
+    assert len(ids) == len(set(ids)) and store.integrity_ok()
+
+
+def _worker_pids(log: Path) -> dict[str, int]:
+    import json
+
+    pids = {}
+    for line in log.read_text().splitlines():
+        if line.startswith("{") and '"worker-start"' in line:
+            record = json.loads(line)
+            pids[record["worker"]] = record["pid"]
+    return pids
+
+
+def test_a_worker_killed_mid_job_is_replaced_and_the_job_scored_once(tiny_root, tmp_path, perfect_zip):
+    server = start_server(tmp_path / "faults", tiny_root, workers=1, lease=2.0)
+    try:
+        token = server.team("faults")
+        job = upload(server, token, perfect_zip.read_bytes()).json()["id"]
+        store = Store(server.db)
+        deadline = time.monotonic() + 30
+        owner = None
+        while time.monotonic() < deadline and owner is None:
+            with store.reading() as db:
+                row = db.execute("SELECT status, lease_owner FROM jobs WHERE id = ?", (job,)).fetchone()
+            if row["status"] == "scoring":
+                owner = row["lease_owner"]
+            time.sleep(0.01)
+        assert owner is not None, "the job was never claimed"
+        pid = _worker_pids(server.log)[owner]
+        os.kill(pid, signal.SIGSTOP)  # freeze it mid-job, then kill it: no chance to finish
+        os.kill(pid, signal.SIGKILL)
+        done = wait_for(server, token, job, timeout=60)
+        assert done["status"] == "scored" and done["attempts"] == 2
+        with store.reading() as db:
+            assert db.execute("SELECT COUNT(*) FROM submissions").fetchone()[0] == 1
+            assert db.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == 1
+    finally:
+        server.stop()
+
+
+def test_jobs_queued_at_shutdown_are_scored_after_a_restart(tiny_root, tmp_path):
+    home = tmp_path / "restart"
+    server = start_server(home, tiny_root, workers=0)
+    token = server.team("restart")
+    ids = []
+    for k in range(2):
+        folder = make_submission(tiny_root, tmp_path / f"sub{k}", method=f"m{k}", damage=_drop_frame_class(k))
+        ids.append(upload(server, token, client.zip_folder(folder, tmp_path / f"{k}.zip").read_bytes()).json()["id"])
+    server.stop()
+    assert server.process.returncode == 0
+    server = start_server(home, tiny_root, workers=1)
+    try:
+        assert [wait_for(server, token, i)["status"] for i in ids] == ["scored", "scored"]
+    finally:
+        server.stop()
+
+
+def _drop_frame_class(k):
+    def damage(name, stem, mask):
+        if int(stem) == k:
+            mask = mask.copy()
+            mask[mask == 1] = 0
+        return mask
+
+    return damage
+
+
+def test_openapi_and_health(server):
+    spec = httpx.get(server.url + "/openapi.json").json()
+    assert {"/api/submissions", "/api/submissions/{job_id}", "/api/leaderboard", "/healthz"} <= set(spec["paths"])
+    assert "multipart/form-data" in spec["paths"]["/api/submissions"]["post"]["requestBody"]["content"]
+    assert httpx.get(server.url + "/healthz").json()["status"] == "ok"
+    assert '"event": "request"' in server.log.read_text()
+    assert '"event": "job"' in server.log.read_text()
