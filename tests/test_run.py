@@ -16,7 +16,7 @@ from mosxav.data.files import write_frame, write_semantic_mask
 from mosxav.errors import DataError
 from mosxav.harness.config import DatasetSpec, RunConfig, load_config, parse_config
 from mosxav.harness.run import Cell, matrix, method_options
-from mosxav.harness.sources import build_source
+from mosxav.harness.sources import build_source, fold_ids
 from mosxav.schema import ConfigError
 from mosxav.training.protocol import available_methods
 from mosxav_leaderboard.command_line import main
@@ -250,6 +250,59 @@ def test_pairs_folders_train_and_test_through_the_same_harness(tiny_root, tmp_pa
     assert main(["run", "--config", str(tmp_path / "pairs.yaml"), "--out", str(tmp_path / "out")]) == 0
     frames = pd.read_csv(tmp_path / "out" / "per_frame.csv")
     assert set(frames["class"]) == {"vessel"} and len(frames) == 2 * 3
+
+
+def test_fold_ids_test_every_image_exactly_once():
+    ids = [str(i) for i in range(1, 41)]
+    tests = []
+    for fold in range(5):
+        train, test = fold_ids(ids, 5, fold, seed=0)
+        assert set(train).isdisjoint(test) and set(train) | set(test) == set(ids) and len(test) == 8
+        tests += test
+    assert sorted(tests, key=int) == ids  # each image in exactly one test fold
+    assert fold_ids(ids, 5, 0, seed=1)[1] != fold_ids(ids, 5, 0, seed=0)[1]
+    with pytest.raises(ValueError, match="cannot make"):
+        fold_ids(ids[:3], 5, 0)
+
+
+def test_cross_validation_config_errors_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="dataset.folds: cross-validation is for pairs"):
+        parse_config({"dataset": {"folds": 5}})
+    with pytest.raises(ConfigError, match="dataset.folds: needs at least 2"):
+        parse_config({"dataset": {"type": "pairs", "train": "a", "folds": 1}})
+    with pytest.raises(ConfigError, match="dataset.test: with folds"):
+        parse_config({"dataset": {"type": "pairs", "train": "a", "test": "b", "folds": 3}})
+
+
+def test_cross_validated_run_tests_each_image_once_per_method_with_a_fold_column(tiny_root, tmp_path):
+    train = MOSXAV(tiny_root, "train", annotated_only=True)
+    folder = _pairs_folder(tiny_root, tmp_path / "all", [train[i] for i in range(6)])
+    config = {
+        "dataset": {"type": "pairs", "train": str(folder), "folds": 3, "val_fraction": 0.25},
+        "size": 32,
+        "methods": ["tophat_otsu", "supervised"],
+        "labeled_fractions": [1.0],
+        "model": {"width": 4, "depth": 2},
+        "train": {"iterations": 2, "batch_size": 2, "val_every": 2, "checkpoint_every": 2, "log_every": 1},
+    }
+    cells = matrix(parse_config(config))
+    assert [c.fold for c in cells] == [0, 1, 2, 0, 1, 2] and cells[1].tag.endswith("/fold1")
+    (tmp_path / "cv.yaml").write_text(yaml.safe_dump(config))
+    assert main(["run", "--config", str(tmp_path / "cv.yaml"), "--out", str(tmp_path / "out")]) == 0
+    frames = pd.read_csv(tmp_path / "out" / "per_frame.csv", dtype={"frame": str})
+    for method in ("tophat_otsu", "supervised"):
+        mine = frames[frames["method"] == method]
+        assert sorted(mine["frame"], key=int) == [str(i) for i in range(1, 7)]  # every image tested exactly once
+        assert sorted(mine["fold"].unique()) == [0, 1, 2]
+    for fold in range(3):  # the checkpoint was chosen on training images, never on the test fold
+        work = tmp_path / "out" / "work" / "supervised" / "frac1" / "noise0" / "seed0" / f"fold{fold}"
+        labeled = yaml.safe_load((work / "partition.yaml").read_text())
+        tested = set(frames[(frames["fold"] == fold) & (frames["method"] == "supervised")]["frame"])
+        assert tested.isdisjoint({str(f).split("/")[-1] for f in labeled["labeled"]})
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert "fold" in summary.columns
+    report = (tmp_path / "out" / "results.md").read_text()
+    assert "| rank | method | seeds | folds |" in report and " ± " in report
 
 
 def test_training_beats_thresholding_on_the_synthetic_data(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -406,3 +407,59 @@ def test_openapi_and_health(server):
     assert httpx.get(server.url + "/healthz").json()["status"] == "ok"
     assert '"event": "request"' in server.log.read_text()
     assert '"event": "job"' in server.log.read_text()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed")
+def test_browser_sign_in_upload_publish_and_see_the_row(server, tiny_root, tmp_path):
+    pytest.importorskip("websockets")
+    from cdp_browser import Browser
+
+    token = server.team("browser")
+    folder = make_submission(tiny_root, tmp_path / "sub", method="from-the-browser", damage=_drop_frame_class(3))
+    zipped = client.zip_folder(folder, tmp_path / "browser.zip")
+    browser = Browser(CHROMIUM, tmp_path / "profile")
+    try:
+        browser.goto(server.url + "/team")  # not signed in: sent to the sign-in form
+        browser.wait_until("location.pathname === '/signin'")
+        browser.eval(f"document.querySelector('input[name=token]').value = {token!r}")
+        browser.eval("document.querySelector('form').submit()")
+        browser.wait_until("location.pathname === '/team' && document.body.innerText.includes('Team browser')")
+        session = [c for c in browser.cookies() if c["name"] == "mxb_session"]
+        assert session and session[0]["httpOnly"] and session[0]["sameSite"] == "Strict"
+        browser.goto(server.url + "/upload")
+        browser.set_file("input[type=file]", zipped)
+        browser.eval("document.querySelector('#upload button').click()")
+        browser.wait_until("location.pathname === '/team'")
+        deadline = time.monotonic() + 120
+        while not browser.eval("document.body.innerText.includes('scored')") and time.monotonic() < deadline:
+            time.sleep(0.5)
+            browser.goto(server.url + "/team")
+        assert browser.eval("document.body.innerText.includes('from-the-browser')")  # the score row
+        assert browser.eval("document.body.innerText.includes('private')")
+        browser.eval("document.querySelector('form.inline button').click()")
+        browser.wait_until("document.body.innerText.includes('published') && location.pathname === '/team'")
+        browser.goto(server.url + "/")
+        text = browser.eval("document.body.innerText")
+        assert "from-the-browser" in text and "Dice (95% CI)" in text and "test phase, labeled fraction 0.25" in text
+    finally:
+        browser.close()
+
+
+def test_form_posts_need_the_csrf_token(server, perfect_zip):
+    token = server.team("csrf")
+    signed_in = httpx.post(server.url + "/signin", data={"token": token})
+    assert signed_in.status_code == 303
+    cookie = signed_in.cookies["mxb_session"]
+    jar = {"mxb_session": cookie}
+    files = {"file": ("s.zip", perfect_zip.read_bytes(), "application/zip")}
+    refused = httpx.post(server.url + "/api/submissions", cookies=jar, files=files)
+    assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
+    page = httpx.get(server.url + "/upload", cookies=jar).text
+    csrf = re.search(r"X-CSRF-Token', '([0-9a-f]+)'", page).group(1)
+    accepted = httpx.post(server.url + "/api/submissions", cookies=jar, files=files, headers={"X-CSRF-Token": csrf})
+    assert accepted.status_code == 202
+    forged = httpx.post(server.url + "/api/submissions", cookies={"mxb_session": "1.9999999999.00"}, files=files)
+    assert forged.status_code == 401

@@ -34,6 +34,11 @@ class DatasetSpec:
     train_ids: list[int | str] | None = None
     test_ids: list[int | str] | None = None
     val_fraction: float = 0.2  # pairs: held out of training to choose the best checkpoint
+    #: pairs: k-fold cross-validation over the ``train`` images (``train_ids`` or all): every image is
+    #: tested exactly once, by the model trained on the other folds (its checkpoint chosen on a
+    #: ``val_fraction`` of those, never on the test fold). No ``test``/``test_ids`` then.
+    folds: int | None = None
+    fold_seed: int = 0  # the permutation that deals the images into folds
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,19 @@ def _check(config: RunConfig, source: str | Path) -> RunConfig:
     for k, rate in enumerate(config.label_noise_rates):
         if not 0 <= rate <= 1:
             raise ConfigError(source, f"label_noise_rates[{k}]", f"{rate} is not in [0, 1]")
-    if config.dataset.type == "pairs" and (config.dataset.train is None or config.dataset.test is None):
+    dataset = config.dataset
+    if dataset.folds is not None:
+        if dataset.type != "pairs":
+            raise ConfigError(
+                source, "dataset.folds", "cross-validation is for pairs folders; MOSXAV has official splits"
+            )
+        if dataset.folds < 2:
+            raise ConfigError(source, "dataset.folds", f"needs at least 2 folds, got {dataset.folds}")
+        if dataset.train is None:
+            raise ConfigError(source, "dataset.train", "cross-validation needs the folder of N.png + N_gt.png")
+        if dataset.test_ids is not None or (dataset.test is not None and dataset.test != dataset.train):
+            raise ConfigError(source, "dataset.test", "with folds every train image is tested once: drop test/test_ids")
+    elif dataset.type == "pairs" and (dataset.train is None or dataset.test is None):
         raise ConfigError(source, "dataset", "a pairs dataset needs 'train' and 'test' folders of N.png + N_gt.png")
     return config
 

@@ -1,7 +1,8 @@
 """The run report: ``summary.csv``, ``results.md``, the Dice plots and the overlay sheet.
 
-Uncertainty is shown the way it was measured: with several seeds a cell is mean ± std over seeds;
-with one seed it is the value and its 95 % bootstrap interval over test sequences (never "± 0.000",
+Uncertainty is shown the way it was measured: with several seeds (or cross-validation folds) a cell is
+mean ± std over the seeds x folds; with one seed and no folds it is the value and its 95 % bootstrap
+interval over test sequences (never "± 0.000",
 which would read as certainty). Trained methods are ranked within each (labeled fraction, label
 noise) group; untrained references (thresholding) are listed as the floor, outside the ranking.
 """
@@ -56,9 +57,10 @@ def _rows(per_seed: pd.DataFrame, frames: pd.DataFrame, class_name: str) -> list
             cell_frames = cell_frames[cell_frames["class"] == class_name]
         row = dict(zip(GROUP, key, strict=False))
         row["seeds"] = group["seed"].nunique()
+        row["folds"] = group["fold"].nunique() if "fold" in group else 0
         row["dice_mean"] = group["dice"].mean()
         for metric in RANKED_METRICS:
-            row[metric] = _cell_text(group[metric], cell_frames if row["seeds"] == 1 else None, metric)
+            row[metric] = _cell_text(group[metric], cell_frames if len(group) == 1 else None, metric)
         rows.append(row)
     return rows
 
@@ -69,19 +71,25 @@ def _headline_section(rows: list[dict[str, Any]], untrained: Sequence[str]) -> l
     trained = [r for r in rows if r["method"] not in untrained]
     floor = [r for r in rows if r["method"] in untrained]
     groups = sorted({(r["labeled_fraction"], r["label_noise"]) for r in trained})
-    headers = ["rank", "method", "seeds"] + [HEADERS[m] for m in RANKED_METRICS]
+    folds = any(r["folds"] for r in rows)
+    headers = ["rank", "method", "seeds"] + (["folds"] if folds else []) + [HEADERS[m] for m in RANKED_METRICS]
+
+    def cells(r: dict[str, Any]) -> list[Any]:
+        return [r["seeds"]] + ([r["folds"]] if folds else []) + [r[m] for m in RANKED_METRICS]
+
     for fraction, noise in groups:
         members = [r for r in trained if (r["labeled_fraction"], r["label_noise"]) == (fraction, noise)]
         members.sort(key=lambda r: -r["dice_mean"])
-        table = [[k + 1, r["method"], r["seeds"]] + [r[m] for m in RANKED_METRICS] for k, r in enumerate(members)]
-        table += [["–", f"{r['method']} (untrained floor)", r["seeds"]] + [r[m] for m in RANKED_METRICS] for r in floor]
+        table = [[k + 1, r["method"], *cells(r)] for k, r in enumerate(members)]
+        table += [["–", f"{r['method']} (untrained floor)", *cells(r)] for r in floor]
         out += [f"### labeled fraction {fraction:g}, label noise {noise:g}", "", markdown_table(headers, table)]
     return out
 
 
 def write_report(frames: pd.DataFrame, run_dir: Path, untrained: Sequence[str] = ()) -> pd.DataFrame:
     """Summary CSV, Markdown report and plots from the per-frame table; returns the per-seed summary."""
-    per_seed = summarize(frames, by=GROUP + ["seed"])
+    units = ["seed"] + (["fold"] if "fold" in frames.columns else [])
+    per_seed = summarize(frames, by=GROUP + units)
     write_text(run_dir / "summary.csv", per_seed.to_csv(index=False, float_format="%.6f"))
     order = {m: i for i, m in enumerate(dict.fromkeys(frames["method"]))}
     per_seed = per_seed.sort_values("method", key=lambda s: s.map(order), kind="stable")
@@ -89,8 +97,9 @@ def write_report(frames: pd.DataFrame, run_dir: Path, untrained: Sequence[str] =
         "# MOSXAV-Bench run",
         "",
         "Test split; metrics and aggregation per `mosxav.evaluation.metrics` (HD95 and ASSD in pixels at the "
-        "frame's resolution). With several seeds a cell is mean ± std over seeds; with one seed, the value "
-        "and its 95 % bootstrap interval over test sequences [low, high].",
+        "frame's resolution). With several seeds or cross-validation folds a cell is mean ± std over them "
+        "(seeds x folds); with one seed and no folds, the value and its 95 % bootstrap interval over test "
+        "sequences [low, high].",
         "",
         "## Mean over the structures (ranked within each group)",
         "",

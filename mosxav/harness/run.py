@@ -51,16 +51,19 @@ class Cell:
     labeled_fraction: float
     label_noise: float
     seed: int
+    fold: int | None = None  # the test fold of a cross-validated dataset
 
     @property
     def tag(self) -> str:
         """The cell's folder below ``work/`` and ``submissions/``."""
-        return f"{self.method}/frac{self.labeled_fraction:g}/noise{self.label_noise:g}/seed{self.seed}"
+        tag = f"{self.method}/frac{self.labeled_fraction:g}/noise{self.label_noise:g}/seed{self.seed}"
+        return tag if self.fold is None else f"{tag}/fold{self.fold}"
 
 
 def matrix(config: RunConfig) -> list[Cell]:
     """The run's cells; a fixed-fraction method runs at its own fraction, an untrained one once
-    (fraction 0, no noise, first seed)."""
+    (fraction 0, no noise, first seed); with ``dataset.folds`` every cell once per fold."""
+    folds = list(range(config.dataset.folds)) if config.dataset.folds else [None]
     cells = []
     for name in config.methods:
         cls = get_method(name)  # fails early on a typo, before hours of training
@@ -69,7 +72,9 @@ def matrix(config: RunConfig) -> list[Cell]:
         seeds = config.seeds
         if not cls.needs_training:
             fractions, noises, seeds = [0.0], [0.0], seeds[:1]
-        cells += [Cell(name, float(f), float(n), int(s)) for f in fractions for n in noises for s in seeds]
+        cells += [
+            Cell(name, float(f), float(n), int(s), k) for f in fractions for n in noises for s in seeds for k in folds
+        ]
     return cells
 
 
@@ -162,11 +167,11 @@ def write_submission_meta(folder: Path, cell: Cell, method: Method, partition: P
     write_text(folder / "submission.yaml", yaml.safe_dump(meta, sort_keys=False))
 
 
-def load_run_data(config: RunConfig, dist: DistContext) -> RunData:
-    """The run's data; rank 0 generates or downloads it first, the other ranks then read it."""
-    data = build_source(config.dataset, resolve_root) if dist.is_main else None
+def load_run_data(config: RunConfig, dist: DistContext, fold: int | None = None) -> RunData:
+    """The run's data (of one fold); rank 0 generates or downloads it first, the other ranks then read it."""
+    data = build_source(config.dataset, resolve_root, fold) if dist.is_main else None
     barrier(dist)
-    return data if data is not None else build_source(config.dataset, resolve_root)
+    return data if data is not None else build_source(config.dataset, resolve_root, fold)
 
 
 def run(config: RunConfig, run_dir: str | Path) -> tuple[pd.DataFrame, RunData] | None:
@@ -176,22 +181,22 @@ def run(config: RunConfig, run_dir: str | Path) -> tuple[pd.DataFrame, RunData] 
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text(run_dir / "config.yaml", config_yaml(config, dist.world_size))
-    data = load_run_data(config, dist)
     cells = matrix(config)
+    folds = list(dict.fromkeys(cell.fold for cell in cells))
+    data_by_fold = {fold: load_run_data(config, dist, fold) for fold in folds}
     tables = []
     with progress_bar() as progress:
         for cell in cells:
+            data = data_by_fold[cell.fold]
             pred_dir = run_cell(cell, data, config, run_dir, progress if dist.is_main else None, dist)
             if dist.is_main:
-                scored = data.score(pred_dir)
-                tables.append(
-                    scored.assign(
-                        method=cell.method,
-                        labeled_fraction=cell.labeled_fraction,
-                        label_noise=cell.label_noise,
-                        seed=cell.seed,
-                    )
+                scored = data.score(pred_dir).assign(
+                    method=cell.method,
+                    labeled_fraction=cell.labeled_fraction,
+                    label_noise=cell.label_noise,
+                    seed=cell.seed,
                 )
+                tables.append(scored if cell.fold is None else scored.assign(fold=cell.fold))
     if not dist.is_main:
         return None
     frames = pd.concat(tables, ignore_index=True)
@@ -199,7 +204,8 @@ def run(config: RunConfig, run_dir: str | Path) -> tuple[pd.DataFrame, RunData] 
     untrained = [name for name in config.methods if not get_method(name).needs_training]
     summary = write_report(frames, run_dir, untrained=untrained)
     first_cells: dict[str, str] = {}
-    for cell in cells:  # each method's first cell, methods in config order
-        first_cells.setdefault(cell.method, cell.tag)
-    write_overlays(data, run_dir, first_cells, config.overlays)
-    return summary, data
+    for cell in cells:  # each method's first cell (of the first fold), methods in config order
+        if cell.fold == folds[0]:
+            first_cells.setdefault(cell.method, cell.tag)
+    write_overlays(data_by_fold[folds[0]], run_dir, first_cells, config.overlays)
+    return summary, data_by_fold[folds[0]]

@@ -106,9 +106,35 @@ def pairs_source(
     )
 
 
-def build_source(spec: DatasetSpec, resolve_named: Callable[[str], Path]) -> RunData:
+def fold_ids(ids: list[str], folds: int, fold: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """(train ids, test ids) of ``fold`` in a seeded ``folds``-way split: the images are permuted once
+    and dealt round-robin, so the folds differ in size by at most one and together test every image once."""
+    if not 0 <= fold < folds:
+        raise ValueError(f"fold {fold} is not in 0..{folds - 1}")
+    if len(ids) < folds:
+        raise ValueError(f"{len(ids)} images cannot make {folds} folds")
+    order = np.random.default_rng([seed, 7919]).permutation(len(ids))
+    test = sorted((ids[i] for k, i in enumerate(order) if k % folds == fold), key=_natural)
+    held = set(test)
+    return [i for i in ids if i not in held], test
+
+
+def _natural(key: str) -> tuple[int, str]:
+    return (int(key), key) if key.isdigit() else (1 << 62, key)
+
+
+def build_source(spec: DatasetSpec, resolve_named: Callable[[str], Path], fold: int | None = None) -> RunData:
     """The data of a run config's ``dataset:``: a named dataset, a MOSXAV root, or pairs folders
-    (``train_ids``/``test_ids`` split one folder)."""
+    (``train_ids``/``test_ids`` split one folder; with ``folds``, ``fold`` picks the test fold)."""
+    if spec.type == "pairs" and spec.folds is not None:
+        if fold is None:
+            raise ValueError("a cross-validated dataset needs the fold to build")
+        train_dir = Path(spec.train)
+        ids = FramePairs(train_dir, ids=[str(i) for i in spec.train_ids] if spec.train_ids else None).ids
+        train_ids, test_ids = fold_ids(list(ids), spec.folds, fold, spec.fold_seed)
+        data = pairs_source(train_dir, train_dir, spec.val_fraction, seed=fold, train_ids=train_ids, test_ids=test_ids)
+        data.name = f"{data.name} fold {fold + 1}/{spec.folds}"
+        return data
     if spec.type == "pairs":
         if spec.train is None or spec.test is None:
             raise ValueError("a pairs dataset needs 'train: <folder of N.png + N_gt.png>' and 'test: <folder>'")
