@@ -339,10 +339,14 @@ def test_training_beats_thresholding_on_the_synthetic_data(tmp_path):
 
 
 def test_supervised_clearly_beats_tophat_otsu_on_real_angiograms(tmp_path, xca_root):
-    """configs/xca.yaml as shipped: train on images 1-30 of the 40 real XCA angiograms, score 31-40.
-    Measured: supervised 0.763 vs top-hat + Otsu 0.713 Dice (published supervised: 0.75-0.82)."""
+    """configs/xca.yaml's recipe on one split instead of its five folds (CI time): train on images 1-30 of
+    the 40 real XCA angiograms, score 31-40. Measured: supervised 0.763 vs top-hat + Otsu 0.713 Dice
+    (published supervised: 0.75-0.82); the 5-fold figures are in the README."""
     config = yaml.safe_load((CONFIGS / "xca.yaml").read_text())
-    config["dataset"] = {**config["dataset"], "train": str(xca_root / "training"), "test": str(xca_root / "training")}
+    assert config["dataset"].pop("folds") == 5
+    config["dataset"].pop("fold_seed")
+    config["dataset"] |= {"train": str(xca_root / "training"), "test": str(xca_root / "training")}
+    config["dataset"] |= {"train_ids": list(range(1, 31)), "test_ids": list(range(31, 41))}
     config["leaderboard"] = False
     (tmp_path / "xca.yaml").write_text(yaml.safe_dump(config))
     assert main(["run", "--config", str(tmp_path / "xca.yaml"), "--out", str(tmp_path / "out")]) == 0

@@ -463,3 +463,29 @@ def test_form_posts_need_the_csrf_token(server, perfect_zip):
     assert accepted.status_code == 202
     forged = httpx.post(server.url + "/api/submissions", cookies={"mxb_session": "1.9999999999.00"}, files=files)
     assert forged.status_code == 401
+
+
+def test_sigterm_hands_an_in_flight_job_back_and_a_restart_scores_it(tiny_root, tmp_path, perfect_zip):
+    home = tmp_path / "term"
+    server = start_server(home, tiny_root, workers=1, lease=120.0)
+    token = server.team("term")
+    job = upload(server, token, perfect_zip.read_bytes()).json()["id"]
+    store = Store(server.db)
+    deadline = time.monotonic() + 30
+    status = "queued"
+    while time.monotonic() < deadline and status == "queued":
+        with store.reading() as db:
+            status = db.execute("SELECT status FROM jobs WHERE id = ?", (job,)).fetchone()[0]
+        time.sleep(0.01)
+    server.stop()
+    assert server.process.returncode == 0
+    with store.reading() as db:
+        row = db.execute("SELECT status, lease_owner FROM jobs WHERE id = ?", (job,)).fetchone()
+    assert tuple(row) in (("queued", None), ("scored", None))  # handed back (or finished), never left leased
+    server = start_server(home, tiny_root, workers=1)
+    try:
+        assert wait_for(server, token, job)["status"] == "scored"
+        with store.reading() as db:
+            assert db.execute("SELECT COUNT(*) FROM submissions").fetchone()[0] == 1
+    finally:
+        server.stop()
