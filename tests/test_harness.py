@@ -62,3 +62,26 @@ def test_resume_after_a_kill_is_exact(tiny_root, tmp_path, method_name):
     # validation every 3 steps of 6: steps 3 and 6, whether or not the run was killed in between
     assert (tmp_path / "a" / "metrics.jsonl").read_text().count("val_dice") == 2
     assert (tmp_path / "b" / "metrics.jsonl").read_text().count("val_dice") == 2
+
+
+def test_photometric_augmentation_changes_intensities_only_and_is_seeded():
+    from mosxav.training.batches import photometric_augment, strong_augment
+
+    images = torch.rand(3, 1, 16, 16)
+    a = photometric_augment(images, torch.Generator().manual_seed(1))
+    b = photometric_augment(images, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and a.shape == images.shape and not torch.allclose(a, images)
+    # the strong augmentation is the same jitter plus a cut-out: same draws, same pixels outside the block
+    strong = strong_augment(images, torch.Generator().manual_seed(1))
+    assert (strong == a.clamp(0, 1)).float().mean() > 0.85
+
+
+def test_intensity_option_jitters_only_the_labeled_images(tiny_root, tmp_path):
+    plain = _trainer(tiny_root, tmp_path / "plain", "supervised")
+    jittered = _trainer(tiny_root, tmp_path / "jitter", "supervised")
+    jittered.config = TrainConfig(**{**jittered.config.__dict__, "intensity": True})
+    lab_plain, _ = plain._batches()
+    lab_jitter, _ = jittered._batches()
+    assert torch.equal(lab_plain["mask"], lab_jitter["mask"])  # geometry and labels are untouched
+    assert not torch.equal(lab_plain["image"], lab_jitter["image"])
+    assert 0 <= lab_jitter["image"].min() and lab_jitter["image"].max() <= 1

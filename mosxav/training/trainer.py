@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
 from mosxav.data.files import atomic_path
-from mosxav.training.batches import strong_augment, weak_augment
+from mosxav.training.batches import photometric_augment, strong_augment, weak_augment
 from mosxav.training.distributed import DistContext, barrier
 from mosxav.training.protocol import Method
 
@@ -49,6 +49,7 @@ class TrainConfig:
     val_every: int = 50
     log_every: int = 10
     rotate: bool = True  # weak augmentation rotates (SSL4MIS); off = flips and shifts only
+    intensity: bool = False  # also jitter the labeled images' contrast, brightness, gamma, noise and blur
     amp: bool = False  # bfloat16 autocast (GPU)
     compile: bool = False  # torch.compile the training step (GPU)
 
@@ -198,6 +199,8 @@ class Trainer:
             self.aug,
             degrees,
         )
+        if c.intensity:
+            lab["image"] = photometric_augment(lab["image"], self.aug).clamp(0, 1)
         unl = None
         if self.method.uses_unlabeled and self.unlabeled is not None and len(self.unlabeled):
             raw = _collate(
