@@ -489,3 +489,27 @@ def test_sigterm_hands_an_in_flight_job_back_and_a_restart_scores_it(tiny_root, 
             assert db.execute("SELECT COUNT(*) FROM submissions").fetchone()[0] == 1
     finally:
         server.stop()
+
+
+def test_admin_commands_manage_teams_limits_and_rows(tmp_path, capsys):
+    from mosxav_leaderboard.command_line import main
+
+    db = str(tmp_path / "lb.sqlite")
+    assert main(["admin", "--db", db, "add-team", "gamma"]) == 0
+    first = capsys.readouterr().out.strip().splitlines()[-1]
+    assert main(["admin", "--db", db, "new-token", "gamma"]) == 0
+    second = capsys.readouterr().out.strip().splitlines()[-1]
+    store = Store(db)
+    with store.reading() as handle:
+        assert accounts.team_for_token(handle, first) is None and accounts.team_for_token(handle, second)
+    assert main(["admin", "--db", db, "set-limit", "gamma", "--phase", "test", "--per-day", "2"]) == 0
+    with store.reading() as handle:
+        assert jobs.daily_limit(handle, 1, "test") == 2 and jobs.daily_limit(handle, 1, "validation") == 20
+    assert main(["admin", "--db", db, "list-teams"]) == 0
+    assert "gamma" in capsys.readouterr().out
+    assert main(["admin", "--db", db, "revoke", "gamma"]) == 0
+    with store.reading() as handle:
+        assert accounts.team_for_token(handle, second) is None
+    assert main(["admin", "--db", db, "add-team", "gamma"]) == 2  # exists: one clear error line
+    assert main(["admin", "--db", db, "add-team", "../etc"]) == 2
+    assert main(["admin", "--db", db, "hide", "99", "--reason", "x"]) == 2  # no such row
