@@ -101,7 +101,7 @@ def _heartbeat(store: Store, job_id: int, name: str, lease: float, done: threadi
 def run_worker(config: WorkerConfig, name: str, once: bool = False) -> None:
     """The worker loop (the target of a worker process)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    os.nice(10)  # scoring yields the CPU to the server process, so uploads are acknowledged promptly
+    os.nice(19)  # scoring yields the CPU to the server process, so uploads are acknowledged promptly
     store = Store(config.db)
     stopping = threading.Event()
     current: dict[str, int] = {}
