@@ -236,6 +236,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         lease_seconds=args.lease_seconds,
         max_upload_bytes=args.max_upload_mb * 1024**2 if args.max_upload_mb else None,
+        secure_cookies=args.secure_cookies,
     )
     serve(options)
     return 0
@@ -375,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="scoring worker processes")
     p.add_argument("--lease-seconds", type=float, default=120.0, help="a dead worker's job is retaken after this")
     p.add_argument("--max-upload-mb", type=int, default=None, help="largest upload (default 256 MiB)")
+    p.add_argument("--secure-cookies", action="store_true", help="behind HTTPS: mark session cookies Secure")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("admin", help="leaderboard service administration: teams, tokens, limits, hidden rows")

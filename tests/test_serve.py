@@ -463,6 +463,8 @@ def test_form_posts_need_the_csrf_token(server, perfect_zip):
     assert accepted.status_code == 202
     forged = httpx.post(server.url + "/api/submissions", cookies={"mxb_session": "1.9999999999.00"}, files=files)
     assert forged.status_code == 401
+    elsewhere = httpx.post(server.url + "/signin", data={"token": token}, headers={"Origin": "https://evil.example"})
+    assert elsewhere.status_code == 403 and "mxb_session" not in elsewhere.cookies
 
 
 def test_sigterm_hands_an_in_flight_job_back_and_a_restart_scores_it(tiny_root, tmp_path, perfect_zip):

@@ -310,6 +310,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     @app.post("/signin", include_in_schema=False)
     async def signin(request: Request) -> Any:
+        origin = request.headers.get("origin")
+        if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+            raise HTTPException(403, "sign-in from another site refused")  # login CSRF
         form = await request.form(max_files=0, max_fields=4)
         token = str(form.get("token", ""))
         with store.reading() as db:

@@ -35,6 +35,7 @@ class ServeOptions:
     workers: int = 2
     lease_seconds: float = jobs.LEASE_SECONDS
     max_upload_bytes: int | None = None
+    secure_cookies: bool = False  # behind an HTTPS proxy: session cookies only over HTTPS
 
 
 class WorkerPool:
@@ -81,7 +82,7 @@ class WorkerPool:
 def serve(options: ServeOptions) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     options.data.mkdir(parents=True, exist_ok=True)
-    config = ServiceConfig(db=options.db, gt=options.gt, data=options.data)
+    config = ServiceConfig(db=options.db, gt=options.gt, data=options.data, secure_cookies=options.secure_cookies)
     if options.max_upload_bytes is not None:
         config = dataclasses.replace(config, max_upload_bytes=options.max_upload_bytes)
     app = create_app(config)  # creates the tables before any worker opens the database
