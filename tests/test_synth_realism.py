@@ -101,3 +101,33 @@ def test_report_writes_table_csv_and_picture(tiny_root, tmp_path):
     assert (tmp_path / "realism.csv").read_text().startswith("statistic,real,synthetic,ratio")
     assert (tmp_path / "realism.png").stat().st_size > 1000
     assert measure(tiny_root, parts=("test",)).frames == 2 * 11
+
+
+def test_devices_enter_late_and_advance():
+    from mosxav.data.synth.render import Device
+
+    points = np.stack([np.linspace(0.1, 0.9, 400), np.full(400, 0.5)], axis=1)
+    wire = Device(3, points, np.full(400, 0.004), 0.25, 1.0, enters=3.0, advance=0.05)
+    assert wire.visible_points(2) is None  # not there before it enters
+    shown = [len(points[wire.visible_points(t)]) for t in (3, 4, 8)]
+    assert shown[0] < shown[1] < shown[2] <= 400  # the tip advances frame by frame
+    balloon = Device(4, points[:40], np.full(40, 0.01), 0.1, 1.0, enters=5.0)
+    assert balloon.visible_points(4) is None and len(points[:40][balloon.visible_points(5)]) == 40
+
+
+def test_first_mask_json_follows_objects_that_enter_late(tmp_path):
+    from mosxav.data.synth import SynthConfig, generate_dataset
+
+    root = generate_dataset(tmp_path / "s", SynthConfig(sequences=2, frames=30, size=48, seed=5, test_sequences=6))
+    info = json.loads((root / "test" / "ImageSets" / "test_first_mask.json").read_text())
+    test = MOSXAV(root, "test", task="vos", annotated_only=True)
+    late = 0
+    for sequence in test.sequences():
+        first_seen: dict[str, str] = {}
+        for item in sequence:
+            for obj in np.unique(item["instance"][item["instance"] > 0]):
+                first_seen.setdefault(str(int(obj)), item["frame"])
+        listed = {o: f for f, entry in info["videos"][sequence.name]["frames"].items() for o in entry["objects"]}
+        assert listed == first_seen
+        late += sum(frame != "00000" for frame in first_seen.values())
+    assert late > 0  # some guidewire, balloon or contrast front arrives after the first frame
