@@ -32,8 +32,8 @@ def test_quick_config_file_is_the_builtin_default():
 
 @pytest.mark.parametrize(
     ("name", "cells"),
-    # methods x fractions x noise rates x seeds; top-hat once; fully_supervised at its own fraction only
-    [("quick", 5), ("paper", 1 + 8 * 3 * 3 + 1 * 3), ("noise", 5 * 3 * 2), ("xca", 2)],
+    # methods x fractions x noise rates x seeds (x folds); top-hat once per fold; fully_supervised at its own fraction
+    [("quick", 5), ("paper", 1 + 8 * 3 * 3 + 1 * 3), ("noise", 5 * 3 * 2), ("xca", 2 * 5), ("xca_ssl", 4 * 2)],
 )
 def test_shipped_configs_load_with_the_expected_matrix(name, cells):
     config = load_config(CONFIGS / f"{name}.yaml")
@@ -270,6 +270,10 @@ def test_cross_validation_config_errors_name_the_key(tmp_path):
         parse_config({"dataset": {"folds": 5}})
     with pytest.raises(ConfigError, match="dataset.folds: needs at least 2"):
         parse_config({"dataset": {"type": "pairs", "train": "a", "folds": 1}})
+    with pytest.raises(ConfigError, match=r"dataset.only_folds\[1\]: fold 3 is not in 0..2"):
+        parse_config({"dataset": {"type": "pairs", "train": "a", "folds": 3, "only_folds": [0, 3]}})
+    config = parse_config({"dataset": {"type": "pairs", "train": "a", "folds": 5, "only_folds": [0, 1]}})
+    assert [c.fold for c in matrix(config) if c.method == "supervised"] == [0, 1]
     with pytest.raises(ConfigError, match="dataset.test: with folds"):
         parse_config({"dataset": {"type": "pairs", "train": "a", "test": "b", "folds": 3}})
 

@@ -39,6 +39,7 @@ class DatasetSpec:
     #: ``val_fraction`` of those, never on the test fold). No ``test``/``test_ids`` then.
     folds: int | None = None
     fold_seed: int = 0  # the permutation that deals the images into folds
+    only_folds: list[int] | None = None  # run these folds only (a CPU-sized first look; not a full CV)
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,8 @@ def _check(config: RunConfig, source: str | Path) -> RunConfig:
         if not 0 <= rate <= 1:
             raise ConfigError(source, f"label_noise_rates[{k}]", f"{rate} is not in [0, 1]")
     dataset = config.dataset
+    if dataset.only_folds is not None and dataset.folds is None:
+        raise ConfigError(source, "dataset.only_folds", "needs dataset.folds")
     if dataset.folds is not None:
         if dataset.type != "pairs":
             raise ConfigError(
@@ -116,6 +119,9 @@ def _check(config: RunConfig, source: str | Path) -> RunConfig:
             raise ConfigError(source, "dataset.folds", f"needs at least 2 folds, got {dataset.folds}")
         if dataset.train is None:
             raise ConfigError(source, "dataset.train", "cross-validation needs the folder of N.png + N_gt.png")
+        for k, fold in enumerate(dataset.only_folds or []):
+            if not 0 <= fold < dataset.folds:
+                raise ConfigError(source, f"dataset.only_folds[{k}]", f"fold {fold} is not in 0..{dataset.folds - 1}")
         if dataset.test_ids is not None or (dataset.test is not None and dataset.test != dataset.train):
             raise ConfigError(source, "dataset.test", "with folds every train image is tested once: drop test/test_ids")
     elif dataset.type == "pairs" and (dataset.train is None or dataset.test is None):

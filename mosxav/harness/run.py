@@ -63,7 +63,8 @@ class Cell:
 def matrix(config: RunConfig) -> list[Cell]:
     """The run's cells; a fixed-fraction method runs at its own fraction, an untrained one once
     (fraction 0, no noise, first seed); with ``dataset.folds`` every cell once per fold."""
-    folds = list(range(config.dataset.folds)) if config.dataset.folds else [None]
+    spec = config.dataset
+    folds = (spec.only_folds or list(range(spec.folds))) if spec.folds else [None]
     cells = []
     for name in config.methods:
         cls = get_method(name)  # fails early on a typo, before hours of training
