@@ -28,7 +28,8 @@ SHOWN = [
 ]
 
 
-def _fmt(value, digits: int = 3) -> str:
+def format_cell(value, digits: int = 3) -> str:
+    """A table cell as text: '–' for missing, yes/no, floats to ``digits`` places."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if isinstance(value, bool):
@@ -82,7 +83,7 @@ def to_markdown(table: pd.DataFrame) -> str:
     for (dataset, fraction), group in view.groupby(["dataset", "labeled_fraction"], sort=False):
         rows = []
         for index, row in group.iterrows():
-            cells = [_fmt(row[c]) for c in columns]
+            cells = [format_cell(row[c]) for c in columns]
             url = table.loc[index, "code_url"]
             cells[columns.index("method")] = f"[{row['method']}]({url})" if url else row["method"]
             rows.append(cells)
@@ -134,7 +135,7 @@ def to_rich(table: pd.DataFrame, title: str = "MOSXAV-Bench leaderboard") -> Tab
             no_wrap=column == "dice_ci",
         )
     for _, row in view.iterrows():
-        out.add_row(*[_fmt(row[c], 2 if c in ("hd95", "assd") else 3) for c in columns])
+        out.add_row(*[format_cell(row[c], 2 if c in ("hd95", "assd") else 3) for c in columns])
     return out
 
 
@@ -249,7 +250,7 @@ def to_html(table: pd.DataFrame, metric_version: str = "") -> str:
         for column in view.columns:
             value = row[column]
             sort_value = "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
-            text = html.escape(_fmt(value))
+            text = html.escape(format_cell(value))
             if column == "method":
                 links = [
                     f'<a href="{html.escape(table.loc[idx, k])}">{label}</a>'

@@ -7,11 +7,10 @@ value is HTML-escaped; the CSRF token travels in a hidden field or the ``X-CSRF-
 from __future__ import annotations
 
 import html
-import math
 
 import pandas as pd
 
-from mosxav_leaderboard.render import READABLE, readable
+from mosxav_leaderboard.render import READABLE, format_cell, readable
 from mosxav_leaderboard.service.jobs import Job
 
 STYLE = """
@@ -27,16 +26,6 @@ PUBLIC_COLUMNS = ["rank", "method", "dice", "dice_ci", "iou", "hd95", "assd", "p
 
 def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
-
-
-def _fmt(value: object) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
 
 
 def layout(title: str, body: str, team: str | None = None) -> str:
@@ -56,7 +45,7 @@ def table_html(table: pd.DataFrame, columns: list[str]) -> str:
     for _, row in table.iterrows():
         cells = []
         for c in columns:
-            value = _fmt(row.get(c))
+            value = format_cell(row.get(c))
             if c == "method" and row.get("code_url"):
                 cells.append(f"<td class='l'><a href='{_e(row['code_url'])}'>{_e(value)}</a></td>")
             else:
