@@ -126,11 +126,11 @@ def cmd_export_hf(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from mosxav.harness.config import load_config
-    from mosxav.harness.run import run
+    from mosxav.harness.run import Shard, run
     from mosxav_leaderboard.reference_runs import record_reference_runs
 
     config = load_config(args.config, scale=args.scale)
-    result = run(config, args.out)
+    result = run(config, args.out, shard=Shard.parse(args.shard) if args.shard else None)
     if result is None:  # a torchrun rank other than 0
         return 0
     summary, data = result
@@ -155,6 +155,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         view.add_row(row["method"], f"{row['labeled_fraction']:g}", f"{row['label_noise']:g}", str(row["count"]), dice)
     out_console.print(view)
     out_console.print(f"wrote {args.out}/" + ", ".join(written) + " (intervals over test sequences in results.md)")
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from mosxav.harness.merge import merge_runs
+
+    _, missing = merge_runs(args.shards, args.out)
+    shards = len(args.shards)
+    out_console.print(f"wrote {args.out}/results.md, summary.csv, per_frame.csv and plots from {shards} shard(s)")
+    if missing:
+        console.print(f"[yellow]{len(missing)} cell(s) no shard scored[/yellow] (listed in results.md)")
     return 0
 
 
@@ -333,7 +344,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="multiply resolution and iterations (e.g. 0.25 to run configs/paper.yaml on a CPU)",
     )
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="run only cells I, I+N, I+2N, ... of the matrix (an array job; join the shards with merge)",
+    )
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("merge", help="join the run folders of a sharded run (run --shard I/N) into one")
+    p.add_argument("out", type=Path)
+    p.add_argument("shards", type=Path, nargs="+", help="the shards' run folders, all of one config")
+    p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser(
         "submit", help="submit a folder or .zip: to a leaderboard server (--server), or score it locally (--gt)"

@@ -107,6 +107,40 @@ def test_method_options_merge_per_method_onto_the_default():
     assert (options.denoiser_width, options.sample_steps, options.width, options.iterations) == (8, 2, 16, 300)
 
 
+def test_a_variant_runs_its_method_with_its_options_over_the_methods_own():
+    config = parse_config(
+        {
+            "methods": ["diffproto", "diffproto_detach"],
+            "method_options": {"diffproto": {"sample_steps": 2}},
+            "variants": {"diffproto_detach": {"method": "diffproto", "options": {"detach_condition": True}}},
+        }
+    )
+    plain = method_options(config, Cell("diffproto", 0.25, 0.0, 0))
+    arm = method_options(config, Cell("diffproto_detach", 0.25, 0.0, 0))
+    assert config.method_class("diffproto_detach") is config.method_class("diffproto")
+    assert (plain.detach_condition, arm.detach_condition) == (False, True)
+    assert (arm.denoiser_width, arm.sample_steps) == (8, 2)  # the method's own options stay under the variant's
+    assert [c.method for c in matrix(config)] == ["diffproto", "diffproto_detach"]
+
+
+@pytest.mark.parametrize(
+    "variants, key, problem",
+    [
+        ({"cps": {"method": "supervised"}}, "variants.cps", "registered method's name"),
+        ({"arm": {"method": "nope"}}, "variants.arm.method", "not a registered method"),
+        ({"arm": {"method": "diffproto", "options": {"detach": True}}}, "variants.arm.options.detach", "unknown key"),
+        ({"arm": {"method": "diffproto", "options": {"iterations": 5}}}, "variants.arm.options.iterations", "harness"),
+        ({"arm": {"options": {}}}, "variants.arm.method", "required key is missing"),
+    ],
+)
+def test_variant_errors_name_the_key(variants, key, problem):
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"variants": variants})
+    assert caught.value.key == key and problem in str(caught.value)
+    with pytest.raises(ConfigError, match=r"methods\[0\].*not a registered method nor a variant"):
+        parse_config({"methods": ["arm"]})
+
+
 def test_label_noise_targets_decide_where_the_rate_goes():
     cell = Cell("cps", 0.25, 0.3, 0)
     assert method_options(RunConfig(), cell).pseudo_label_noise_rate == 0.0
@@ -359,3 +393,49 @@ def test_supervised_clearly_beats_tophat_otsu_on_real_angiograms(tmp_path, xca_r
     print(vessel.to_dict())
     assert vessel["supervised"] > 0.75
     assert vessel["supervised"] > vessel["tophat_otsu"] + 0.03
+
+
+def test_shards_merge_into_the_unsharded_run_and_name_the_cells_never_scored(tiny_root, tmp_path):
+    train = MOSXAV(tiny_root, "train", annotated_only=True)
+    folder = _pairs_folder(tiny_root, tmp_path / "all", [train[i] for i in range(6)])
+    config = {
+        "dataset": {"type": "pairs", "train": str(folder), "folds": 3, "val_fraction": 0.25},
+        "size": 32,
+        "methods": ["tophat_otsu", "supervised", "supervised_wide"],
+        "variants": {"supervised_wide": {"method": "supervised", "options": {"width": 6}}},
+        "labeled_fractions": [1.0],
+        "model": {"width": 4, "depth": 2},
+        "train": {"iterations": 2, "batch_size": 2, "val_every": 2, "checkpoint_every": 2, "log_every": 1},
+        "leaderboard": False,
+        "overlays": 1,
+    }
+    path = tmp_path / "cv.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["run", "--config", str(path), "--out", str(tmp_path / "whole")]) == 0
+    for shard in ("0/4", "1/4", "2/4", "3/4"):
+        assert (
+            main(["run", "--config", str(path), "--out", str(tmp_path / shard.replace("/", "of")), "--shard", shard])
+            == 0
+        )
+    shards = [str(tmp_path / f"{i}of4") for i in (3, 1, 0, 2)]  # any order
+    assert main(["merge", str(tmp_path / "merged"), *shards]) == 0
+    whole = pd.read_csv(tmp_path / "whole" / "per_frame.csv")
+    merged = pd.read_csv(tmp_path / "merged" / "per_frame.csv")
+    pd.testing.assert_frame_equal(merged, whole)  # same rows in the same (matrix) order, same scores
+    assert set(merged["method"]) == {"tophat_otsu", "supervised", "supervised_wide"}
+    assert (tmp_path / "merged" / "results.md").read_text().count("supervised_wide") >= 2
+    partial = tmp_path / "partial"
+    assert main(["merge", str(partial), shards[0]]) == 0
+    report = (partial / "results.md").read_text()
+    assert "2 of 9 cells scored" in report  # shard 3/4 holds cells 3 and 7
+    assert "`supervised/frac1/noise0/seed0/fold0`" not in report and "`supervised/frac1/noise0/seed0/fold1`" in report
+    other = yaml.safe_load(path.read_text())
+    other["seeds"] = [1]
+    (tmp_path / "other" / "config.yaml").parent.mkdir()
+    (tmp_path / "other" / "config.yaml").write_text(yaml.safe_dump(other))
+    (tmp_path / "other" / "per_frame.csv").write_text((tmp_path / "0of4" / "per_frame.csv").read_text())
+    with pytest.raises(DataError, match="shards of different runs"):
+        from mosxav.harness.merge import merge_runs
+
+        merge_runs([tmp_path / "0of4", tmp_path / "other"], tmp_path / "bad")
+    assert main(["run", "--config", str(path), "--out", str(tmp_path / "x"), "--shard", "4/4"]) == 2

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from mosxav.data.files import read_yaml
 from mosxav.schema import ConfigError, from_mapping, to_mapping
-from mosxav.training.protocol import BackboneOptions, available_methods, get_method
+from mosxav.training.protocol import BackboneOptions, Method, available_methods, get_method
 from mosxav.training.trainer import TrainConfig
 
 #: Keys of a method's options that the harness sets itself (from ``train`` and the noise axis).
@@ -43,6 +43,19 @@ class DatasetSpec:
 
 
 @dataclass(frozen=True)
+class VariantSpec:
+    """``variants.<name>``: a registered method run under another name with other options.
+
+    An ablation arm (``diffproto_detach: {method: diffproto, options: {detach_condition: true}}``) is a
+    method of the run like any other: its own cells, rows, plots and leaderboard entries, trained on
+    the same partitions and seeds as the method it varies, so the two can be compared pair by pair.
+    """
+
+    method: str
+    options: dict[str, Any] = field(default_factory=dict)  # over method_options.<method>
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Methods x labeled fractions x label-noise rates x seeds, trained and scored the same way."""
 
@@ -61,9 +74,22 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     model: BackboneOptions = field(default_factory=BackboneOptions)
     method_options: dict[str, dict[str, Any]] = field(default_factory=lambda: {"diffproto": {"denoiser_width": 8}})
+    variants: dict[str, VariantSpec] = field(default_factory=dict)  # named ablation arms usable in ``methods``
     overlays: int = 6  # test frames in overlays.png
     leaderboard: bool = True  # enter the clean-label cells into the leaderboard as reference runs
     leaderboard_db: str | None = None  # default: $MOSXAV_HOME/leaderboard/leaderboard.sqlite
+
+    def method_class(self, name: str) -> type[Method]:
+        """The class that runs ``name``: a registered method, or the method a variant varies."""
+        variant = self.variants.get(name)
+        return get_method(variant.method if variant else name)
+
+    def options_for(self, name: str) -> dict[str, Any]:
+        """``name``'s option values: the method's ``method_options`` with a variant's options over them."""
+        variant = self.variants.get(name)
+        if variant is None:
+            return dict(self.method_options.get(name, {}))
+        return {**self.method_options.get(variant.method, {}), **variant.options}
 
     def effective_size(self) -> int:
         """``size`` times ``scale``, snapped to a multiple of the U-Net's stride 2**depth."""
@@ -85,10 +111,23 @@ class RunConfig:
 def _check(config: RunConfig, source: str | Path) -> RunConfig:
     """What the types alone cannot say: registered methods, their options, sane numbers."""
     registered = available_methods()
+    for name, variant in config.variants.items():
+        if name in registered:
+            raise ConfigError(source, f"variants.{name}", "is a registered method's name: choose another")
+        if variant.method not in registered:
+            problem = f"{variant.method!r} is not a registered method; known: {sorted(registered)}"
+            raise ConfigError(source, f"variants.{name}.method", problem)
+        for key in HARNESS_SET_OPTIONS:
+            if key in variant.options:
+                raise ConfigError(source, f"variants.{name}.options.{key}", "set by the harness")
+        get_method(variant.method).make_options(config.options_for(name), str(source), f"variants.{name}.options")
     for k, name in enumerate(config.methods):
-        if name not in registered:
+        if name not in registered and name not in config.variants:
             raise ConfigError(
-                source, f"methods[{k}]", f"{name!r} is not a registered method; known: {sorted(registered)}"
+                source,
+                f"methods[{k}]",
+                f"{name!r} is not a registered method nor a variant; known: {sorted(registered)}"
+                + (f", variants {sorted(config.variants)}" if config.variants else ""),
             )
     for name, options in config.method_options.items():
         if name not in registered:

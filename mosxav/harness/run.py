@@ -35,7 +35,7 @@ from mosxav.harness.report import write_overlays, write_report
 from mosxav.harness.sources import RunData, build_source
 from mosxav.training.batches import FrameTensors, resize_pair
 from mosxav.training.distributed import DistContext, barrier, init_distributed, resolve_device
-from mosxav.training.protocol import Method, get_method
+from mosxav.training.protocol import Method
 from mosxav.training.trainer import Trainer, progress_bar
 
 #: Who a reference run's submission names as its authors and contact.
@@ -60,6 +60,31 @@ class Cell:
         return tag if self.fold is None else f"{tag}/fold{self.fold}"
 
 
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count``: the matrix cells whose position is ``index`` modulo ``count``."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"i/n"`` with 0 <= i < n, as given on the command line."""
+        try:
+            index, count = (int(part) for part in text.split("/"))
+        except ValueError:
+            raise ValueError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
+        if count < 1 or not 0 <= index < count:
+            raise ValueError(f"--shard {text!r}: need 0 <= I < N")
+        return cls(index, count)
+
+    def select(self, cells: list[Cell]) -> list[Cell]:
+        return cells[self.index :: self.count]
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
 def matrix(config: RunConfig) -> list[Cell]:
     """The run's cells; a fixed-fraction method runs at its own fraction, an untrained one once
     (fraction 0, no noise, first seed); with ``dataset.folds`` every cell once per fold."""
@@ -67,7 +92,7 @@ def matrix(config: RunConfig) -> list[Cell]:
     folds = (spec.only_folds or list(range(spec.folds))) if spec.folds else [None]
     cells = []
     for name in config.methods:
-        cls = get_method(name)  # fails early on a typo, before hours of training
+        cls = config.method_class(name)  # fails early on a typo, before hours of training
         fractions = [cls.fixed_labeled_fraction] if cls.fixed_labeled_fraction is not None else config.labeled_fractions
         noises = config.label_noise_rates
         seeds = config.seeds
@@ -96,11 +121,11 @@ def predict_items(method: Method, items: Any, size: int, out_dir: Path, device: 
 
 def method_options(config: RunConfig, cell: Cell) -> Any:
     """The cell's typed method options: backbone, the method's own options, and what the harness sets."""
-    cls = get_method(cell.method)
+    cls = config.method_class(cell.method)
     pseudo_rate = cell.label_noise if "pseudo_labels" in config.label_noise_applies_to else 0.0
     values = {
         **dataclasses.asdict(config.model),
-        **config.method_options.get(cell.method, {}),
+        **config.options_for(cell.method),
         "iterations": config.effective_train().iterations,
         "pseudo_label_noise_rate": pseudo_rate,
     }
@@ -113,7 +138,7 @@ def run_cell(
     """Train one cell and write its test predictions as a submission; returns the predictions folder."""
     size = config.effective_size()
     device = resolve_device(config.device, dist)
-    cls = get_method(cell.method)
+    cls = config.method_class(cell.method)
     work = run_dir / "work" / cell.tag
     torch.manual_seed(cell.seed)
     method = cls(method_options(config, cell), data.num_classes)
@@ -175,14 +200,17 @@ def load_run_data(config: RunConfig, dist: DistContext, fold: int | None = None)
     return data if data is not None else build_source(config.dataset, resolve_root, fold)
 
 
-def run(config: RunConfig, run_dir: str | Path) -> tuple[pd.DataFrame, RunData] | None:
-    """Train and score every cell; returns the per-seed summary and the data (None on ranks other than 0)."""
+def run(config: RunConfig, run_dir: str | Path, shard: Shard | None = None) -> tuple[pd.DataFrame, RunData] | None:
+    """Train and score every cell (or one shard's); returns the per-seed summary and the data (None on
+    ranks other than 0)."""
     dist = init_distributed()
     run_dir = Path(run_dir)
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text(run_dir / "config.yaml", config_yaml(config, dist.world_size))
-    cells = matrix(config)
+    cells = matrix(config) if shard is None else shard.select(matrix(config))
+    if not cells:
+        raise ValueError(f"shard {shard} of a run of {len(matrix(config))} cells is empty")
     folds = list(dict.fromkeys(cell.fold for cell in cells))
     data_by_fold = {fold: load_run_data(config, dist, fold) for fold in folds}
     tables = []
@@ -202,7 +230,7 @@ def run(config: RunConfig, run_dir: str | Path) -> tuple[pd.DataFrame, RunData] 
         return None
     frames = pd.concat(tables, ignore_index=True)
     write_text(run_dir / "per_frame.csv", frames.to_csv(index=False, float_format="%.6f"))
-    untrained = [name for name in config.methods if not get_method(name).needs_training]
+    untrained = [name for name in config.methods if not config.method_class(name).needs_training]
     summary = write_report(frames, run_dir, untrained=untrained)
     first_cells: dict[str, str] = {}
     for cell in cells:  # each method's first cell (of the first fold), methods in config order
