@@ -169,6 +169,14 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from mosxav.harness.compare import write_comparison
+
+    path = write_comparison(args.run, args.reference, args.metric, args.structure)
+    out_console.print(path.read_text(encoding="utf-8"))
+    return 0
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     if args.server is not None:
         return _submit_to_server(args)
@@ -356,6 +364,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path)
     p.add_argument("shards", type=Path, nargs="+", help="the shards' run folders, all of one config")
     p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser("compare", help="every method of a run against one, paired over test units")
+    p.add_argument("run", type=Path, help="a run folder (its per_frame.csv)")
+    p.add_argument("--reference", required=True, help="the method the others are compared with")
+    p.add_argument("--structure", default=None, help="one structure (e.g. vessel) instead of the macro mean")
+    p.add_argument("--metric", default="dice", choices=("dice", "iou", "nsd"))
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser(
         "submit", help="submit a folder or .zip: to a leaderboard server (--server), or score it locally (--gt)"

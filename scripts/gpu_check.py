@@ -127,12 +127,13 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--methods", nargs="+", default=None, help="default: every trained method of the paper config")
     parser.add_argument("--out", type=Path, default=None, help="folder for gpu_check.json and gpu_check.md")
+    parser.add_argument("--ddp-only", action="store_true", help="only the two-step DDP run of the harness")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("no CUDA device: this check is for a GPU machine", file=sys.stderr)
         return 2
     config = load_config(PAPER)
-    names = args.methods or [m for m in config.methods if get_method(m).needs_training]
+    names = [] if args.ddp_only else args.methods or [m for m in config.methods if get_method(m).needs_training]
     gpus = torch.cuda.device_count()
     print(
         f"torch {torch.__version__}, {gpus} x {torch.cuda.get_device_name(0)}; paper config: "

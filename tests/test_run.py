@@ -32,12 +32,20 @@ def test_quick_config_file_is_the_builtin_default():
 
 @pytest.mark.parametrize(
     ("name", "cells"),
-    # methods x fractions x noise rates x seeds (x folds); top-hat once per fold; fully_supervised at its own fraction
-    [("quick", 5), ("paper", 1 + 8 * 3 * 3 + 1 * 3), ("noise", 5 * 3 * 2), ("xca", 2 * 5), ("xca_ssl", 4 * 2)],
+    # methods x fractions x noise rates x seeds (x folds); top-hat once per fold;
+    # fully_supervised at its own fraction
+    [
+        ("quick", 5),
+        ("paper", 1 + 8 * 3 * 3 + 1 * 3),
+        ("noise", 5 * 3 * 2),
+        ("xca", 2 * 5),
+        ("xca_ssl", 8 * 5 * 2),
+        ("diffproto_ablation", 8 * 2),
+    ],
 )
 def test_shipped_configs_load_with_the_expected_matrix(name, cells):
     config = load_config(CONFIGS / f"{name}.yaml")
-    assert set(config.methods) <= set(available_methods())
+    assert set(config.methods) <= set(available_methods()) | set(config.variants)
     assert len(matrix(config)) == cells
 
 
@@ -439,3 +447,45 @@ def test_shards_merge_into_the_unsharded_run_and_name_the_cells_never_scored(tin
 
         merge_runs([tmp_path / "0of4", tmp_path / "other"], tmp_path / "bad")
     assert main(["run", "--config", str(path), "--out", str(tmp_path / "x"), "--shard", "4/4"]) == 2
+
+
+def _frames_of(methods: dict[str, np.ndarray], sequences: int = 1) -> pd.DataFrame:
+    """per_frame.csv rows: one vessel and one catheter row per (method, seed, image)."""
+    rows = []
+    for method, dice in methods.items():
+        for seed in (0, 1):
+            for i, value in enumerate(dice):
+                for class_name, offset in (("vessel", 0.0), ("catheter", 0.2)):
+                    rows.append(
+                        {
+                            "sequence": f"s{i % sequences}",
+                            "frame": str(i),
+                            "class": class_name,
+                            "dice": value + offset + 0.01 * seed,
+                            "evaluated": True,
+                            "method": method,
+                            "labeled_fraction": 0.25,
+                            "label_noise": 0.0,
+                            "seed": seed,
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def test_paired_comparison_pairs_images_of_a_pairs_folder_and_sequences_otherwise():
+    from mosxav.harness.compare import compare
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.3, 0.7, size=20)
+    frames = _frames_of({"ref": base, "better": base + 0.05, "same": base[::-1]})
+    table = compare(frames, "ref").set_index("method")
+    assert table.loc["better", "units"] == 20 and table.loc["better", "better"] == 20
+    assert table.loc["better", "difference"] == pytest.approx(0.05)
+    assert table.loc["better", "ci_low"] == pytest.approx(0.05) and table.loc["better", "p"] < 1e-3
+    assert table.loc["same", "p"] > 0.05 and table.loc["same", "ci_low"] < 0 < table.loc["same", "ci_high"]
+    vessel = compare(frames, "ref", structure="vessel").set_index("method")
+    assert vessel.loc["better", "method_mean"] == pytest.approx(base.mean() + 0.05 + 0.005)  # mean of two seeds
+    by_sequence = compare(_frames_of({"ref": base, "better": base + 0.05}, sequences=4), "ref")
+    assert by_sequence.loc[0, "units"] == 4  # MOSXAV-style: sequences are the paired units
+    with pytest.raises(ValueError, match="reference method 'nope'"):
+        compare(frames, "nope")
