@@ -1,6 +1,7 @@
 """Training throughput of every registered method: labeled frames per second of one optimiser step
 (forward + backward + update, labeled and unlabeled batches as the harness feeds them), at the quick
-and the paper resolutions, printed beside the supervised U-Net as a ratio (same run, same machine).
+and the paper resolutions, printed beside the supervised U-Net as a ratio (same run, same machine),
+in the trainer's layout (``train.channels_last``, NHWC) and, as the peer, in the default NCHW layout.
 
     python bench/train_throughput.py [--resolutions quick paper] [--steps 3] [--methods supervised cps ...]
 """
@@ -32,16 +33,21 @@ def paper_settings() -> dict:
     return settings_of(load_config(Path(__file__).resolve().parent.parent / "configs" / "paper.yaml"))
 
 
-def frames_per_second(name: str, size: int, model: dict, batch: int, options: dict, steps: int) -> float:
+def frames_per_second(
+    name: str, size: int, model: dict, batch: int, options: dict, steps: int, channels_last: bool = True
+) -> float:
     torch.manual_seed(0)
     cls = get_method(name)
     method = cls({**model, **options.get(name, {}), "iterations": 1000}, 6)
     if not cls.needs_training:
         return float("nan")
+    if channels_last:
+        method.to(memory_format=torch.channels_last)  # as the trainer does, with the images too
     optimizer = make_optimizer(method.trainable_parameters(), TrainConfig(optimizer="adamw", lr=1e-3))
-    images = torch.rand(batch, 1, size, size)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    images = torch.rand(batch, 1, size, size).contiguous(memory_format=layout)
     labeled = {"image": images, "mask": (images[:, 0] * 6).long().clamp(max=5)}
-    unlabeled = {"weak": torch.rand(batch, 1, size, size), "strong": torch.rand(batch, 1, size, size)}
+    unlabeled = {k: torch.rand(batch, 1, size, size).contiguous(memory_format=layout) for k in ("weak", "strong")}
     method.train()
     for step in range(steps + 1):
         if step == 1:
@@ -71,15 +77,13 @@ def main() -> None:
             f"\n{resolution}: {s['size']}x{s['size']}, U-Net width {s['model']['width']} depth {s['model']['depth']}, "
             f"batch {s['batch']} labeled (+{s['batch']} unlabeled)"
         )
-        print(f"{'method':>20} {'frames/s':>9} {'x supervised':>13}")
-        base = frames_per_second("supervised", s["size"], s["model"], s["batch"], s["options"], args.steps)
+        print(f"{'method':>20} {'frames/s':>9} {'x supervised':>13} {'NCHW frames/s':>14} {'NHWC / NCHW':>12}")
+        args_of = (s["size"], s["model"], s["batch"], s["options"], args.steps)
+        base = frames_per_second("supervised", *args_of)
         for name in methods:
-            fps = (
-                base
-                if name == "supervised"
-                else frames_per_second(name, s["size"], s["model"], s["batch"], s["options"], args.steps)
-            )
-            print(f"{name:>20} {fps:9.2f} {fps / base:13.2f}", flush=True)
+            fps = base if name == "supervised" else frames_per_second(name, *args_of)
+            nchw = frames_per_second(name, *args_of, channels_last=False)
+            print(f"{name:>20} {fps:9.2f} {fps / base:13.2f} {nchw:14.2f} {fps / nchw:12.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """The conditional label denoiser g(z_t, t, c(x)): a small U-Net over the noisy label map
 concatenated with the segmenter's image features, with a sinusoidal timestep embedding added in
-every block (as in DDPM). It returns clean-label logits (x0-parameterisation) and, for the
-prototype loss, L2-normalised pixel embeddings of its last decoder layer.
+every block (as in DDPM). It returns clean-label logits (x0-parameterisation) and its last decoder
+layer's pixel features; ``embed`` projects chosen pixels of those to L2-normalised embeddings for
+the prototypes. Projecting only the sampled pixels (a few hundred per class), not the whole map,
+keeps the projection head out of DDIM sampling and saves most of its cost in training.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ class TimeBlock(nn.Module):
 
 
 class LabelDenoiser(nn.Module):
-    """g(z_t, t, features) -> (label logits, unit pixel embeddings of size ``embed_dim``)."""
+    """g(z_t, t, features) -> (label logits, last-layer pixel features); ``embed`` maps chosen pixels'
+    features to unit embeddings of size ``embed_dim``."""
 
     def __init__(
         self, num_classes: int, cond_channels: int, width: int = 16, depth: int = 2, embed_dim: int = 32
@@ -80,4 +83,11 @@ class LabelDenoiser(nn.Module):
         for block in self.up:
             skip = skips.pop()
             x = block(torch.cat([F.interpolate(x, size=skip.shape[-2:], mode="nearest"), skip], dim=1), temb)
-        return self.head(x), F.normalize(self.project(x), dim=1)
+        return self.head(x), x
+
+    def embed(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(P, C) pixel features -> (P, embed_dim) unit embeddings: the 1x1-conv projection head applied
+        to those pixels alone (the same weights as convolving the map and picking them)."""
+        first, act, second = self.project
+        hidden = act(F.linear(pixels, first.weight.flatten(1), first.bias))
+        return F.normalize(F.linear(hidden, second.weight.flatten(1), second.bias), dim=1)

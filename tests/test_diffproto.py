@@ -121,11 +121,15 @@ def test_pixel_sampling_is_class_balanced():
     assert (picked == 0).sum() == 10 and (picked == 1).sum() == 6
 
 
-def test_denoiser_shapes():
+def test_denoiser_shapes_and_pixel_embeddings_equal_the_projected_map():
     net = LabelDenoiser(6, 5, width=8, depth=2, embed_dim=16)
-    logits, emb = net(torch.randn(2, 6, 32, 32), torch.tensor([3, 900]), torch.randn(2, 5, 32, 32))
-    assert logits.shape == (2, 6, 32, 32) and emb.shape == (2, 16, 32, 32)
-    assert torch.allclose(emb.norm(dim=1), torch.ones(2, 32, 32), atol=1e-5)
+    logits, features = net(torch.randn(2, 6, 32, 32), torch.tensor([3, 900]), torch.randn(2, 5, 32, 32))
+    assert logits.shape == (2, 6, 32, 32) and features.shape == (2, 8, 32, 32)
+    picked = torch.tensor([0, 5, 1023, 1024, 2047])  # pixels of both images, in (b, y, x) order
+    emb = net.embed(features.permute(0, 2, 3, 1).reshape(-1, 8)[picked])
+    whole_map = torch.nn.functional.normalize(net.project(features), dim=1)  # the head convolved over the map
+    assert emb.shape == (5, 16) and torch.allclose(emb.norm(dim=1), torch.ones(5), atol=1e-5)
+    assert torch.allclose(emb, whole_map.permute(0, 2, 3, 1).reshape(-1, 16)[picked], atol=1e-5)
 
 
 def _labeled_batch() -> dict[str, torch.Tensor]:

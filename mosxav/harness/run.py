@@ -105,14 +105,26 @@ def matrix(config: RunConfig) -> list[Cell]:
 
 
 @torch.no_grad()
-def predict_items(method: Method, items: Any, size: int, out_dir: Path, device: torch.device, batch: int = 8) -> None:
-    """Predict every item at the run size, upsample probabilities to the frame size, write class PNGs."""
+def predict_items(
+    method: Method,
+    items: Any,
+    size: int,
+    out_dir: Path,
+    device: torch.device,
+    batch: int = 8,
+    channels_last: bool = False,
+) -> None:
+    """Predict every item at the run size, upsample probabilities to the frame size, write class PNGs
+    (``channels_last``: the images in the layout the trainer gave the weights)."""
     method.eval()
     for start in range(0, len(items), batch):
         chunk = [items[i] for i in range(start, min(start + batch, len(items)))]
         images = [resize_pair(item["image"], None, size)[0] for item in chunk]
         x = torch.stack([torch.from_numpy(image.astype(np.float32) / 255.0)[None] for image in images])
-        probs = method.predict(x.to(device)).float().cpu()
+        x = x.to(device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        probs = method.predict(x).float().cpu()
         for item, p in zip(chunk, probs, strict=False):
             full = F.interpolate(p[None], size=item["image"].shape, mode="bilinear", align_corners=False)
             labels = full.argmax(1)[0].numpy().astype(np.uint8)
@@ -168,7 +180,8 @@ def run_cell(
         trainer.fit()
     pred_dir = run_dir / "submissions" / cell.tag / "predictions"
     if dist.is_main:
-        predict_items(method.to(device), data.test, size, pred_dir, device)
+        layout = config.effective_train().channels_last and cls.needs_training
+        predict_items(method.to(device), data.test, size, pred_dir, device, channels_last=layout)
         write_submission_meta(pred_dir.parent, cell, method, work / "partition.yaml", config)
     barrier(dist)
     return pred_dir
