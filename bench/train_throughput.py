@@ -17,7 +17,7 @@ import torch
 
 from mosxav.harness.config import RunConfig, load_config
 from mosxav.training.protocol import available_methods, get_method
-from mosxav.training.trainer import TrainConfig, make_optimizer
+from mosxav.training.trainer import TrainConfig, in_layout, make_optimizer
 
 
 def settings_of(config: RunConfig) -> dict:
@@ -44,10 +44,9 @@ def frames_per_second(
     if channels_last:
         method.to(memory_format=torch.channels_last)  # as the trainer does, with the images too
     optimizer = make_optimizer(method.trainable_parameters(), TrainConfig(optimizer="adamw", lr=1e-3))
-    layout = torch.channels_last if channels_last else torch.contiguous_format
-    images = torch.rand(batch, 1, size, size).contiguous(memory_format=layout)
+    images = in_layout(torch.rand(batch, 1, size, size), channels_last)
     labeled = {"image": images, "mask": (images[:, 0] * 6).long().clamp(max=5)}
-    unlabeled = {k: torch.rand(batch, 1, size, size).contiguous(memory_format=layout) for k in ("weak", "strong")}
+    unlabeled = {k: in_layout(torch.rand(batch, 1, size, size), channels_last) for k in ("weak", "strong")}
     method.train()
     for step in range(steps + 1):
         if step == 1:

@@ -320,17 +320,23 @@ def test_cross_validation_config_errors_name_the_key(tmp_path):
         parse_config({"dataset": {"type": "pairs", "train": "a", "test": "b", "folds": 3}})
 
 
-def test_cross_validated_run_tests_each_image_once_per_method_with_a_fold_column(tiny_root, tmp_path):
-    train = MOSXAV(tiny_root, "train", annotated_only=True)
-    folder = _pairs_folder(tiny_root, tmp_path / "all", [train[i] for i in range(6)])
-    config = {
+def _tiny_cv_config(folder: Path, methods: list[str], **extra) -> dict:
+    """A 3-fold cross-validation of a pairs folder at CPU-test size (2 steps of a width-4 U-Net)."""
+    return {
         "dataset": {"type": "pairs", "train": str(folder), "folds": 3, "val_fraction": 0.25},
         "size": 32,
-        "methods": ["tophat_otsu", "supervised"],
+        "methods": methods,
         "labeled_fractions": [1.0],
         "model": {"width": 4, "depth": 2},
         "train": {"iterations": 2, "batch_size": 2, "val_every": 2, "checkpoint_every": 2, "log_every": 1},
+        **extra,
     }
+
+
+def test_cross_validated_run_tests_each_image_once_per_method_with_a_fold_column(tiny_root, tmp_path):
+    train = MOSXAV(tiny_root, "train", annotated_only=True)
+    folder = _pairs_folder(tiny_root, tmp_path / "all", [train[i] for i in range(6)])
+    config = _tiny_cv_config(folder, ["tophat_otsu", "supervised"])
     cells = matrix(parse_config(config))
     assert [c.fold for c in cells] == [0, 1, 2, 0, 1, 2] and cells[1].tag.endswith("/fold1")
     (tmp_path / "cv.yaml").write_text(yaml.safe_dump(config))
@@ -406,17 +412,13 @@ def test_supervised_clearly_beats_tophat_otsu_on_real_angiograms(tmp_path, xca_r
 def test_shards_merge_into_the_unsharded_run_and_name_the_cells_never_scored(tiny_root, tmp_path):
     train = MOSXAV(tiny_root, "train", annotated_only=True)
     folder = _pairs_folder(tiny_root, tmp_path / "all", [train[i] for i in range(6)])
-    config = {
-        "dataset": {"type": "pairs", "train": str(folder), "folds": 3, "val_fraction": 0.25},
-        "size": 32,
-        "methods": ["tophat_otsu", "supervised", "supervised_wide"],
-        "variants": {"supervised_wide": {"method": "supervised", "options": {"width": 6}}},
-        "labeled_fractions": [1.0],
-        "model": {"width": 4, "depth": 2},
-        "train": {"iterations": 2, "batch_size": 2, "val_every": 2, "checkpoint_every": 2, "log_every": 1},
-        "leaderboard": False,
-        "overlays": 1,
-    }
+    config = _tiny_cv_config(
+        folder,
+        ["tophat_otsu", "supervised", "supervised_wide"],
+        variants={"supervised_wide": {"method": "supervised", "options": {"width": 6}}},
+        leaderboard=False,
+        overlays=1,
+    )
     path = tmp_path / "cv.yaml"
     path.write_text(yaml.safe_dump(config))
     assert main(["run", "--config", str(path), "--out", str(tmp_path / "whole")]) == 0

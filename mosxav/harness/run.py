@@ -36,7 +36,7 @@ from mosxav.harness.sources import RunData, build_source
 from mosxav.training.batches import FrameTensors, resize_pair
 from mosxav.training.distributed import DistContext, barrier, init_distributed, resolve_device
 from mosxav.training.protocol import Method
-from mosxav.training.trainer import Trainer, progress_bar
+from mosxav.training.trainer import Trainer, in_layout, progress_bar
 
 #: Who a reference run's submission names as its authors and contact.
 REFERENCE_AUTHORS = ["MOSXAV-Bench reference run"]
@@ -121,10 +121,7 @@ def predict_items(
         chunk = [items[i] for i in range(start, min(start + batch, len(items)))]
         images = [resize_pair(item["image"], None, size)[0] for item in chunk]
         x = torch.stack([torch.from_numpy(image.astype(np.float32) / 255.0)[None] for image in images])
-        x = x.to(device)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        probs = method.predict(x).float().cpu()
+        probs = method.predict(in_layout(x.to(device), channels_last)).float().cpu()
         for item, p in zip(chunk, probs, strict=False):
             full = F.interpolate(p[None], size=item["image"].shape, mode="bilinear", align_corners=False)
             labels = full.argmax(1)[0].numpy().astype(np.uint8)
@@ -221,9 +218,10 @@ def run(config: RunConfig, run_dir: str | Path, shard: Shard | None = None) -> t
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text(run_dir / "config.yaml", config_yaml(config, dist.world_size))
-    cells = matrix(config) if shard is None else shard.select(matrix(config))
+    every_cell = matrix(config)
+    cells = every_cell if shard is None else shard.select(every_cell)
     if not cells:
-        raise ValueError(f"shard {shard} of a run of {len(matrix(config))} cells is empty")
+        raise ValueError(f"shard {shard} of a run of {len(every_cell)} cells is empty")
     folds = list(dict.fromkeys(cell.fold for cell in cells))
     data_by_fold = {fold: load_run_data(config, dist, fold) for fold in folds}
     tables = []
