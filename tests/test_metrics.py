@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from mosxav.evaluation.metrics import distance_cap, evaluate_frame, frame_table, pair_metrics, summarize
-from mosxav.evaluation.metrics.surface import boundary, percentile
+from mosxav.evaluation.metrics import distance_cap, evaluate_frame, frame_table, pair_metrics, summarize, surface
+from mosxav.evaluation.metrics.surface import boundary, percentile, surface_distances
 
 
 def vessel_pair(seed: int, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
@@ -128,3 +128,22 @@ def test_percentile_is_numpys_linear_percentile(n):
     values = np.random.default_rng(n).exponential(3.0, n)
     for q in (0, 5, 50, 95, 99.5, 100):
         assert percentile(values, q) == pytest.approx(np.percentile(values, q), rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0), (0.5, 0.5), (0.7, 1.3)])
+@pytest.mark.parametrize("path", ["brute force", "KD-tree"])
+def test_directed_distances_equal_an_exact_distance_transform(spacing, path, monkeypatch):
+    """Every route a boundary pixel can take (shell lookup, all-pairs minimum, KD-tree) gives the exact
+    distance of scipy's Euclidean distance transform, pixel by pixel."""
+    monkeypatch.setattr(surface, "BRUTE_FORCE_PAIRS", 1 << 40 if path == "brute force" else 0)
+    for seed in range(12):
+        gt, pred = vessel_pair(seed)
+        pred[100:104, 3:40] = True  # a false positive far from every vessel
+        if not gt.any():
+            continue
+        found = surface_distances(gt, pred, spacing)
+        edt_pred = ndimage.distance_transform_edt(~boundary(pred), sampling=spacing)
+        edt_gt = ndimage.distance_transform_edt(~boundary(gt), sampling=spacing)
+        np.testing.assert_allclose(found.gt_to_pred, edt_pred[boundary(gt)], rtol=1e-12)
+        np.testing.assert_allclose(found.pred_to_gt, edt_gt[boundary(pred)], rtol=1e-12)
+        assert found.hd > 2 * surface.NEAR_RADIUS * max(spacing)  # the far pixels were exercised

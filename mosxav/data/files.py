@@ -74,7 +74,7 @@ def read_index_mask(
         array = np.asarray(image, dtype=np.uint8)
     else:
         raise DataError(path, f"mask has image mode {image.mode!r}; expected a palette (P) or greyscale (L) PNG")
-    if max_id is not None:
+    if max_id is not None and array.size and int(array.max()) > max_id:
         too_large = np.unique(array[array > max_id])
         if too_large.size:
             raise DataError(path, f"ids {too_large.tolist()} out of range 0..{max_id}")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 
-from mosxav.evaluation.metrics.surface import Spacing, surface_scores
+from mosxav.evaluation.metrics.surface import MaskPair, Spacing, pair_margin
 
 #: Every metric computed per (frame, class) pair.
 METRIC_NAMES = ("dice", "iou", "hd", "hd95", "assd", "nsd")
@@ -40,7 +41,12 @@ class PairScores:
         return self.gt_present != self.pred_present
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "capped": self.capped}
+        """The fields and ``capped`` (built by hand: ``dataclasses.asdict`` deep-copies, 10x slower)."""
+        fields = {name: getattr(self, name) for name in PAIR_FIELDS}
+        return {**fields, "capped": self.capped}
+
+
+PAIR_FIELDS = tuple(field.name for field in dataclasses.fields(PairScores))
 
 
 def overlap_scores(intersection: int, gt_count: int, pred_count: int) -> tuple[float, float]:
@@ -70,8 +76,11 @@ def pair_metrics(
         raise ValueError(f"mask shapes differ: ground truth {gt.shape}, prediction {pred.shape}")
     gt = np.asarray(gt, dtype=bool)
     pred = np.asarray(pred, dtype=bool)
+    margin = pair_margin(spacing, tolerance)
+    pair = None
     if counts is None:
-        counts = (int(np.count_nonzero(gt & pred)), int(np.count_nonzero(gt)), int(np.count_nonzero(pred)))
+        pair = MaskPair.crop(gt, pred, margin)
+        counts = pair.counts() if pair else (0, 0, 0)
     inter, n_gt, n_pred = counts
     dice, iou = overlap_scores(inter, n_gt, n_pred)
     gt_present, pred_present = n_gt > 0, n_pred > 0
@@ -80,5 +89,7 @@ def pair_metrics(
     if gt_present != pred_present:
         cap = distance_cap(gt.shape, spacing)
         return PairScores(dice, iou, cap, cap, cap, 0.0, gt_present, pred_present)
-    dist, nsd = surface_scores(gt, pred, spacing, tolerance)
+    pair = pair or MaskPair.crop(gt, pred, margin)
+    dist = pair.distances(spacing)
+    nsd = pair.surface_dice(spacing, tolerance)
     return PairScores(dice, iou, dist.hd, dist.hd_percentile(95.0), dist.assd, nsd, True, True)
