@@ -40,6 +40,7 @@ def _weighted_ce_dice(logits: torch.Tensor, target: torch.Tensor, weight: torch.
 
 class BidirectionalCopyPaste(Method):
     name = "bcp"
+    relative_step_cost = 2.0
 
     @dataclass(frozen=True)
     class Options(MethodOptions):

@@ -16,6 +16,7 @@ from mosxav.training.unet import build_unet
 
 class CrossPseudoSupervision(Method):
     name = "cps"
+    relative_step_cost = 3.6
 
     @dataclass(frozen=True)
     class Options(MethodOptions):

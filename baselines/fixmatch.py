@@ -19,6 +19,7 @@ from mosxav.training.unet import build_unet
 
 class FixMatch(Method):
     name = "fixmatch"
+    relative_step_cost = 2.0
 
     @dataclass(frozen=True)
     class Options(MethodOptions):

@@ -15,6 +15,7 @@ from mosxav.training.unet import build_unet, ema_update, frozen_copy
 
 class MeanTeacher(Method):
     name = "mean_teacher"
+    relative_step_cost = 2.3
 
     @dataclass(frozen=True)
     class Options(MethodOptions):

@@ -23,6 +23,7 @@ class UncertaintyAwareMeanTeacher(MeanTeacher):
     (EMA update and teacher prediction inherited)."""
 
     name = "ua_mt"
+    relative_step_cost = 4.2
 
     @dataclass(frozen=True)
     class Options(MeanTeacher.Options):

@@ -78,6 +78,7 @@ def _masked_ce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor)
 
 class DiffProto(Method):
     name = "diffproto"
+    relative_step_cost = 3.4
     find_unused_parameters = True  # the projection head is unused when prototype_weight = 0
 
     @dataclass(frozen=True)

@@ -130,7 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mosxav_leaderboard.reference_runs import record_reference_runs
 
     config = load_config(args.config, scale=args.scale)
-    result = run(config, args.out, shard=Shard.parse(args.shard) if args.shard else None)
+    result = run(config, args.out, shard=Shard.parse(args.shard) if args.shard else None, jobs=args.jobs)
     if result is None:  # a torchrun rank other than 0
         return 0
     summary, data = result
@@ -357,6 +357,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="I/N",
         help="run only cells I, I+N, I+2N, ... of the matrix (an array job; join the shards with merge)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="cells trained at once in worker processes, the cores shared out (default: one per core on a CPU, "
+        "1 on a GPU); a cell's numbers do not depend on it",
     )
     p.set_defaults(func=cmd_run)
 

@@ -491,3 +491,41 @@ def test_paired_comparison_pairs_images_of_a_pairs_folder_and_sequences_otherwis
     assert by_sequence.loc[0, "units"] == 4  # MOSXAV-style: sequences are the paired units
     with pytest.raises(ValueError, match="reference method 'nope'"):
         compare(frames, "nope")
+
+
+def test_cells_trained_in_parallel_processes_score_as_in_one_process(tiny_root, tmp_path, monkeypatch):
+    """--jobs 2 (two spawned workers, one thread each, costliest cell first) writes the per-frame scores
+    that --jobs 1 writes with one thread, in the matrix's order."""
+    import os
+
+    import torch
+
+    from mosxav.harness.parallel import default_jobs
+    from mosxav.training.distributed import DistContext
+
+    train = MOSXAV(tiny_root, "train", annotated_only=True)
+    folder = _pairs_folder(tiny_root, tmp_path / "all", [train[i] for i in range(6)])
+    config = _tiny_cv_config(
+        folder,
+        ["tophat_otsu", "supervised", "supervised_wide"],
+        variants={"supervised_wide": {"method": "supervised", "options": {"width": 6}}},
+        leaderboard=False,
+        overlays=1,
+    )
+    path = tmp_path / "cv.yaml"
+    path.write_text(yaml.safe_dump(config))
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    parsed = parse_config(config)
+    assert default_jobs(parsed, matrix(parsed), DistContext()) == 2
+    assert default_jobs(parsed, matrix(parsed), DistContext(rank=0, world_size=2)) == 1
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["run", "--config", str(path), "--out", str(tmp_path / "one"), "--jobs", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert main(["run", "--config", str(path), "--out", str(tmp_path / "two"), "--jobs", "2"]) == 0
+    one = pd.read_csv(tmp_path / "one" / "per_frame.csv")
+    two = pd.read_csv(tmp_path / "two" / "per_frame.csv")
+    pd.testing.assert_frame_equal(two, one)
+    assert list(dict.fromkeys(two["method"])) == ["tophat_otsu", "supervised", "supervised_wide"]

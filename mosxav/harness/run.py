@@ -24,19 +24,19 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 import yaml
-from rich.progress import Progress
 
 from mosxav import toolkit_version
 from mosxav.data.files import write_semantic_mask, write_text
 from mosxav.data.named import resolve_root
 from mosxav.data.splits import make_partition
 from mosxav.harness.config import RunConfig, config_yaml
+from mosxav.harness.parallel import default_jobs, run_cells_in_parallel
 from mosxav.harness.report import write_overlays, write_report
 from mosxav.harness.sources import RunData, build_source
 from mosxav.training.batches import FrameTensors, resize_pair
 from mosxav.training.distributed import DistContext, barrier, init_distributed, resolve_device
 from mosxav.training.protocol import Method
-from mosxav.training.trainer import Trainer, in_layout, progress_bar
+from mosxav.training.trainer import ProgressSink, Trainer, in_layout, progress_bar
 
 #: Who a reference run's submission names as its authors and contact.
 REFERENCE_AUTHORS = ["MOSXAV-Bench reference run"]
@@ -142,7 +142,7 @@ def method_options(config: RunConfig, cell: Cell) -> Any:
 
 
 def run_cell(
-    cell: Cell, data: RunData, config: RunConfig, run_dir: Path, progress: Progress | None, dist: DistContext
+    cell: Cell, data: RunData, config: RunConfig, run_dir: Path, progress: ProgressSink | None, dist: DistContext
 ) -> Path:
     """Train one cell and write its test predictions as a submission; returns the predictions folder."""
     size = config.effective_size()
@@ -210,9 +210,28 @@ def load_run_data(config: RunConfig, dist: DistContext, fold: int | None = None)
     return data if data is not None else build_source(config.dataset, resolve_root, fold)
 
 
-def run(config: RunConfig, run_dir: str | Path, shard: Shard | None = None) -> tuple[pd.DataFrame, RunData] | None:
+def scored_table(cell: Cell, data: RunData, pred_dir: Path) -> pd.DataFrame:
+    """A cell's per-frame scores, keyed by the cell."""
+    scored = data.score(pred_dir).assign(
+        method=cell.method, labeled_fraction=cell.labeled_fraction, label_noise=cell.label_noise, seed=cell.seed
+    )
+    return scored if cell.fold is None else scored.assign(fold=cell.fold)
+
+
+def score_cell(cell: Cell, config: RunConfig, run_dir: Path, progress: Any) -> pd.DataFrame:
+    """Train, predict and score one cell in a process of its own (the parallel path of ``run``)."""
+    dist = DistContext()
+    data = load_run_data(config, dist, cell.fold)
+    pred_dir = run_cell(cell, data, config, run_dir, progress, dist)
+    return scored_table(cell, data, pred_dir)
+
+
+def run(
+    config: RunConfig, run_dir: str | Path, shard: Shard | None = None, jobs: int | None = None
+) -> tuple[pd.DataFrame, RunData] | None:
     """Train and score every cell (or one shard's); returns the per-seed summary and the data (None on
-    ranks other than 0)."""
+    ranks other than 0). ``jobs``: cells trained at once in worker processes (default: one per core
+    on a CPU, see ``mosxav.harness.parallel``; one on a GPU)."""
     dist = init_distributed()
     run_dir = Path(run_dir)
     if dist.is_main:
@@ -224,19 +243,19 @@ def run(config: RunConfig, run_dir: str | Path, shard: Shard | None = None) -> t
         raise ValueError(f"shard {shard} of a run of {len(every_cell)} cells is empty")
     folds = list(dict.fromkeys(cell.fold for cell in cells))
     data_by_fold = {fold: load_run_data(config, dist, fold) for fold in folds}
+    jobs = default_jobs(config, cells, dist) if jobs is None else jobs
+    if jobs > 1 and dist.enabled:
+        raise ValueError("--jobs runs cells in parallel processes on one machine; under torchrun use one")
     tables = []
     with progress_bar() as progress:
-        for cell in cells:
-            data = data_by_fold[cell.fold]
-            pred_dir = run_cell(cell, data, config, run_dir, progress if dist.is_main else None, dist)
-            if dist.is_main:
-                scored = data.score(pred_dir).assign(
-                    method=cell.method,
-                    labeled_fraction=cell.labeled_fraction,
-                    label_noise=cell.label_noise,
-                    seed=cell.seed,
-                )
-                tables.append(scored if cell.fold is None else scored.assign(fold=cell.fold))
+        if jobs > 1 and len(cells) > 1:
+            tables = run_cells_in_parallel(score_cell, cells, config, run_dir, jobs, progress)
+        else:
+            for cell in cells:
+                data = data_by_fold[cell.fold]
+                pred_dir = run_cell(cell, data, config, run_dir, progress if dist.is_main else None, dist)
+                if dist.is_main:
+                    tables.append(scored_table(cell, data, pred_dir))
     if not dist.is_main:
         return None
     frames = pd.concat(tables, ignore_index=True)

@@ -20,7 +20,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -56,6 +56,15 @@ class TrainConfig:
     #: method (with DiffProto's own changes of the same session; bench/train_throughput.py prints
     #: NHWC / NCHW), and it is the layout tensor cores want under AMP.
     channels_last: bool = True
+
+
+class ProgressSink(Protocol):
+    """What the trainer calls on its progress display: a rich ``Progress``, or the relay of a worker
+    process (``mosxav.harness.parallel.QueueProgress``)."""
+
+    def add_task(self, description: str, total: float, completed: float = 0) -> Any: ...
+
+    def update(self, task: Any, completed: float, description: str) -> None: ...
 
 
 def batch_indices(
@@ -136,7 +145,7 @@ class Trainer:
         out_dir: str | Path,
         seed: int = 0,
         device: str | torch.device = "cpu",
-        progress: Progress | None = None,
+        progress: ProgressSink | None = None,
         dist: DistContext | None = None,
     ) -> None:
         if not len(labeled):
