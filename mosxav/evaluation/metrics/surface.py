@@ -81,6 +81,7 @@ def _ring_offsets(radius: float, spacing: Spacing) -> tuple[tuple[np.ndarray, fl
     return tuple((offsets[lengths == length], float(length)) for length in np.unique(lengths))
 
 
+@lru_cache(maxsize=1024)
 def _rings(radius: float, spacing: Spacing, width: int) -> list[tuple[np.ndarray, float]]:
     """``_ring_offsets`` as flat offsets for rows ``width`` long."""
     return [(_flat_offsets(offsets, width), length) for offsets, length in _ring_offsets(radius, spacing)]
@@ -202,7 +203,7 @@ class MaskPair:
         border[corners] = border_table[corner_codes]
         len_gt, len_pred = length_gt[corner_codes], length_pred[corner_codes]
         on_gt, on_pred = len_gt > 0, len_pred > 0
-        near = _shifted_or(border, _flat_offsets(_ball_offsets(float(tolerance), spacing), self.bits.shape[1] - 1))
+        near = _dilated(border, float(tolerance), spacing, self.bits.shape[1] - 1)
         near_corner = near[corners]
         matched = len_gt[on_gt & ((near_corner & PRED_BIT) != 0)].sum()
         matched += len_pred[on_pred & ((near_corner & GT_BIT) != 0)].sum()
@@ -215,6 +216,29 @@ def _pair_corner_codes(bits: np.ndarray) -> np.ndarray:
     each the block pixel's 2-bit pair value. Two shift-or passes instead of eight per mask."""
     columns = (bits[:-1] << 2) | bits[1:]
     return (columns[:, :-1] << 4) | columns[:, 1:]
+
+
+@lru_cache(maxsize=1024)
+def _dilation_passes(radius: float, spacing: Spacing, width: int) -> tuple[np.ndarray, ...]:
+    """Flat offset sets whose successive shifted ORs dilate by the ball of ``radius``: the ball itself,
+    or, when it equals the diamond |dy| + |dx| <= k (square pixels, radius < sqrt(5)), k passes of
+    the 4-neighbour cross (8 ORs instead of 12 at the default NSD tolerance of 2 px)."""
+    ball = _ball_offsets(radius, spacing)
+    steps = int(np.abs(ball).sum(axis=1).max()) if len(ball) else 0
+    cross = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]])
+    diamond = {
+        (dy, dx) for dy in range(-steps, steps + 1) for dx in range(-steps, steps + 1) if abs(dy) + abs(dx) <= steps
+    }
+    if steps > 1 and {tuple(offset) for offset in ball.tolist()} == diamond:
+        return (_flat_offsets(cross, width),) * steps
+    return (_flat_offsets(ball, width),)
+
+
+def _dilated(flat: np.ndarray, radius: float, spacing: Spacing, width: int) -> np.ndarray:
+    """``flat`` dilated by the ball of ``radius`` (every bit plane at once)."""
+    for offsets in _dilation_passes(radius, spacing, width):
+        flat = _shifted_or(flat, offsets)
+    return flat
 
 
 def _shifted_or(flat: np.ndarray, offsets: np.ndarray) -> np.ndarray:
