@@ -529,3 +529,26 @@ def test_cells_trained_in_parallel_processes_score_as_in_one_process(tiny_root, 
     two = pd.read_csv(tmp_path / "two" / "per_frame.csv")
     pd.testing.assert_frame_equal(two, one)
     assert list(dict.fromkeys(two["method"])) == ["tophat_otsu", "supervised", "supervised_wide"]
+
+
+def test_worker_progress_reaches_one_bar_per_cell():
+    """Two cells whose tags differ only in the last part (seeds) keep their own bars in the parent."""
+    import queue
+    import threading
+
+    from rich.progress import Progress
+
+    from mosxav.harness.parallel import QueueProgress, _relay
+
+    events: queue.Queue = queue.Queue()
+    cells = [QueueProgress(events, f"cps/frac0.25/noise0/seed{s}", "cps/frac0.25/noise0") for s in (0, 1)]
+    for sink in cells:
+        sink.add_task("seed", total=10)
+    cells[0].update(cells[0].key, completed=3, description="seed0 loss 1.0")
+    cells[1].update(cells[1].key, completed=7, description="seed1 loss 2.0")
+    progress = Progress(disable=True)
+    stop = threading.Event()
+    stop.set()
+    _relay(events, progress, stop)
+    done = sorted((task.completed, task.description) for task in progress.tasks)
+    assert done == [(3, "cps/frac0.25/noise0 seed0 loss 1.0"), (7, "cps/frac0.25/noise0 seed1 loss 2.0")]

@@ -50,15 +50,17 @@ def cost(config: RunConfig, cell: Any) -> float:
 
 
 class QueueProgress:
-    """The two calls a ``Trainer`` makes on a rich ``Progress``, forwarded to the parent's bar."""
+    """The two calls a ``Trainer`` makes on a rich ``Progress``, forwarded to the parent's bar under the
+    cell's tag; ``label`` goes before the trainer's description (which starts with the tag's last part)."""
 
-    def __init__(self, events: Any, label: str) -> None:
+    def __init__(self, events: Any, key: str, label: str) -> None:
         self.events = events
+        self.key = key
         self.label = label
 
     def add_task(self, description: str, total: float, completed: float = 0) -> str:
-        self.events.put(("add", self.label, f"{self.label} {description}", total, completed))
-        return self.label
+        self.events.put(("add", self.key, f"{self.label} {description}", total, completed))
+        return self.key
 
     def update(self, task: str, completed: float, description: str) -> None:
         self.events.put(("update", task, f"{self.label} {description}", None, completed))
@@ -80,7 +82,7 @@ def _relay(events: Any, progress: Progress, stop: threading.Event) -> None:
 
 def _work(job: CellJob, cell: Any, config: RunConfig, run_dir: Path, threads: int, events: Any) -> pd.DataFrame:
     torch.set_num_threads(threads)
-    return job(cell, config, run_dir, QueueProgress(events, cell.tag))
+    return job(cell, config, run_dir, QueueProgress(events, cell.tag, cell.tag.rsplit("/", 1)[0]))
 
 
 def run_cells_in_parallel(
