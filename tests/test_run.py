@@ -409,7 +409,9 @@ def test_supervised_clearly_beats_tophat_otsu_on_real_angiograms(tmp_path, xca_r
     assert vessel["supervised"] > vessel["tophat_otsu"] + 0.03
 
 
-def test_shards_merge_into_the_unsharded_run_and_name_the_cells_never_scored(tiny_root, tmp_path):
+def _three_method_cv(tiny_root: Path, tmp_path: Path) -> tuple[dict, Path]:
+    """A tiny 3-fold cross-validation of top-hat, supervised and a wider supervised variant (9 cells),
+    and the YAML file it is written to."""
     train = MOSXAV(tiny_root, "train", annotated_only=True)
     folder = _pairs_folder(tiny_root, tmp_path / "all", [train[i] for i in range(6)])
     config = _tiny_cv_config(
@@ -421,6 +423,11 @@ def test_shards_merge_into_the_unsharded_run_and_name_the_cells_never_scored(tin
     )
     path = tmp_path / "cv.yaml"
     path.write_text(yaml.safe_dump(config))
+    return config, path
+
+
+def test_shards_merge_into_the_unsharded_run_and_name_the_cells_never_scored(tiny_root, tmp_path):
+    _, path = _three_method_cv(tiny_root, tmp_path)
     assert main(["run", "--config", str(path), "--out", str(tmp_path / "whole")]) == 0
     for shard in ("0/4", "1/4", "2/4", "3/4"):
         assert (
@@ -503,17 +510,7 @@ def test_cells_trained_in_parallel_processes_score_as_in_one_process(tiny_root, 
     from mosxav.harness.parallel import default_jobs
     from mosxav.training.distributed import DistContext
 
-    train = MOSXAV(tiny_root, "train", annotated_only=True)
-    folder = _pairs_folder(tiny_root, tmp_path / "all", [train[i] for i in range(6)])
-    config = _tiny_cv_config(
-        folder,
-        ["tophat_otsu", "supervised", "supervised_wide"],
-        variants={"supervised_wide": {"method": "supervised", "options": {"width": 6}}},
-        leaderboard=False,
-        overlays=1,
-    )
-    path = tmp_path / "cv.yaml"
-    path.write_text(yaml.safe_dump(config))
+    config, path = _three_method_cv(tiny_root, tmp_path)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     parsed = parse_config(config)
     assert default_jobs(parsed, matrix(parsed), DistContext()) == 2

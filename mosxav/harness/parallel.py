@@ -89,7 +89,7 @@ def run_cells_in_parallel(
     job: CellJob, cells: list[Any], config: RunConfig, run_dir: Path, jobs: int, progress: Progress
 ) -> list[pd.DataFrame]:
     """``job`` for every cell in ``jobs`` spawned processes with the cores shared out; the tables come
-        back in the order of ``cells``. A failing cell stops the run with its error (cells not yet started
+    back in the order of ``cells``. A failing cell stops the run with its error (cells not yet started
     are dropped, the ones running finish first)."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     order = sorted(range(len(cells)), key=lambda i: -cost(config, cells[i]))

@@ -90,6 +90,5 @@ def pair_metrics(
         cap = distance_cap(gt.shape, spacing)
         return PairScores(dice, iou, cap, cap, cap, 0.0, gt_present, pred_present)
     pair = pair or MaskPair.crop(gt, pred, margin)
-    dist = pair.distances(spacing)
-    nsd = pair.surface_dice(spacing, tolerance)
+    dist, nsd = pair.scores(spacing, tolerance)
     return PairScores(dice, iou, dist.hd, dist.hd_percentile(95.0), dist.assd, nsd, True, True)

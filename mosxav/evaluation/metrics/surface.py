@@ -36,18 +36,22 @@ NEAR_RADIUS = 2.0
 BRUTE_FORCE_PAIRS = 1 << 17
 
 
-def _pad(array: np.ndarray, width: int, dtype: type | None = None) -> np.ndarray:
+def _pad(array: np.ndarray, width: int) -> np.ndarray:
     """Zero padding on all sides (np.pad's generality costs more than the metric itself here)."""
-    out = np.zeros((array.shape[0] + 2 * width, array.shape[1] + 2 * width), dtype or array.dtype)
+    out = np.zeros((array.shape[0] + 2 * width, array.shape[1] + 2 * width), array.dtype)
     out[width : width + array.shape[0], width : width + array.shape[1]] = array
     return out
 
 
 def boundary(mask: np.ndarray) -> np.ndarray:
     """Pixels of ``mask`` with a 4-neighbour outside it (the image border counts as outside)."""
-    padded = _pad(mask, 1)
-    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
-    return mask & ~interior
+    return mask & ~_interior(_pad(mask, 1))
+
+
+def _interior(padded: np.ndarray) -> np.ndarray:
+    """For each pixel of ``padded`` but its outer ring, the AND of its four 4-neighbours: set where all
+    four are set (bitwise, so every bit plane of a ``MaskPair`` map at once)."""
+    return padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
 
 
 GT_BIT = 1
@@ -82,9 +86,9 @@ def _ring_offsets(radius: float, spacing: Spacing) -> tuple[tuple[np.ndarray, fl
 
 
 @lru_cache(maxsize=1024)
-def _rings(radius: float, spacing: Spacing, width: int) -> list[tuple[np.ndarray, float]]:
+def _rings(radius: float, spacing: Spacing, width: int) -> tuple[tuple[np.ndarray, float], ...]:
     """``_ring_offsets`` as flat offsets for rows ``width`` long."""
-    return [(_flat_offsets(offsets, width), length) for offsets, length in _ring_offsets(radius, spacing)]
+    return tuple((_flat_offsets(offsets, width), length) for offsets, length in _ring_offsets(radius, spacing))
 
 
 @lru_cache(maxsize=32)
@@ -159,10 +163,8 @@ class MaskPair:
 
     def boundary(self) -> np.ndarray:
         """The flat boundary map: GT_BIT / PRED_BIT set on each mask's boundary pixels."""
-        bits = self.bits
-        interior = bits[:-2, 1:-1] & bits[2:, 1:-1] & bits[1:-1, :-2] & bits[1:-1, 2:]
-        edges = np.zeros_like(bits)
-        edges[1:-1, 1:-1] = bits[1:-1, 1:-1] & ~interior
+        edges = np.zeros_like(self.bits)
+        edges[1:-1, 1:-1] = self.bits[1:-1, 1:-1] & ~_interior(self.bits)
         return edges.ravel()
 
     def distances(self, spacing: Spacing) -> SurfaceDistances:
@@ -190,6 +192,10 @@ class MaskPair:
             if len(far):
                 distances[far] = nearest_distances(pixels[far], pixels[targets], width, spacing)
         return SurfaceDistances(distances[on_gt], distances[on_pred])
+
+    def scores(self, spacing: Spacing, tolerance: float) -> tuple[SurfaceDistances, float]:
+        """Both directed distance sets and NSD@tolerance."""
+        return self.distances(spacing), self.surface_dice(spacing, tolerance)
 
     def surface_dice(self, spacing: Spacing, tolerance: float) -> float:
         """DeepMind's surface Dice: contour length within ``tolerance`` of the other contour / total."""
@@ -336,4 +342,4 @@ def surface_scores(
     pair = MaskPair.crop(gt, pred, pair_margin(spacing, tolerance))
     if pair is None:
         raise ValueError("surface scores need non-empty masks")
-    return pair.distances(spacing), pair.surface_dice(spacing, tolerance)
+    return pair.scores(spacing, tolerance)
