@@ -85,3 +85,37 @@ def test_intensity_option_jitters_only_the_labeled_images(tiny_root, tmp_path):
     assert torch.equal(lab_plain["mask"], lab_jitter["mask"])  # geometry and labels are untouched
     assert not torch.equal(lab_plain["image"], lab_jitter["image"])
     assert 0 <= lab_jitter["image"].min() and lab_jitter["image"].max() <= 1
+
+
+def test_random_crop_takes_one_window_per_sample_for_image_and_mask_alike():
+    from mosxav.training.batches import random_crop
+
+    coords = torch.arange(2 * 12 * 12).reshape(2, 12, 12)
+    batch = {"image": coords[:, None].float(), "mask": coords.clone()}
+    crops = random_crop(batch, torch.Generator().manual_seed(3), 5)
+    assert crops["image"].shape == (2, 1, 5, 5) and crops["mask"].shape == (2, 5, 5)
+    assert torch.equal(crops["image"][:, 0].long(), crops["mask"])  # the same window for both
+    for k in range(2):  # a contiguous window of sample k
+        corner = int(crops["mask"][k, 0, 0]) - k * 144
+        y, x = divmod(corner, 12)
+        assert torch.equal(crops["mask"][k], coords[k, y : y + 5, x : x + 5])
+    again = random_crop(batch, torch.Generator().manual_seed(3), 5)
+    assert torch.equal(again["mask"], crops["mask"])
+    with pytest.raises(ValueError, match="crop 13 is larger than the 12x12 frames"):
+        random_crop(batch, torch.Generator(), 13)
+
+
+def test_crop_option_trains_on_windows_and_resumes_exactly(tiny_root, tmp_path):
+    def cropped(out):
+        trainer = _trainer(tiny_root, out, "mean_teacher")
+        trainer.config = TrainConfig(**{**trainer.config.__dict__, "crop": 16})
+        return trainer
+
+    labeled, unlabeled = cropped(tmp_path / "probe")._batches()
+    assert labeled["image"].shape[-2:] == (16, 16) and labeled["mask"].shape[-2:] == (16, 16)
+    assert unlabeled["weak"].shape[-2:] == (16, 16)
+    straight = cropped(tmp_path / "a").fit()
+    cropped(tmp_path / "b").fit(stop_after=4)
+    resumed = cropped(tmp_path / "b").fit()
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=False):
+        assert torch.equal(a, b), name

@@ -164,6 +164,16 @@ def test_scale_multiplies_resolution_and_iterations():
         load_config(None, scale=0)
 
 
+def test_a_training_crop_scales_and_snaps_like_the_size_and_never_exceeds_it():
+    config = parse_config({"size": 304, "train": {"crop": 256}})
+    assert config.effective_size() == 304 and config.effective_train().crop == 256
+    assert dataclasses.replace(config, scale=0.5).effective_train().crop == 128
+    assert dataclasses.replace(config, scale=0.01).effective_train().crop == 16  # never below the stride
+    assert parse_config({}).effective_train().crop is None
+    with pytest.raises(ConfigError, match=r"train.crop: 320 must be positive and no larger than size \(304\)"):
+        parse_config({"size": 304, "train": {"crop": 320}})
+
+
 def test_matrix_runs_untrained_methods_once_and_fixed_fractions_at_their_own():
     config = parse_config(
         {

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mosxav.data.files import read_yaml
+from mosxav.harness.predict import PredictConfig
 from mosxav.schema import ConfigError, from_mapping, to_mapping
 from mosxav.training.protocol import BackboneOptions, Method, available_methods, get_method
 from mosxav.training.trainer import TrainConfig
@@ -73,6 +74,7 @@ class RunConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     train: TrainConfig = field(default_factory=TrainConfig)
     model: BackboneOptions = field(default_factory=BackboneOptions)
+    predict: PredictConfig = field(default_factory=PredictConfig)  # test-time flips, speck removal
     method_options: dict[str, dict[str, Any]] = field(default_factory=lambda: {"diffproto": {"denoiser_width": 8}})
     variants: dict[str, VariantSpec] = field(default_factory=dict)  # named ablation arms usable in ``methods``
     overlays: int = 6  # test frames in overlays.png
@@ -97,11 +99,17 @@ class RunConfig:
         return max(stride, int(round(self.size * self.scale / stride)) * stride)
 
     def effective_train(self) -> TrainConfig:
-        """``train`` with iterations times ``scale`` (and the intervals no longer than the run)."""
+        """``train`` with iterations times ``scale`` (and the intervals no longer than the run), a crop
+        scaled and snapped like ``size``."""
         iterations = max(1, int(round(self.train.iterations * self.scale)))
+        crop = self.train.crop
+        if crop is not None:
+            stride = 2**self.model.depth
+            crop = min(self.effective_size(), max(stride, int(round(crop * self.scale / stride)) * stride))
         return dataclasses.replace(
             self.train,
             iterations=iterations,
+            crop=crop,
             checkpoint_every=max(1, min(self.train.checkpoint_every, iterations)),
             val_every=max(1, min(self.train.val_every, iterations)),
             log_every=max(1, min(self.train.log_every, iterations)),
@@ -140,6 +148,11 @@ def _check(config: RunConfig, source: str | Path) -> RunConfig:
         get_method(name).make_options(options, str(source), f"method_options.{name}")
     if config.scale <= 0:
         raise ConfigError(source, "scale", f"must be positive, got {config.scale}")
+    if config.predict.min_component < 0:
+        raise ConfigError(source, "predict.min_component", f"must be 0 or more, got {config.predict.min_component}")
+    crop = config.train.crop
+    if crop is not None and not 0 < crop <= config.size:
+        raise ConfigError(source, "train.crop", f"{crop} must be positive and no larger than size ({config.size})")
     for k, fraction in enumerate(config.labeled_fractions):
         if not 0 <= fraction <= 1:
             raise ConfigError(source, f"labeled_fractions[{k}]", f"{fraction} is not in [0, 1]")

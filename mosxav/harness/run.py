@@ -19,24 +19,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 import yaml
 
 from mosxav import toolkit_version
-from mosxav.data.files import write_semantic_mask, write_text
+from mosxav.data.files import write_text
 from mosxav.data.named import resolve_root
 from mosxav.data.splits import make_partition
 from mosxav.harness.config import RunConfig, config_yaml
 from mosxav.harness.parallel import default_jobs, run_cells_in_parallel
+from mosxav.harness.predict import predict_items
 from mosxav.harness.report import write_overlays, write_report
 from mosxav.harness.sources import RunData, build_source
-from mosxav.training.batches import FrameTensors, resize_pair
+from mosxav.training.batches import FrameTensors
 from mosxav.training.distributed import DistContext, barrier, init_distributed, resolve_device
 from mosxav.training.protocol import Method
-from mosxav.training.trainer import ProgressSink, Trainer, in_layout, progress_bar
+from mosxav.training.trainer import ProgressSink, Trainer, progress_bar
 
 #: Who a reference run's submission names as its authors and contact.
 REFERENCE_AUTHORS = ["MOSXAV-Bench reference run"]
@@ -104,30 +103,6 @@ def matrix(config: RunConfig) -> list[Cell]:
     return cells
 
 
-@torch.no_grad()
-def predict_items(
-    method: Method,
-    items: Any,
-    size: int,
-    out_dir: Path,
-    device: torch.device,
-    batch: int = 8,
-    channels_last: bool = False,
-) -> None:
-    """Predict every item at the run size, upsample probabilities to the frame size, write class PNGs
-    (``channels_last``: the images in the layout the trainer gave the weights)."""
-    method.eval()
-    for start in range(0, len(items), batch):
-        chunk = [items[i] for i in range(start, min(start + batch, len(items)))]
-        images = [resize_pair(item["image"], None, size)[0] for item in chunk]
-        x = torch.stack([torch.from_numpy(image.astype(np.float32) / 255.0)[None] for image in images])
-        probs = method.predict(in_layout(x.to(device), channels_last)).float().cpu()
-        for item, p in zip(chunk, probs, strict=False):
-            full = F.interpolate(p[None], size=item["image"].shape, mode="bilinear", align_corners=False)
-            labels = full.argmax(1)[0].numpy().astype(np.uint8)
-            write_semantic_mask(out_dir / item["sequence"] / f"{item['frame']}.png", labels)
-
-
 def method_options(config: RunConfig, cell: Cell) -> Any:
     """The cell's typed method options: backbone, the method's own options, and what the harness sets."""
     cls = config.method_class(cell.method)
@@ -178,7 +153,7 @@ def run_cell(
     pred_dir = run_dir / "submissions" / cell.tag / "predictions"
     if dist.is_main:
         layout = config.effective_train().channels_last and cls.needs_training
-        predict_items(method.to(device), data.test, size, pred_dir, device, channels_last=layout)
+        predict_items(method.to(device), data.test, size, pred_dir, device, config.predict, channels_last=layout)
         write_submission_meta(pred_dir.parent, cell, method, work / "partition.yaml", config)
     barrier(dist)
     return pred_dir

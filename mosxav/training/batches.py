@@ -66,6 +66,24 @@ class FrameTensors(Dataset):
         return out
 
 
+def random_crop(batch: dict[str, torch.Tensor], generator: torch.Generator, size: int) -> dict[str, torch.Tensor]:
+    """One ``size`` x ``size`` window per sample, at a random place, the same for its image and mask."""
+    h, w = batch["image"].shape[-2:]
+    if size > h or size > w:
+        raise ValueError(f"crop {size} is larger than the {h}x{w} frames")
+    corners = [
+        (
+            int(torch.randint(0, h - size + 1, (), generator=generator)),
+            int(torch.randint(0, w - size + 1, (), generator=generator)),
+        )
+        for _ in range(batch["image"].shape[0])
+    ]
+    return {
+        key: torch.stack([value[k, ..., y : y + size, x : x + size] for k, (y, x) in enumerate(corners)])
+        for key, value in batch.items()
+    }
+
+
 def _rotate(x: torch.Tensor, degrees: float, mode: str) -> torch.Tensor:
     """Rotate (C, H, W) about the centre; zeros (background) enter at the corners."""
     theta = torch.tensor(degrees * math.pi / 180)
