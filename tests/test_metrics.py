@@ -164,3 +164,22 @@ def test_directed_distances_equal_an_exact_distance_transform(spacing, path, mon
         np.testing.assert_allclose(found.gt_to_pred, edt_pred[boundary(gt)], rtol=1e-12)
         np.testing.assert_allclose(found.pred_to_gt, edt_gt[boundary(pred)], rtol=1e-12)
         assert found.hd > 2 * surface.NEAR_RADIUS * max(spacing)  # the far pixels were exercised
+
+
+def test_width_recall_tells_a_missed_thin_branch_from_a_missed_trunk():
+    from mosxav.evaluation.metrics.width import split_by_width, width_recall
+
+    gt = np.zeros((40, 60), bool)
+    gt[5:14, :] = True  # a trunk 9 px wide, touching both image edges
+    gt[25:27, 10:50] = True  # a branch 2 px wide
+    trunk, thin = split_by_width(gt, radius=2)
+    assert trunk[5:14, :].all() and not trunk[25:27].any()  # the image edge does not shave the trunk
+    assert (trunk | thin).sum() == gt.sum() and not (trunk & thin).any()
+    only_trunk = width_recall(gt, gt & ~thin, radius=2)
+    assert only_trunk.trunk_recall == 1.0 and only_trunk.thin_recall == 0.0
+    assert only_trunk.thin_share == pytest.approx(80 / (9 * 60 + 80))
+    half_trunk = width_recall(gt, thin | (trunk & (np.arange(60) < 30)), radius=2)
+    assert half_trunk.trunk_recall == 0.5 and half_trunk.thin_recall == 1.0
+    pooled = only_trunk + half_trunk
+    assert pooled.thin_recall == 0.5 and pooled.trunk_recall == 0.75
+    assert np.isnan(width_recall(np.zeros((8, 8), bool), np.zeros((8, 8), bool)).thin_recall)
