@@ -126,11 +126,12 @@ def cmd_export_hf(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from mosxav.harness.config import load_config
-    from mosxav.harness.run import Shard, run
+    from mosxav.harness.run import Shard, matrix, run
     from mosxav_leaderboard.reference_runs import record_reference_runs
 
     config = load_config(args.config, scale=args.scale)
-    result = run(config, args.out, shard=Shard.parse(args.shard) if args.shard else None, jobs=args.jobs)
+    shard = Shard.parse(args.shard) if args.shard else None
+    result = run(config, args.out, shard=shard, jobs=args.jobs)
     if result is None:  # a torchrun rank other than 0
         return 0
     summary, data = result
@@ -143,7 +144,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         "overlays.png",
     ]
     if config.leaderboard and data.gt_root is not None:
-        record_reference_runs(args.out, data, config)
+        cells = matrix(config) if shard is None else shard.select(matrix(config))
+        record_reference_runs(args.out, data, config, cells)
         written.append("leaderboard.md")
     means = summary[summary["class"] == "mean"].groupby(["method", "labeled_fraction", "label_noise"])["dice"]
     means = means.agg(["mean", "std", "count"]).reset_index()

@@ -6,19 +6,22 @@ from pathlib import Path
 
 from mosxav.data.files import write_text
 from mosxav.harness.config import RunConfig
-from mosxav.harness.run import matrix
+from mosxav.harness.run import Cell
 from mosxav.harness.sources import RunData
 from mosxav_leaderboard.board import build_table, default_db, submit
 from mosxav_leaderboard.render import to_markdown
 from mosxav_leaderboard.store import DuplicateSubmission, Store
 
 
-def record_reference_runs(run_dir: Path, data: RunData, config: RunConfig, db: Path | None = None) -> list[int]:
-    """Enter every clean-label cell of the run into the leaderboard as a reference run and write the
-    table as it now stands to ``run_dir/leaderboard.md``; returns the new submission ids."""
+def record_reference_runs(
+    run_dir: Path, data: RunData, config: RunConfig, cells: list[Cell], db: Path | None = None
+) -> list[int]:
+    """Enter the clean-label ``cells`` the run scored (a shard's own, or the whole matrix) into the
+    leaderboard as reference runs and write the table as it now stands to ``run_dir/leaderboard.md``;
+    returns the new submission ids."""
     store = Store(db or (Path(config.leaderboard_db) if config.leaderboard_db else default_db()))
     ids = []
-    for cell in matrix(config):
+    for cell in cells:
         if cell.label_noise > 0:
             continue
         try:

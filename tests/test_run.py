@@ -468,6 +468,27 @@ def test_shards_merge_into_the_unsharded_run_and_name_the_cells_never_scored(tin
     assert main(["run", "--config", str(path), "--out", str(tmp_path / "x"), "--shard", "4/4"]) == 2
 
 
+def test_a_shard_enters_only_its_own_cells_into_the_leaderboard(tiny_root, tmp_path):
+    from mosxav_leaderboard.store import Store
+
+    config = {
+        "dataset": {"root": str(tiny_root)},
+        "size": 32,
+        "methods": ["supervised"],
+        "labeled_fractions": [0.5],
+        "seeds": [0, 1],
+        "model": {"width": 4, "depth": 2},
+        "train": {"iterations": 1, "batch_size": 2, "val_every": 1, "checkpoint_every": 1, "log_every": 1},
+        "overlays": 1,
+        "leaderboard_db": str(tmp_path / "lb.sqlite"),
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    # shard 1/2 holds seed 1 only: seed 0's submission folder does not exist in its run folder
+    assert main(["run", "--config", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "s1"), "--shard", "1/2"]) == 0
+    entered = Store(tmp_path / "lb.sqlite").submissions()
+    assert [row["meta"]["seeds"] for row in entered] == [[1]] and (tmp_path / "s1" / "leaderboard.md").is_file()
+
+
 def _frames_of(methods: dict[str, np.ndarray], sequences: int = 1) -> pd.DataFrame:
     """per_frame.csv rows: one vessel and one catheter row per (method, seed, image)."""
     rows = []
