@@ -174,7 +174,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from mosxav.harness.compare import write_comparison
 
-    path = write_comparison(args.run, args.reference, args.metric, args.structure)
+    path = write_comparison(args.run, args.reference, args.metric, args.structure, args.arm)
     out_console.print(path.read_text(encoding="utf-8"))
     return 0
 
@@ -380,6 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", required=True, help="the method the others are compared with")
     p.add_argument("--structure", default=None, help="one structure (e.g. vessel) instead of the macro mean")
     p.add_argument("--metric", default="dice", choices=("dice", "iou", "nsd"))
+    p.add_argument(
+        "--arm",
+        action="append",
+        metavar="NAME=RUN[:METHOD]",
+        help="also compare METHOD (default: the reference) of another run folder, as NAME (repeatable)",
+    )
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser(

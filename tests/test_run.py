@@ -531,6 +531,28 @@ def test_paired_comparison_pairs_images_of_a_pairs_folder_and_sequences_otherwis
         compare(frames, "nope")
 
 
+def test_arms_from_other_run_folders_pair_with_the_reference(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.3, 0.7, size=12)
+    for name, frames in (
+        ("recipe", _frames_of({"supervised": base, "tophat": base - 0.2})),
+        ("crops", _frames_of({"supervised": base + 0.03})),
+    ):
+        (tmp_path / name).mkdir()
+        frames.to_csv(tmp_path / name / "per_frame.csv", index=False)
+    arms = ["crops=" + str(tmp_path / "crops"), "floor=" + str(tmp_path / "recipe") + ":tophat"]
+    args = ["compare", str(tmp_path / "recipe"), "--reference", "supervised"]
+    assert main([*args, *(f"--arm={arm}" for arm in arms)]) == 0
+    table = pd.read_csv(tmp_path / "recipe" / "paired_vs_supervised.csv").set_index("method")
+    assert table.loc["crops", "difference"] == pytest.approx(0.03) and table.loc["crops", "better"] == 12
+    assert table.loc["floor", "difference"] == pytest.approx(-0.2) and table.loc["tophat", "worse"] == 12
+    capsys.readouterr()
+    assert main([*args, "--arm", "x=" + str(tmp_path / "crops") + ":cps"]) == 2
+    assert "no rows of method 'cps'" in " ".join(capsys.readouterr().err.split())  # rich wraps lines
+    assert main([*args, "--arm", "nothing"]) == 2
+    assert "an arm is NAME=RUN" in " ".join(capsys.readouterr().err.split())
+
+
 def test_cells_trained_in_parallel_processes_score_as_in_one_process(tiny_root, tmp_path, monkeypatch):
     """--jobs 2 (two spawned workers, one thread each, costliest cell first) writes the per-frame scores
     that --jobs 1 writes with one thread, in the matrix's order."""

@@ -81,9 +81,31 @@ def compare(frames: pd.DataFrame, reference: str, metric: str = "dice", structur
     return pd.DataFrame(results)
 
 
-def write_comparison(run_dir: Path, reference: str, metric: str = "dice", structure: str | None = None) -> Path:
-    """``paired_vs_<reference>[_<structure>].md`` and ``.csv`` in the run folder; returns the Markdown path."""
-    frames = pd.read_csv(run_dir / "per_frame.csv", dtype={"frame": str, "sequence": str})
+def read_frames(run_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(run_dir / "per_frame.csv", dtype={"frame": str, "sequence": str})
+
+
+def arm_frames(spec: str, default_method: str) -> pd.DataFrame:
+    """``NAME=RUN[:METHOD]``: METHOD's rows of another run folder (default: the reference method), renamed
+    NAME, so that runs with other settings (another config, not a variant) pair with the reference."""
+    name, sep, where = spec.partition("=")
+    if not sep or not name or not where:
+        raise ValueError(f"an arm is NAME=RUN[:METHOD], got {spec!r}")
+    folder, _, method = where.partition(":")
+    frames = read_frames(Path(folder))
+    method = method or default_method
+    rows = frames[frames["method"] == method]
+    if rows.empty:
+        raise ValueError(f"{folder}: no rows of method {method!r}; methods: {sorted(frames['method'].unique())}")
+    return rows.assign(method=name)
+
+
+def write_comparison(
+    run_dir: Path, reference: str, metric: str = "dice", structure: str | None = None, arms: list[str] | None = None
+) -> Path:
+    """``paired_vs_<reference>[_<structure>].md`` and ``.csv`` in the run folder, with ``arms`` from
+    other run folders (``arm_frames``) beside its own methods; returns the Markdown path."""
+    frames = pd.concat([read_frames(run_dir), *(arm_frames(arm, reference) for arm in arms or [])], ignore_index=True)
     table = compare(frames, reference, metric, structure)
     stem = f"paired_vs_{reference}" + (f"_{structure}" if structure else "")
     write_text(run_dir / f"{stem}.csv", table.to_csv(index=False, float_format="%.6f"))
