@@ -122,6 +122,12 @@ class DiffProto(Method):
         self.sampler = DDIMSampler(self.schedule, o.sample_steps, o.eta)
         self.prototypes = ClassPrototypes(num_classes, o.embed_dim, o.prototype_momentum)
 
+    def compile_targets(self) -> list[torch.nn.Module]:
+        """The segmenter, its EMA teacher and the denoiser: the step itself samples pixels per class and
+        masks by confidence (data-dependent shapes), and compiled whole it did not finish its warm-up in
+        150 s on an H100 (README, gpu_check)."""
+        return [self.segmenter, self.teacher, self.denoiser]
+
     # -- pieces ---------------------------------------------------------------------------------
     def _condition(self, images: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """What the denoiser sees of the image: the segmenter's last decoder features and the pixels."""

@@ -119,3 +119,30 @@ def test_crop_option_trains_on_windows_and_resumes_exactly(tiny_root, tmp_path):
     resumed = cropped(tmp_path / "b").fit()
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=False):
         assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("method_name", ["supervised", "diffproto"])
+def test_compile_takes_the_whole_step_or_the_networks_a_method_names(tiny_root, tmp_path, monkeypatch, method_name):
+    """Dynamo with its eager backend (no code generation): the wiring, not the speed."""
+    compiled = []
+    real_compile = torch.compile
+
+    def eager_compile(target, *args, **kwargs):
+        compiled.append(target)
+        return real_compile(target, backend="eager")
+
+    monkeypatch.setattr(torch, "compile", eager_compile)
+    plain = _trainer(tiny_root, tmp_path / "plain", method_name)
+    plain.config = TrainConfig(**{**plain.config.__dict__, "iterations": 2})
+    with_compile = _trainer(tiny_root, tmp_path / "compiled", method_name)
+    with_compile.config = TrainConfig(**{**with_compile.config.__dict__, "iterations": 2, "compile": True})
+    with_compile.step_fn = with_compile._wrap(with_compile.method)
+    targets = with_compile.method.compile_targets()
+    if targets is None:
+        assert compiled == [with_compile.method]
+    else:
+        assert len(compiled) == len(targets) == 3 and all(n._compiled_call_impl is not None for n in targets)
+    plain.fit()
+    with_compile.fit()
+    for (name, a), b in zip(plain.method.state_dict().items(), with_compile.method.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5), name

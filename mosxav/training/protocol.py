@@ -115,6 +115,13 @@ class Method(nn.Module):
         """What the optimiser updates (EMA teachers are excluded by keeping them frozen)."""
         return [p for p in self.parameters() if p.requires_grad]
 
+    def compile_targets(self) -> list[nn.Module] | None:
+        """What ``train.compile`` compiles: None (the default) for the whole training step, or the
+        networks to compile one by one. A step whose tensors take data-dependent shapes (sampled pixels,
+        confidence masks) breaks the whole-step graph and recompiles as the shapes change; compiling
+        only its networks keeps the compiled graphs static and the warm-up short."""
+        return None
+
 
 def available_methods() -> dict[str, EntryPoint]:
     """Registered methods by name (entry points, loaded lazily)."""

@@ -181,7 +181,11 @@ class Trainer:
             # Every method shares Method.forward: without a reset, dynamo's per-code cache would count
             # each new method of a run as a recompilation and fall back to eager after eight.
             torch._dynamo.reset()
-            module = torch.compile(module)
+            targets = method.compile_targets()
+            if targets is None:
+                return torch.compile(module)
+            for network in targets:
+                network.compile()  # in place: parameters, state_dict keys and EMA copies stay as they are
         return module
 
     @property
