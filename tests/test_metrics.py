@@ -82,23 +82,6 @@ def test_aggregation_excludes_both_empty_and_keeps_false_positives():
     assert summary.loc["mean", "dice"] == pytest.approx(0.5)  # vessel and balloon evaluated; no free 1.0s
 
 
-@pytest.mark.parametrize("classes", [(1, 2, 3, 4, 5), (0, 1, 2, 3, 4, 5, 9)])  # one byte of bits, or 64
-@pytest.mark.parametrize("seed", range(4))
-def test_a_frame_scores_each_class_in_its_window_as_on_the_whole_frame(seed, classes):
-    gt = np.zeros((96, 80), np.uint8)
-    pred = np.zeros((96, 80), np.uint8)
-    for cls in (1, 2, 3, 5):  # class 4 in neither map: both empty
-        mask_gt, mask_pred = vessel_pair(seed * 10 + cls, size=96)
-        gt[mask_gt[:, :80]] = cls
-        pred[mask_pred[:, :80]] = cls
-    pred[90:, :10] = 2  # a class at the frame's edge
-    gt[gt == 5] = 0 if seed % 2 else 5  # balloon only predicted in odd seeds: capped at the frame's diagonal
-    gt[0, 0] = 200  # an id no class asks for stays out of every window
-    for row, cls in zip(evaluate_frame(gt, pred, classes=classes, spacing=(0.7, 1.3)), classes, strict=True):
-        whole = pair_metrics(gt == cls, pred == cls, spacing=(0.7, 1.3)).as_dict()
-        assert {key: row[key] for key in whole} == whole, cls
-
-
 def test_anisotropic_spacing_scales_distances():
     gt = np.zeros((40, 40), bool)
     gt[10:20, 10:20] = True

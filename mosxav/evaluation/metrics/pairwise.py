@@ -65,15 +65,12 @@ def pair_metrics(
     spacing: Spacing = (1.0, 1.0),
     tolerance: float = 2.0,
     counts: tuple[int, int, int] | None = None,
-    frame_shape: tuple[int, int] | None = None,
 ) -> PairScores:
     """Dice, IoU, HD, HD95, ASSD and NSD@tolerance of two boolean masks.
 
     Empty masks (the leaderboard table of ``mosxav.evaluation.metrics``): both empty -> Dice = IoU = NSD = 1
     and distances 0; exactly one empty -> Dice = IoU = NSD = 0 and distances = ``distance_cap``.
-    ``counts`` = (intersection, |gt|, |pred|) when the caller already has them. ``frame_shape``: the
-    frame the masks were cut from (any window holding both masks scores as the frame, but the cap is
-    the frame's diagonal); default the masks' own shape.
+    ``counts`` = (intersection, |gt|, |pred|) when the caller already has them.
     """
     if gt.shape != pred.shape:
         raise ValueError(f"mask shapes differ: ground truth {gt.shape}, prediction {pred.shape}")
@@ -90,7 +87,7 @@ def pair_metrics(
     if not gt_present and not pred_present:
         return PairScores(dice, iou, 0.0, 0.0, 0.0, 1.0, False, False)
     if gt_present != pred_present:
-        cap = distance_cap(frame_shape or gt.shape, spacing)
+        cap = distance_cap(gt.shape, spacing)
         return PairScores(dice, iou, cap, cap, cap, 0.0, gt_present, pred_present)
     pair = pair or MaskPair.crop(gt, pred, margin)
     dist, nsd = pair.scores(spacing, tolerance)

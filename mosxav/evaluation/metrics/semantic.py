@@ -29,49 +29,18 @@ def evaluate_frame(
 ) -> list[dict]:
     """One row per class with every metric for one frame (label maps of equal shape).
 
-    The frame is passed over once for the bounding boxes of all classes (``class_windows``); each
-    class is then compared inside its own window only (a confusion matrix by ``np.bincount`` cost more
-    than all compares together, and so did two full-frame compares per class).
+    Each class costs two compares of the frame; the pixel counts come from the pair's crop (a
+    confusion matrix by ``np.bincount`` cost more than all compares together).
     """
     if gt.shape != pred.shape:
         raise ValueError(f"label maps differ in shape: ground truth {gt.shape}, prediction {pred.shape}")
-    windows = class_windows(gt, pred, classes)
     rows = []
     for cls in classes:
-        window = windows.get(cls, EMPTY_WINDOW)
-        scores = pair_metrics(
-            gt[window] == cls, pred[window] == cls, spacing=spacing, tolerance=tolerance, frame_shape=gt.shape
-        )
+        scores = pair_metrics(gt == cls, pred == cls, spacing=spacing, tolerance=tolerance)
         rows.append(
             {"class_id": cls, "class": CLASS_NAMES[cls] if cls < len(CLASS_NAMES) else str(cls), **scores.as_dict()}
         )
     return rows
-
-
-#: The window of a class in neither map: no pixel, so both masks score as empty.
-EMPTY_WINDOW = (slice(0, 0), slice(0, 0))
-
-
-def class_windows(gt: np.ndarray, pred: np.ndarray, classes: Sequence[int]) -> dict[int, tuple[slice, slice]]:
-    """The bounding box of each class over both label maps, from one pass over the frame: every pixel
-    sets its two labels' bits (a label past the bits sets none: numpy shifts it out to 0), rows and
-    columns OR-reduce them. Classes absent from both maps are left out; past 64 classes every class
-    gets the whole frame."""
-    top = max(classes, default=0)
-    if top >= 64:
-        return {cls: (slice(None), slice(None)) for cls in classes}
-    one = np.uint8(1) if top < 8 else np.uint64(1)
-    bits = np.left_shift(one, gt) | np.left_shift(one, pred)
-    in_rows = np.bitwise_or.reduce(bits, axis=1)
-    in_cols = np.bitwise_or.reduce(bits, axis=0)
-    windows = {}
-    for cls in classes:
-        flag = one << type(one)(cls)
-        rows = np.flatnonzero(in_rows & flag)
-        if len(rows):
-            cols = np.flatnonzero(in_cols & flag)
-            windows[cls] = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    return windows
 
 
 def frame_table(rows: Iterable[dict]) -> pd.DataFrame:
