@@ -59,3 +59,14 @@ def test_predict_config_is_read_and_checked():
     assert config.predict == PredictConfig(flips=True, min_component=30)
     with pytest.raises(ConfigError, match="predict.min_component: must be 0 or more"):
         parse_config({"predict": {"min_component": -1}})
+
+
+def test_submission_notes_name_the_test_time_tricks():
+    from mosxav.harness.run import run_notes
+
+    assert run_notes(parse_config({})) == "mosxav-bench run, 128 px, 300 iterations"
+    tricks = parse_config({"size": 304, "train": {"crop": 256}, "predict": {"flips": True, "min_component": 9}})
+    assert run_notes(tricks) == (
+        "mosxav-bench run, 304 px, 300 iterations, trained on 256-px crops, test-time flip averaging, "
+        "components under 9 px removed"
+    )

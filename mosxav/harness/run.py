@@ -159,6 +159,18 @@ def run_cell(
     return pred_dir
 
 
+def run_notes(config: RunConfig) -> str:
+    """A submission's ``notes``: the resolution, the steps and any test-time trick a reader must know of."""
+    parts = [f"mosxav-bench run, {config.effective_size()} px, {config.effective_train().iterations} iterations"]
+    if config.effective_train().crop is not None:
+        parts.append(f"trained on {config.effective_train().crop}-px crops")
+    if config.predict.flips:
+        parts.append("test-time flip averaging")
+    if config.predict.min_component:
+        parts.append(f"components under {config.predict.min_component} px removed")
+    return ", ".join(parts)
+
+
 def write_submission_meta(folder: Path, cell: Cell, method: Method, partition: Path, config: RunConfig) -> None:
     """``submission.yaml`` (+ the partition) beside a cell's predictions: a valid leaderboard submission."""
     meta: dict[str, Any] = {
@@ -170,7 +182,7 @@ def write_submission_meta(folder: Path, cell: Cell, method: Method, partition: P
         "parameters": sum(p.numel() for p in method.parameters() if p.requires_grad),
         "extra_training_data": False,
         "toolkit_version": toolkit_version(),
-        "notes": f"mosxav-bench run, {config.effective_size()} px, {config.effective_train().iterations} iterations",
+        "notes": run_notes(config),
     }
     if partition.is_file():
         write_text(folder / "partition.yaml", partition.read_text(encoding="utf-8"))
