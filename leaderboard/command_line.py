@@ -126,7 +126,7 @@ def cmd_export_hf(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from mosxav.harness.config import load_config
-    from mosxav.harness.run import Shard, matrix, run
+    from mosxav.harness.run import Shard, run, run_cells
     from mosxav_leaderboard.reference_runs import record_reference_runs
 
     config = load_config(args.config, scale=args.scale)
@@ -144,8 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "overlays.png",
     ]
     if config.leaderboard and data.gt_root is not None:
-        cells = matrix(config) if shard is None else shard.select(matrix(config))
-        record_reference_runs(args.out, data, config, cells)
+        record_reference_runs(args.out, data, config, run_cells(config, shard))
         written.append("leaderboard.md")
     means = summary[summary["class"] == "mean"].groupby(["method", "labeled_fraction", "label_noise"])["dice"]
     means = means.agg(["mean", "std", "count"]).reset_index()

@@ -19,6 +19,7 @@ import numpy as np
 
 from mosxav.data.files import read_index_mask, write_text
 from mosxav.evaluation.metrics.width import WidthRecall, width_recall
+from mosxav.harness.report import markdown_table
 
 
 def predictions(run: Path) -> dict[str, list[Path]]:
@@ -31,13 +32,8 @@ def predictions(run: Path) -> dict[str, list[Path]]:
 
 
 def table(runs: list[Path], gt: Path, radius: int) -> str:
-    lines = [
-        f"Vessel recall by width (trunk: at least {2 * radius + 1} px wide; thin: the rest), pooled over "
-        "pixels; per image: mean over images.",
-        "",
-        "| run | method | images | thin share of GT | thin recall | trunk recall | thin recall per image |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    headers = ["run", "method", "images", "thin share of GT", "thin recall", "trunk recall", "thin recall per image"]
+    rows = []
     for run in runs:
         for method, paths in predictions(run).items():
             pooled = WidthRecall(0, 0, 0, 0)
@@ -47,11 +43,13 @@ def table(runs: list[Path], gt: Path, radius: int) -> str:
                 counts = width_recall(truth, read_index_mask(path) == 1, radius)
                 pooled = pooled + counts
                 per_image.append(counts.thin_recall)
-            lines.append(
-                f"| {run.name} | {method} | {len(paths)} | {pooled.thin_share:.3f} | {pooled.thin_recall:.3f} | "
-                f"{pooled.trunk_recall:.3f} | {np.nanmean(per_image):.3f} |"
-            )
-    return "\n".join(lines) + "\n"
+            figures = (pooled.thin_share, pooled.thin_recall, pooled.trunk_recall, np.nanmean(per_image))
+            rows.append([run.name, method, len(paths), *(f"{value:.3f}" for value in figures)])
+    title = (
+        f"Vessel recall by width (trunk: at least {2 * radius + 1} px wide; thin: the rest), pooled over "
+        "pixels; per image: mean over images."
+    )
+    return f"{title}\n\n{markdown_table(headers, rows)}"
 
 
 def main() -> None:

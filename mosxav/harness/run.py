@@ -103,6 +103,12 @@ def matrix(config: RunConfig) -> list[Cell]:
     return cells
 
 
+def run_cells(config: RunConfig, shard: Shard | None = None) -> list[Cell]:
+    """The cells a run trains and scores: the whole matrix, or one shard's."""
+    cells = matrix(config)
+    return cells if shard is None else shard.select(cells)
+
+
 def method_options(config: RunConfig, cell: Cell) -> Any:
     """The cell's typed method options: backbone, the method's own options, and what the harness sets."""
     cls = config.method_class(cell.method)
@@ -161,9 +167,10 @@ def run_cell(
 
 def run_notes(config: RunConfig) -> str:
     """A submission's ``notes``: the resolution, the steps and any test-time trick a reader must know of."""
-    parts = [f"mosxav-bench run, {config.effective_size()} px, {config.effective_train().iterations} iterations"]
-    if config.effective_train().crop is not None:
-        parts.append(f"trained on {config.effective_train().crop}-px crops")
+    train = config.effective_train()
+    parts = [f"mosxav-bench run, {config.effective_size()} px, {train.iterations} iterations"]
+    if train.crop is not None:
+        parts.append(f"trained on {train.crop}-px crops")
     if config.predict.flips:
         parts.append("test-time flip averaging")
     if config.predict.min_component:
@@ -224,10 +231,9 @@ def run(
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text(run_dir / "config.yaml", config_yaml(config, dist.world_size))
-    every_cell = matrix(config)
-    cells = every_cell if shard is None else shard.select(every_cell)
+    cells = run_cells(config, shard)
     if not cells:
-        raise ValueError(f"shard {shard} of a run of {len(every_cell)} cells is empty")
+        raise ValueError(f"shard {shard} of a run of {len(matrix(config))} cells is empty")
     folds = list(dict.fromkeys(cell.fold for cell in cells))
     data_by_fold = {fold: load_run_data(config, dist, fold) for fold in folds}
     jobs = default_jobs(config, cells, dist) if jobs is None else jobs
