@@ -16,6 +16,7 @@ from typing import Any, Literal
 from mosxav.data.files import read_yaml
 from mosxav.harness.predict import PredictConfig
 from mosxav.schema import ConfigError, from_mapping, to_mapping
+from mosxav.training.network_input import InputConfig
 from mosxav.training.protocol import BackboneOptions, Method, available_methods, get_method
 from mosxav.training.trainer import TrainConfig
 
@@ -73,6 +74,7 @@ class RunConfig:
     label_noise_applies_to: list[Literal["labeled", "pseudo_labels"]] = field(default_factory=lambda: ["labeled"])
     seeds: list[int] = field(default_factory=lambda: [0])
     train: TrainConfig = field(default_factory=TrainConfig)
+    input: InputConfig = field(default_factory=InputConfig)  # grey levels or local contrast, for every method
     model: BackboneOptions = field(default_factory=BackboneOptions)
     predict: PredictConfig = field(default_factory=PredictConfig)  # test-time flips, speck removal
     method_options: dict[str, dict[str, Any]] = field(default_factory=lambda: {"diffproto": {"denoiser_width": 8}})
@@ -150,6 +152,8 @@ def _check(config: RunConfig, source: str | Path) -> RunConfig:
         raise ConfigError(source, "scale", f"must be positive, got {config.scale}")
     if config.predict.min_component < 0:
         raise ConfigError(source, "predict.min_component", f"must be 0 or more, got {config.predict.min_component}")
+    if config.input.sigma <= 0:
+        raise ConfigError(source, "input.sigma", f"must be positive, got {config.input.sigma}")
     crop = config.train.crop
     if crop is not None and not 0 < crop <= config.size:
         raise ConfigError(source, "train.crop", f"{crop} must be positive and no larger than size ({config.size})")

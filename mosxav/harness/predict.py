@@ -18,6 +18,7 @@ from scipy import ndimage
 
 from mosxav.data.files import write_semantic_mask
 from mosxav.training.batches import resize_pair
+from mosxav.training.network_input import InputConfig, network_input
 from mosxav.training.protocol import Method
 from mosxav.training.trainer import in_layout
 
@@ -74,15 +75,17 @@ def predict_items(
     config: PredictConfig | None = None,
     batch: int = 8,
     channels_last: bool = False,
+    input_config: InputConfig | None = None,
 ) -> None:
     """Predict every item at the run size, upsample probabilities to the frame size, write class PNGs
-    (``channels_last``: the images in the layout the trainer gave the weights)."""
+    (``channels_last``: the images in the layout the trainer gave the weights; ``input_config``: the
+    input transform the method was trained with)."""
     config = config or PredictConfig()
     method.eval()
     for start in range(0, len(items), batch):
         chunk = [items[i] for i in range(start, min(start + batch, len(items)))]
         images = [resize_pair(item["image"], None, size)[0] for item in chunk]
-        x = torch.stack([torch.from_numpy(image.astype(np.float32) / 255.0)[None] for image in images])
+        x = torch.stack([torch.from_numpy(network_input(image, input_config))[None] for image in images])
         x = in_layout(x.to(device), channels_last)
         probs = (flip_averaged(method, x) if config.flips else method.predict(x)).float().cpu()
         for item, p in zip(chunk, probs, strict=False):

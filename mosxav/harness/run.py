@@ -140,9 +140,17 @@ def run_cell(
         labeled_idx = [i for i, r in enumerate(data.records) if f"{r.sequence}/{r.stem}" in labeled_ids]
         unlabeled_idx = [i for i, r in enumerate(data.records) if f"{r.sequence}/{r.stem}" not in labeled_ids]
         labeled_noise = cell.label_noise if "labeled" in config.label_noise_applies_to else 0.0
-        labeled = FrameTensors(data.train, labeled_idx, size, True, label_noise=labeled_noise, noise_seed=cell.seed)
-        unlabeled = FrameTensors(data.train, unlabeled_idx, size, False)
-        val = FrameTensors(data.val, range(len(data.val)), size, True)
+        labeled = FrameTensors(
+            data.train,
+            labeled_idx,
+            size,
+            True,
+            label_noise=labeled_noise,
+            noise_seed=cell.seed,
+            input_config=config.input,
+        )
+        unlabeled = FrameTensors(data.train, unlabeled_idx, size, False, input_config=config.input)
+        val = FrameTensors(data.val, range(len(data.val)), size, True, input_config=config.input)
         trainer = Trainer(
             method,
             labeled,
@@ -159,7 +167,16 @@ def run_cell(
     pred_dir = run_dir / "submissions" / cell.tag / "predictions"
     if dist.is_main:
         layout = config.effective_train().channels_last and cls.needs_training
-        predict_items(method.to(device), data.test, size, pred_dir, device, config.predict, channels_last=layout)
+        predict_items(
+            method.to(device),
+            data.test,
+            size,
+            pred_dir,
+            device,
+            config.predict,
+            channels_last=layout,
+            input_config=config.input,
+        )
         write_submission_meta(pred_dir.parent, cell, method, work / "partition.yaml", config)
     barrier(dist)
     return pred_dir
@@ -171,6 +188,8 @@ def run_notes(config: RunConfig) -> str:
     parts = [f"mosxav-bench run, {config.effective_size()} px, {train.iterations} iterations"]
     if train.crop is not None:
         parts.append(f"trained on {train.crop}-px crops")
+    if config.input.contrast == "local":
+        parts.append(f"local contrast normalization (sigma {config.input.sigma:g} of the frame side)")
     if config.predict.flips:
         parts.append("test-time flip averaging")
     if config.predict.min_component:

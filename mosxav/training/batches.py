@@ -18,6 +18,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from mosxav.training.label_noise import corrupt_mask, frame_rng
+from mosxav.training.network_input import InputConfig, network_input
 
 
 def resize_pair(image: np.ndarray, mask: np.ndarray | None, size: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -32,7 +33,8 @@ def resize_pair(image: np.ndarray, mask: np.ndarray | None, size: int) -> tuple[
 class FrameTensors(Dataset):
     """Wraps any item dataset (MOSXAV, FramePairs, ...) restricted to ``indices``; returns tensors.
 
-    ``label_noise`` > 0 corrupts the masks (``mosxav.training.label_noise``), the same way every epoch."""
+    ``label_noise`` > 0 corrupts the masks (``mosxav.training.label_noise``), the same way every epoch;
+    ``input_config`` says what the network sees of a frame (``mosxav.training.network_input``)."""
 
     def __init__(
         self,
@@ -42,6 +44,7 @@ class FrameTensors(Dataset):
         with_mask: bool,
         label_noise: float = 0.0,
         noise_seed: int = 0,
+        input_config: InputConfig | None = None,
     ) -> None:
         self.items = items
         self.indices = list(indices)
@@ -49,6 +52,7 @@ class FrameTensors(Dataset):
         self.with_mask = with_mask
         self.label_noise = label_noise
         self.noise_seed = noise_seed
+        self.input_config = input_config
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -60,7 +64,7 @@ class FrameTensors(Dataset):
             rng = frame_rng(self.noise_seed, f"{item['sequence']}/{item['frame']}")
             mask = corrupt_mask(mask, self.label_noise, rng)
         image, mask = resize_pair(item["image"], mask, self.size)
-        out = {"image": torch.from_numpy(image.astype(np.float32) / 255.0)[None]}
+        out = {"image": torch.from_numpy(network_input(image, self.input_config))[None]}
         if mask is not None:
             out["mask"] = torch.from_numpy(mask.astype(np.int64))
         return out
