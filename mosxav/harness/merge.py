@@ -10,6 +10,7 @@ report, never silently dropped.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -29,21 +30,31 @@ def _cell_key(method: str, fraction: float, noise: float, seed: int, fold: float
     return (method, round(float(fraction), 6), round(float(noise), 6), int(seed), -1 if pd.isna(fold) else int(fold))
 
 
+def config_differences(config: RunConfig, other: RunConfig) -> list[str]:
+    """The top-level keys whose values differ. Compared as parsed configs, not as text: a shard written
+    before a key was added to the schema (so without it, at its default) is the same run."""
+    return [f.name for f in dataclasses.fields(RunConfig) if getattr(config, f.name) != getattr(other, f.name)]
+
+
 def merge_runs(shard_dirs: list[Path], out: Path) -> tuple[pd.DataFrame, list[str]]:
     """Join shard run folders into ``out``; returns the per-seed summary and the cells no shard scored."""
     if not shard_dirs:
         raise ValueError("merge needs at least one shard run folder")
-    texts = {}
+    configs = {}
     for folder in shard_dirs:
         for name in ("config.yaml", "per_frame.csv"):
             if not (folder / name).is_file():
                 raise DataError(folder / name, "missing: not a finished run folder (did its shard finish?)")
-        texts[folder] = (folder / "config.yaml").read_text(encoding="utf-8")
+        configs[folder] = parse_config(read_yaml(folder / "config.yaml", "run config"), folder / "config.yaml")
     first = shard_dirs[0]
-    for folder, text in texts.items():
-        if text != texts[first]:
-            raise DataError(folder / "config.yaml", f"differs from {first / 'config.yaml'}: shards of different runs")
-    config: RunConfig = parse_config(read_yaml(first / "config.yaml", "run config"), first / "config.yaml")
+    config: RunConfig = configs[first]
+    for folder, other in configs.items():
+        differing = config_differences(config, other)
+        if differing:
+            raise DataError(
+                folder / "config.yaml",
+                f"differs from {first / 'config.yaml'} in {', '.join(differing)}: shards of different runs",
+            )
     cells = matrix(config)
     position = {_cell_key(c.method, c.labeled_fraction, c.label_noise, c.seed, c.fold): k for k, c in enumerate(cells)}
     tables = [pd.read_csv(folder / "per_frame.csv", dtype={"frame": str, "sequence": str}) for folder in shard_dirs]
@@ -63,7 +74,7 @@ def merge_runs(shard_dirs: list[Path], out: Path) -> tuple[pd.DataFrame, list[st
     scored = {position[k] for k in keys}
     missing = [cells[k].tag for k in range(len(cells)) if k not in scored]
     out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "config.yaml", texts[first])
+    write_text(out / "config.yaml", (first / "config.yaml").read_text(encoding="utf-8"))
     write_text(out / "per_frame.csv", frames.to_csv(index=False, float_format="%.6f"))
     untrained = [name for name in config.methods if not config.method_class(name).needs_training]
     summary = write_report(frames, out, untrained=untrained)
