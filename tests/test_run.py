@@ -636,3 +636,5 @@ def test_a_fixed_pipeline_sees_the_grey_levels_whatever_the_input_contrast(tiny_
         assert main(["run", "--config", str(tmp_path / f"{contrast}.yaml"), "--out", str(tmp_path / contrast)]) == 0
         scores[contrast] = pd.read_csv(tmp_path / contrast / "per_frame.csv")["dice"].tolist()
     assert scores["local"] == scores["none"]
+    (notes,) = [yaml.safe_load(p.read_text())["notes"] for p in (tmp_path / "local").rglob("submission.yaml")]
+    assert "local contrast" not in notes  # the submission says what the method saw

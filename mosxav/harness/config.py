@@ -74,7 +74,7 @@ class RunConfig:
     label_noise_applies_to: list[Literal["labeled", "pseudo_labels"]] = field(default_factory=lambda: ["labeled"])
     seeds: list[int] = field(default_factory=lambda: [0])
     train: TrainConfig = field(default_factory=TrainConfig)
-    input: InputConfig = field(default_factory=InputConfig)  # grey levels or local contrast, for every method
+    input: InputConfig = field(default_factory=InputConfig)  # grey levels or local contrast, for trained methods
     model: BackboneOptions = field(default_factory=BackboneOptions)
     predict: PredictConfig = field(default_factory=PredictConfig)  # test-time flips, speck removal
     method_options: dict[str, dict[str, Any]] = field(default_factory=lambda: {"diffproto": {"denoiser_width": 8}})

@@ -1,11 +1,12 @@
 """What the network sees of a frame: its grey levels in [0, 1], or after local contrast normalization.
 
-The same transform serves training, validation and prediction, for every method alike, so a choice
-made here lifts all methods or none. Local contrast normalization (divisive normalization, Pinto et
-al. 2008; Jarrett et al. 2009) answers two failures of the plain input on real angiograms: a vessel
-crossing a dark region (the heart shadow, the diaphragm) has a small absolute contrast, and a
-low-dose frame is flat grey; both look like background at the raw grey levels. Each pixel becomes its
-difference from a Gaussian local mean, divided by the local standard deviation around that mean.
+The same transform serves training, validation and prediction, for every trained method alike, so a
+choice made here lifts all of them or none (fixed pipelines keep the grey levels they are defined on).
+Local contrast normalization (divisive normalization, Pinto et al. 2008; Jarrett et al. 2009) answers
+two failures of the plain input on real angiograms: a vessel crossing a dark region (the heart shadow,
+the diaphragm) has a small absolute contrast, and a low-dose frame is flat grey; both look like
+background at the raw grey levels. Each pixel becomes its difference from a Gaussian local mean,
+divided by the local standard deviation around that mean.
 """
 
 from __future__ import annotations
