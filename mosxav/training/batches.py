@@ -1,6 +1,7 @@
 """Tensors for training: frames resized to the run's resolution, labeled and unlabeled views.
 
-Frames are decoded on access (never a whole split in memory). Weak augmentation = rotations, flips
+Frames are decoded on first access and the prepared tensors kept up to a byte budget per dataset
+(``FRAME_CACHE_BYTES``), never a whole split regardless of its size. Weak augmentation = rotations, flips
 and small shifts applied identically to image and mask; strong = weak + intensity jitter, noise and a cut-out
 block, as used by FixMatch-style and Mean-Teacher consistency.
 """
@@ -20,6 +21,13 @@ from torch.utils.data import Dataset
 from mosxav.training.label_noise import corrupt_mask, frame_rng
 from mosxav.training.network_input import InputConfig, network_input
 
+#: Prepared frames (resized, normalized, label noise applied) a ``FrameTensors`` keeps in memory: every
+#: step otherwise decodes its frames' PNGs again, resizes them and, with ``input.contrast: local``, runs
+#: two Gaussian filters per frame (~30 ms of a core per 256-px XCA frame: a tenth of a 2-core step).
+#: A 256-px frame with its mask takes 320 KB, so the XCA folds and the quick default fit whole; a
+#: larger split keeps the frames it met first and prepares the others on every access.
+FRAME_CACHE_BYTES = 512 * 1024 * 1024
+
 
 def resize_pair(image: np.ndarray, mask: np.ndarray | None, size: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Bilinear for the image, nearest for the mask (ids must stay ids)."""
@@ -34,7 +42,9 @@ class FrameTensors(Dataset):
     """Wraps any item dataset (MOSXAV, FramePairs, ...) restricted to ``indices``; returns tensors.
 
     ``label_noise`` > 0 corrupts the masks (``mosxav.training.label_noise``), the same way every epoch;
-    ``input_config`` says what the network sees of a frame (``mosxav.training.network_input``)."""
+    ``input_config`` says what the network sees of a frame (``mosxav.training.network_input``). A frame
+    is prepared once and served from memory after that, within ``cache_bytes`` (``FRAME_CACHE_BYTES``):
+    every one of these steps is a fixed function of the frame, so the cache changes no value."""
 
     def __init__(
         self,
@@ -45,6 +55,7 @@ class FrameTensors(Dataset):
         label_noise: float = 0.0,
         noise_seed: int = 0,
         input_config: InputConfig | None = None,
+        cache_bytes: int = FRAME_CACHE_BYTES,
     ) -> None:
         self.items = items
         self.indices = list(indices)
@@ -53,21 +64,43 @@ class FrameTensors(Dataset):
         self.label_noise = label_noise
         self.noise_seed = noise_seed
         self.input_config = input_config
+        self._prepared: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self._cache_room = cache_bytes
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        item = self.items[self.indices[i]]
+        """The frame as the network sees it (a copy: callers may change it in place) and its mask as int64."""
+        index = self.indices[i]
+        prepared = self._prepared.get(index)
+        if prepared is None:
+            prepared = self._prepare(index)
+            self._keep(index, prepared)
+        image, mask = prepared
+        out = {"image": image.clone()}
+        if mask is not None:
+            out["mask"] = mask.long()
+        return out
+
+    def _prepare(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Decode, corrupt (the same way every epoch), resize and normalize one frame; the mask as uint8."""
+        item = self.items[index]
         mask = item["semantic"] if self.with_mask else None
         if mask is not None and self.label_noise > 0:
             rng = frame_rng(self.noise_seed, f"{item['sequence']}/{item['frame']}")
             mask = corrupt_mask(mask, self.label_noise, rng)
         image, mask = resize_pair(item["image"], mask, self.size)
-        out = {"image": torch.from_numpy(network_input(image, self.input_config))[None]}
-        if mask is not None:
-            out["mask"] = torch.from_numpy(mask.astype(np.int64))
-        return out
+        image_tensor = torch.from_numpy(network_input(image, self.input_config))[None]
+        mask_tensor = None if mask is None else torch.from_numpy(np.array(mask, dtype=np.uint8))
+        return image_tensor, mask_tensor
+
+    def _keep(self, index: int, prepared: tuple[torch.Tensor, torch.Tensor | None]) -> None:
+        """Cache a prepared frame while the byte budget lasts (first come, never evicted)."""
+        size = sum(t.numel() * t.element_size() for t in prepared if t is not None)
+        if size <= self._cache_room:
+            self._prepared[index] = prepared
+            self._cache_room -= size
 
 
 def random_crop(batch: dict[str, torch.Tensor], generator: torch.Generator, size: int) -> dict[str, torch.Tensor]:
