@@ -3,51 +3,127 @@
 For every method of every run folder given (its ``submissions/<method>/.../predictions/<folder>/<id>.png``,
 all seeds and folds), each test image's ground truth ``<gt>/<id>_gt.png`` is split into trunk (at least
 ``2 * radius + 1`` px wide) and thin branches (``mosxav.evaluation.metrics.width``), and the recall of
-each part is printed as a Markdown table, pooled over pixels and as the mean over images.
+each part is printed as a Markdown table, pooled over pixels and as the mean over images, beside the
+precision (a false positive has no width). With ``--reference METHOD`` every other method is paired
+with it per image (values averaged over seeds): the mean difference of thin recall, trunk recall and
+precision, its 95 % bootstrap interval, the sign-flip p and the images better/worse, as
+``mosxav-bench compare`` pairs Dice: where a method loses, thin branches, trunk or false positives.
 
 Usage: ``python scripts/width_recall.py --gt ../shared/data/xca-coronary-cimat-80/training
-runs/xca-cv runs/xca-cv-crop [--radius 2] [--out width_recall.md]``.
+runs/xca-cv runs/xca-cv-crop [--radius 2] [--reference supervised] [--out width_recall.md]``.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from mosxav.data.files import read_index_mask, write_text
 from mosxav.evaluation.metrics.width import WidthRecall, width_recall
+from mosxav.harness.compare import paired_difference
 from mosxav.harness.report import markdown_table
 
+MEASURES = {"thin_recall": "thin recall", "trunk_recall": "trunk recall", "precision": "precision"}
 
-def predictions(run: Path) -> dict[str, list[Path]]:
-    """Every predicted PNG of a run folder, by method."""
-    found: dict[str, list[Path]] = defaultdict(list)
+
+def prediction_paths(run: Path) -> list[tuple[str, str, Path]]:
+    """(method, seed folder, PNG) for every predicted image of a run folder."""
+    found = []
     for path in sorted((run / "submissions").glob("*/**/predictions/*/*.png")):
-        method = path.relative_to(run / "submissions").parts[0]
-        found[method].append(path)
+        parts = path.relative_to(run / "submissions").parts
+        seed = next((part for part in parts if part.startswith("seed")), "seed0")
+        found.append((parts[0], seed, path))
     return found
 
 
-def table(runs: list[Path], gt: Path, radius: int) -> str:
-    headers = ["run", "method", "images", "thin share of GT", "thin recall", "trunk recall", "thin recall per image"]
+def image_records(runs: list[Path], gt: Path, radius: int) -> pd.DataFrame:
+    """One row per (run, method, seed, image): the width split's pixel counts and the precision."""
     rows = []
     for run in runs:
-        for method, paths in predictions(run).items():
-            pooled = WidthRecall(0, 0, 0, 0)
-            per_image = []
-            for path in paths:
-                truth = read_index_mask(gt / f"{path.stem}_gt.png") > 0
-                counts = width_recall(truth, read_index_mask(path) == 1, radius)
-                pooled = pooled + counts
-                per_image.append(counts.thin_recall)
-            figures = (pooled.thin_share, pooled.thin_recall, pooled.trunk_recall, np.nanmean(per_image))
-            rows.append([run.name, method, len(paths), *(f"{value:.3f}" for value in figures)])
+        for method, seed, path in prediction_paths(run):
+            truth = read_index_mask(gt / f"{path.stem}_gt.png") > 0
+            predicted = read_index_mask(path) == 1
+            counts = width_recall(truth, predicted, radius)
+            found = int(predicted.sum())
+            rows.append(
+                {
+                    "run": run.name,
+                    "method": method,
+                    "seed": seed,
+                    "image": path.stem,
+                    "counts": counts,
+                    "thin_recall": counts.thin_recall,
+                    "trunk_recall": counts.trunk_recall,
+                    "precision": int((predicted & truth).sum()) / found if found else float("nan"),
+                }
+            )
+    table = pd.DataFrame(rows)
+    # With several runs a method is named by its run too, so that the same method of two runs pairs.
+    return table.assign(method=table["run"] + ":" + table["method"]) if len(runs) > 1 and len(table) else table
+
+
+def table(records: pd.DataFrame, radius: int) -> str:
+    headers = [
+        "run",
+        "method",
+        "images",
+        "thin share of GT",
+        "thin recall",
+        "trunk recall",
+        "thin recall per image",
+        "precision per image",
+    ]
+    rows = []
+    for (run, method), group in records.groupby(["run", "method"], sort=False):
+        method = method.removeprefix(f"{run}:")
+        pooled = sum(group["counts"], WidthRecall(0, 0, 0, 0))
+        figures = (
+            pooled.thin_share,
+            pooled.thin_recall,
+            pooled.trunk_recall,
+            np.nanmean(group["thin_recall"]),
+            np.nanmean(group["precision"]),
+        )
+        rows.append([run, method, len(group), *(f"{value:.3f}" for value in figures)])
     title = (
         f"Vessel recall by width (trunk: at least {2 * radius + 1} px wide; thin: the rest), pooled over "
         "pixels; per image: mean over images."
+    )
+    return f"{title}\n\n{markdown_table(headers, rows)}"
+
+
+def paired_table(records: pd.DataFrame, reference: str) -> str:
+    """Every method against ``reference`` per image (means over seeds) for each measure."""
+    per_image = records.groupby(["method", "image"], sort=False)[list(MEASURES)].mean()
+    if reference not in per_image.index.get_level_values("method"):
+        raise SystemExit(f"reference method {reference!r} not found; methods: {sorted(set(records['method']))}")
+    base = per_image.loc[reference]
+    rows = []
+    for method in dict.fromkeys(records["method"]):
+        if method == reference:
+            continue
+        mine = per_image.loc[method].reindex(base.index)
+        for measure, label in MEASURES.items():
+            stats = paired_difference(mine[measure].to_numpy(), base[measure].to_numpy())
+            rows.append(
+                [
+                    method,
+                    label,
+                    stats["units"],
+                    f"{np.nanmean(mine[measure]):.3f}",
+                    f"{np.nanmean(base[measure]):.3f}",
+                    f"{stats['difference']:+.3f} [{stats['ci_low']:+.3f}, {stats['ci_high']:+.3f}]",
+                    f"{stats['p']:.3g}",
+                    f"{stats['better']}/{stats['worse']}",
+                ]
+            )
+    headers = ["method", "measure", "images", "value", reference, "difference", "p", "better/worse"]
+    title = (
+        f"Paired per image against {reference} (mean over seeds; difference = method - {reference}, 95 % "
+        "bootstrap interval; p: sign-flip permutation test)."
     )
     return f"{title}\n\n{markdown_table(headers, rows)}"
 
@@ -57,9 +133,15 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path, help="run folders of a pairs dataset")
     parser.add_argument("--gt", required=True, type=Path, help="the folder of N_gt.png masks")
     parser.add_argument("--radius", type=int, default=2, help="trunk = survives an opening by this disk")
-    parser.add_argument("--out", type=Path, help="also write the table here")
+    parser.add_argument("--reference", help="pair every other method with this one, image by image")
+    parser.add_argument("--out", type=Path, help="also write the table(s) here")
     args = parser.parse_args()
-    text = table(args.runs, args.gt, args.radius)
+    records = image_records(args.runs, args.gt, args.radius)
+    if records.empty:
+        raise SystemExit(f"no predictions under {[str(run / 'submissions') for run in args.runs]}")
+    text = table(records, args.radius)
+    if args.reference:
+        text += "\n\n" + paired_table(records, args.reference)
     print(text)
     if args.out:
         write_text(args.out, text)

@@ -638,3 +638,43 @@ def test_a_fixed_pipeline_sees_the_grey_levels_whatever_the_input_contrast(tiny_
     assert scores["local"] == scores["none"]
     (notes,) = [yaml.safe_load(p.read_text())["notes"] for p in (tmp_path / "local").rglob("submission.yaml")]
     assert "local contrast" not in notes  # the submission says what the method saw
+
+
+def test_paired_difference_drops_unpaired_units():
+    from mosxav.harness.compare import paired_difference
+
+    stats = paired_difference(np.array([0.6, 0.7, np.nan, 0.9]), np.array([0.5, 0.8, 0.4, np.nan]))
+    assert stats["units"] == 2 and stats["difference"] == pytest.approx(0.0)
+    assert (stats["better"], stats["worse"]) == (1, 1) and stats["p"] == 1.0
+
+
+def test_width_recall_script_pairs_thin_trunk_and_precision_per_image(tmp_path):
+    import subprocess
+    import sys
+
+    gt_dir = tmp_path / "gt"
+    gt_dir.mkdir()
+    trunk = np.zeros((40, 40), np.uint8)
+    trunk[5:35, 10:17] = 1  # 7 px wide
+    thin = np.zeros_like(trunk)
+    thin[5:35, 25] = 1  # 1 px wide
+    for image in ("1", "2", "3"):
+        Image.fromarray((trunk | thin) * 255).save(gt_dir / f"{image}_gt.png")
+    run = tmp_path / "run"
+    predictions = {"full": trunk | thin, "no_thin": trunk, "spill": trunk | thin | np.eye(40, dtype=np.uint8)}
+    for method, mask in predictions.items():
+        folder = run / "submissions" / method / "frac1" / "noise0" / "seed0" / "fold0" / "predictions" / "training"
+        folder.mkdir(parents=True)
+        for image in ("1", "2", "3"):
+            Image.fromarray(mask).save(folder / f"{image}.png")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "width_recall.py"
+    args = [sys.executable, str(script), str(run), "--gt", str(gt_dir), "--reference", "full"]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    cells = [[cell.strip() for cell in line.split("|")[1:-1]] for line in out.splitlines() if "|" in line]
+    paired = [row for row in cells if row[1] in ("thin recall", "trunk recall", "precision")]
+    difference = {(row[0], row[1]): float(row[5].split()[0]) for row in paired}
+    better_worse = {(row[0], row[1]): row[7] for row in paired}
+    assert difference[("no_thin", "thin recall")] < -0.5 and better_worse[("no_thin", "thin recall")] == "0/3"
+    assert difference[("no_thin", "trunk recall")] == 0 and difference[("no_thin", "precision")] == 0
+    assert difference[("spill", "thin recall")] == 0 and difference[("spill", "trunk recall")] == 0
+    assert difference[("spill", "precision")] < 0 and better_worse[("spill", "precision")] == "0/3"

@@ -44,6 +44,24 @@ def _bootstrap_mean_ci(diff: np.ndarray, samples: int = 10000, seed: int = 0) ->
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+def paired_difference(values: np.ndarray, reference: np.ndarray) -> dict[str, float | int]:
+    """``values - reference`` over paired units (NaN pairs dropped): the mean difference, its 95 %
+    bootstrap interval, the sign-flip permutation p and the units above/below the reference."""
+    values, reference = np.asarray(values, float), np.asarray(reference, float)
+    both = ~(np.isnan(values) | np.isnan(reference))
+    diff = values[both] - reference[both]
+    low, high = _bootstrap_mean_ci(diff) if diff.size else (np.nan, np.nan)
+    return {
+        "units": int(diff.size),
+        "difference": float(diff.mean()) if diff.size else np.nan,
+        "ci_low": low,
+        "ci_high": high,
+        "p": paired_permutation_p(values[both], reference[both]),
+        "better": int((diff > 0).sum()),
+        "worse": int((diff < 0).sum()),
+    }
+
+
 def compare(frames: pd.DataFrame, reference: str, metric: str = "dice", structure: str | None = None) -> pd.DataFrame:
     """Every other method against ``reference`` within each (labeled fraction, label noise) group."""
     scores = unit_scores(frames, metric, structure)
@@ -59,23 +77,17 @@ def compare(frames: pd.DataFrame, reference: str, metric: str = "dice", structur
             continue
         for method in [m for m in order if m in table.columns and m != reference]:
             both = table[[reference, method]].dropna()
-            diff = (both[method] - both[reference]).to_numpy()
-            low, high = _bootstrap_mean_ci(diff) if diff.size else (np.nan, np.nan)
+            stats = paired_difference(both[method].to_numpy(), both[reference].to_numpy())
             results.append(
                 {
                     "method": method,
                     "reference": reference,
                     "labeled_fraction": fraction,
                     "label_noise": noise,
-                    "units": int(diff.size),
+                    "units": stats.pop("units"),
                     "reference_mean": float(both[reference].mean()),
                     "method_mean": float(both[method].mean()),
-                    "difference": float(diff.mean()) if diff.size else np.nan,
-                    "ci_low": low,
-                    "ci_high": high,
-                    "p": paired_permutation_p(both[method].to_numpy(), both[reference].to_numpy()),
-                    "better": int((diff > 0).sum()),
-                    "worse": int((diff < 0).sum()),
+                    **stats,
                 }
             )
     return pd.DataFrame(results)
