@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -79,7 +81,7 @@ def test_photometric_augmentation_changes_intensities_only_and_is_seeded():
 def test_intensity_option_jitters_only_the_labeled_images(tiny_root, tmp_path):
     plain = _trainer(tiny_root, tmp_path / "plain", "supervised")
     jittered = _trainer(tiny_root, tmp_path / "jitter", "supervised")
-    jittered.config = TrainConfig(**{**jittered.config.__dict__, "intensity": True})
+    jittered.config = dataclasses.replace(jittered.config, intensity=True)
     lab_plain, _ = plain._batches()
     lab_jitter, _ = jittered._batches()
     assert torch.equal(lab_plain["mask"], lab_jitter["mask"])  # geometry and labels are untouched
@@ -108,7 +110,7 @@ def test_random_crop_takes_one_window_per_sample_for_image_and_mask_alike():
 def test_crop_option_trains_on_windows_and_resumes_exactly(tiny_root, tmp_path):
     def cropped(out):
         trainer = _trainer(tiny_root, out, "mean_teacher")
-        trainer.config = TrainConfig(**{**trainer.config.__dict__, "crop": 16})
+        trainer.config = dataclasses.replace(trainer.config, crop=16)
         return trainer
 
     labeled, unlabeled = cropped(tmp_path / "probe")._batches()
@@ -133,9 +135,9 @@ def test_compile_takes_the_whole_step_or_the_networks_a_method_names(tiny_root, 
 
     monkeypatch.setattr(torch, "compile", eager_compile)
     plain = _trainer(tiny_root, tmp_path / "plain", method_name)
-    plain.config = TrainConfig(**{**plain.config.__dict__, "iterations": 2})
+    plain.config = dataclasses.replace(plain.config, iterations=2)
     with_compile = _trainer(tiny_root, tmp_path / "compiled", method_name)
-    with_compile.config = TrainConfig(**{**with_compile.config.__dict__, "iterations": 2, "compile": True})
+    with_compile.config = dataclasses.replace(with_compile.config, iterations=2, compile=True)
     with_compile.step_fn = with_compile._wrap(with_compile.method)
     targets = with_compile.method.compile_targets()
     if targets is None:
