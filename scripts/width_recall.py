@@ -23,7 +23,7 @@ import pandas as pd
 
 from mosxav.data.files import read_index_mask, write_text
 from mosxav.evaluation.metrics.width import WidthRecall, width_recall
-from mosxav.harness.compare import paired_difference
+from mosxav.harness.compare import format_p, paired_difference
 from mosxav.harness.report import markdown_table
 
 MEASURES = {"thin_recall": "thin recall", "trunk_recall": "trunk recall", "precision": "precision"}
@@ -116,7 +116,7 @@ def paired_table(records: pd.DataFrame, reference: str) -> str:
                     f"{np.nanmean(mine[measure]):.3f}",
                     f"{np.nanmean(base[measure]):.3f}",
                     f"{stats['difference']:+.3f} [{stats['ci_low']:+.3f}, {stats['ci_high']:+.3f}]",
-                    f"{stats['p']:.3g}",
+                    format_p(stats["p"]),
                     f"{stats['better']}/{stats['worse']}",
                 ]
             )

@@ -44,6 +44,11 @@ def _bootstrap_mean_ci(diff: np.ndarray, samples: int = 10000, seed: int = 0) ->
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+def format_p(p: float) -> str:
+    """A permutation p-value for a table: 0 means none of the 20,000 sign flips reached the difference."""
+    return f"{p:.3g}" if p > 0 else "< 5e-05"
+
+
 def paired_difference(values: np.ndarray, reference: np.ndarray) -> dict[str, float | int]:
     """``values - reference`` over paired units (NaN pairs dropped): the mean difference, its 95 %
     bootstrap interval, the sign-flip permutation p and the units above/below the reference."""
@@ -140,7 +145,7 @@ def write_comparison(
             f"{r.method_mean:.3f}",
             f"{r.reference_mean:.3f}",
             f"{r.difference:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]",
-            f"{r.p:.3g}" if r.p > 0 else "< 5e-05",  # none of the 20,000 sign flips reached the difference
+            format_p(r.p),
             f"{r.better}/{r.worse}",
         ]
         for r in table.itertuples()
