@@ -1,7 +1,7 @@
 """Tensors for training: frames resized to the run's resolution, labeled and unlabeled views.
 
 Frames are decoded on first access and the prepared tensors kept up to a byte budget per dataset
-(``FRAME_CACHE_BYTES``), never a whole split regardless of its size. Weak augmentation = rotations, flips
+(``FRAME_CACHE_BYTES``), so memory stays bounded whatever the split's size. Weak augmentation = rotations, flips
 and small shifts applied identically to image and mask; strong = weak + intensity jitter, noise and a cut-out
 block, as used by FixMatch-style and Mean-Teacher consistency.
 """
