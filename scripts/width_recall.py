@@ -108,14 +108,13 @@ def paired_table(records: pd.DataFrame, reference: str) -> str:
         mine = per_image.loc[method].reindex(base.index)
         for measure, label in MEASURES.items():
             stats = paired_difference(mine[measure].to_numpy(), base[measure].to_numpy())
-            paired = mine[measure].notna() & base[measure].notna()  # the means over the paired images only
             rows.append(
                 [
                     method,
                     label,
                     stats["units"],
-                    f"{mine[measure][paired].mean():.3f}",
-                    f"{base[measure][paired].mean():.3f}",
+                    f"{stats['method_mean']:.3f}",
+                    f"{stats['reference_mean']:.3f}",
                     f"{stats['difference']:+.3f} [{stats['ci_low']:+.3f}, {stats['ci_high']:+.3f}]",
                     format_p(stats["p"]),
                     f"{stats['better']}/{stats['worse']}",

@@ -50,14 +50,17 @@ def format_p(p: float) -> str:
 
 
 def paired_difference(values: np.ndarray, reference: np.ndarray) -> dict[str, float | int]:
-    """``values - reference`` over paired units (NaN pairs dropped): the mean difference, its 95 %
-    bootstrap interval, the sign-flip permutation p and the units above/below the reference."""
+    """``values - reference`` over paired units (NaN pairs dropped): both means over those units, the
+    mean difference, its 95 % bootstrap interval, the sign-flip permutation p and the units above/below
+    the reference."""
     values, reference = np.asarray(values, float), np.asarray(reference, float)
     both = ~(np.isnan(values) | np.isnan(reference))
     diff = values[both] - reference[both]
     low, high = _bootstrap_mean_ci(diff) if diff.size else (np.nan, np.nan)
     return {
         "units": int(diff.size),
+        "reference_mean": float(reference[both].mean()) if diff.size else np.nan,
+        "method_mean": float(values[both].mean()) if diff.size else np.nan,
         "difference": float(diff.mean()) if diff.size else np.nan,
         "ci_low": low,
         "ci_high": high,
@@ -81,19 +84,9 @@ def compare(frames: pd.DataFrame, reference: str, metric: str = "dice", structur
         if reference not in table.columns:
             continue
         for method in [m for m in order if m in table.columns and m != reference]:
-            both = table[[reference, method]].dropna()
-            stats = paired_difference(both[method].to_numpy(), both[reference].to_numpy())
+            stats = paired_difference(table[method].to_numpy(), table[reference].to_numpy())
             results.append(
-                {
-                    "method": method,
-                    "reference": reference,
-                    "labeled_fraction": fraction,
-                    "label_noise": noise,
-                    "units": stats.pop("units"),
-                    "reference_mean": float(both[reference].mean()),
-                    "method_mean": float(both[method].mean()),
-                    **stats,
-                }
+                {"method": method, "reference": reference, "labeled_fraction": fraction, "label_noise": noise, **stats}
             )
     return pd.DataFrame(results)
 
