@@ -47,8 +47,9 @@ def seconds_per_step(
     labeled = FrameTensors(items, range(len(items)), size, True, input_config=input_config, cache_bytes=cache_bytes)
     config = TrainConfig(iterations=steps, val_every=10**9, checkpoint_every=10**9, log_every=10**9)
     trainer = Trainer(method, labeled, None, None, config, out)
-    for i in range(len(labeled)):
-        labeled[i]  # a long training spends all but its first epoch with the frames prepared
+    if cache_bytes:
+        for i in range(len(labeled)):
+            labeled[i]  # a long training spends all but its first epoch with the frames prepared
     start = time.perf_counter()
     trainer.fit()
     elapsed = time.perf_counter() - start
