@@ -3,8 +3,8 @@
 1. Every trained method of the paper config trains ``--steps`` steps at the paper's resolution, width,
    batch and method options, with bfloat16 autocast and ``torch.compile`` as the config asks, on a small
    synthetic MOSXAV generated at that resolution; then predicts two test frames. Printed per method:
-   compile warm-up, frames/s after it, peak GPU memory, the last loss. Any NaN/inf loss, NaN
-   prediction or error fails the check.
+   compile warm-up, frames/s after it, the batch assembly's milliseconds and share of a step, peak GPU
+   memory, the last loss. Any NaN/inf loss, NaN prediction or error fails the check.
 2. A two-step DDP run of the harness (``torchrun`` on every visible GPU, NCCL) for two methods.
 
 Usage: ``python scripts/gpu_check.py [--steps 200] [--out DIR]``; exits non-zero on any failure.
@@ -37,9 +37,12 @@ from mosxav.training.trainer import Trainer
 PAPER = Path(__file__).resolve().parent.parent / "configs" / "paper.yaml"
 
 
-def check_method(name: str, config, root: Path, steps: int, work: Path) -> dict:
-    """Train one method for ``steps`` steps on the GPU; returns its figures (raises on NaN)."""
-    device = torch.device("cuda")
+def check_method(name: str, config, root: Path, steps: int, work: Path, device: str = "cuda") -> dict:
+    """Train one method for ``steps`` steps (on the GPU; the tests use the CPU); returns its figures and
+    raises on NaN. ``batch_ms`` times the batch assembly alone (collate, crop, augmentation, copy to the
+    device): on a GPU it is what a fast step still waits for on the CPU."""
+    device = torch.device(device)
+    cuda = device.type == "cuda"
     size = config.effective_size()
     train = dataclasses.replace(
         config.effective_train(), iterations=steps, val_every=steps, checkpoint_every=steps, log_every=1
@@ -52,18 +55,21 @@ def check_method(name: str, config, root: Path, steps: int, work: Path) -> dict:
     labeled = FrameTensors(items, range(half), size, True)
     unlabeled = FrameTensors(items, range(half, len(items)), size, False)
     val = FrameTensors(MOSXAV(root, "val", annotated_only=True), range(2), size, True)
-    torch.cuda.reset_peak_memory_stats()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     trainer = Trainer(method, labeled, unlabeled, val, train, work / name, device=device)
     start = time.perf_counter()
     trainer.fit()
-    torch.cuda.synchronize()
+    _synchronize(device)
     total = time.perf_counter() - start
+    batch_ms = _batch_assembly_ms(trainer, device)
     records = [json.loads(line) for line in (work / name / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in records if "loss" in r]
     if not losses or not all(math.isfinite(v) for v in losses):
         raise FloatingPointError(f"{name}: non-finite loss in {losses[-5:]}")
     rates = [r["frames_per_s"] for r in records if "frames_per_s" in r]
     steady = rates[len(rates) // 2 :]  # the second half: compile and allocator warm-up are over
+    frames_per_s = sum(steady) / len(steady)
     with torch.no_grad():
         probs = method.predict(torch.stack([val[i]["image"] for i in range(2)]).to(device))
     if not torch.isfinite(probs).all():
@@ -73,10 +79,27 @@ def check_method(name: str, config, root: Path, steps: int, work: Path) -> dict:
         "steps": steps,
         "seconds": round(total, 1),
         "first_step_s": round(train.batch_size / rates[0], 1),  # allocation, autotuning and compilation
-        "frames_per_s": round(sum(steady) / len(steady), 1),
-        "peak_GiB": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+        "frames_per_s": round(frames_per_s, 1),
+        "batch_ms": round(batch_ms, 1),
+        "batch_share": round(batch_ms / 1000 / (train.batch_size / frames_per_s), 2),
+        "peak_GiB": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else float("nan"),
         "last_loss": round(losses[-1], 4),
     }
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _batch_assembly_ms(trainer: Trainer, device: torch.device, repeats: int = 20) -> float:
+    """Mean milliseconds of ``Trainer._batches`` alone (frames already prepared and cached by the run)."""
+    _synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        trainer._batches()
+    _synchronize(device)
+    return (time.perf_counter() - start) / repeats * 1000
 
 
 def check_ddp(root: Path, work: Path, gpus: int) -> str:
@@ -161,10 +184,14 @@ def main() -> int:
     except Exception as exc:
         failures.append(f"DDP: {exc}")
         ddp = f"two DDP steps on {gpus} GPU(s): FAILED"
-    header = "| method | steps | s total | first step s | frames/s | peak GiB | last loss |\n" + "|---" * 7 + "|\n"
+    header = (
+        "| method | steps | s total | first step s | frames/s | batch ms (share of a step) | peak GiB | last loss |\n"
+        + "|---" * 8
+        + "|\n"
+    )
     table = header + "".join(
         f"| {r['method']} | {r['steps']} | {r['seconds']} | {r['first_step_s']} | {r['frames_per_s']} | "
-        f"{r['peak_GiB']} | {r['last_loss']} |\n"
+        f"{r['batch_ms']} ({r['batch_share']:.0%}) | {r['peak_GiB']} | {r['last_loss']} |\n"
         for r in rows
     )
     print(table + ddp)
