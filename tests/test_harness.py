@@ -78,6 +78,25 @@ def test_photometric_augmentation_changes_intensities_only_and_is_seeded():
     assert (strong == a.clamp(0, 1)).float().mean() > 0.85
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on a GPU machine)")
+def test_augmentations_on_the_gpu_draw_the_cpu_transforms():
+    """The trainer augments on its device with a CPU generator: the same seed gives the same rotations,
+    flips, shifts, jitter and cut-outs on a GPU as on the CPU, up to the kernels' rounding."""
+    from mosxav.training.batches import strong_augment, weak_augment
+
+    images = torch.rand(4, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+    masks = (images[:, 0] * 6).long()
+    batch = {"image": images, "mask": masks}
+    on_cpu = weak_augment(batch, torch.Generator().manual_seed(5), 20.0)
+    on_gpu = weak_augment({k: v.cuda() for k, v in batch.items()}, torch.Generator().manual_seed(5), 20.0)
+    assert on_gpu["image"].is_cuda and on_gpu["mask"].is_cuda
+    assert torch.allclose(on_gpu["image"].cpu(), on_cpu["image"], atol=1e-4)
+    assert (on_gpu["mask"].cpu() != on_cpu["mask"]).float().mean() < 1e-3  # nearest: ties may round apart
+    strong_cpu = strong_augment(on_cpu["image"], torch.Generator().manual_seed(6))
+    strong_gpu = strong_augment(on_cpu["image"].cuda(), torch.Generator().manual_seed(6))
+    assert torch.allclose(strong_gpu.cpu(), strong_cpu, atol=1e-4)
+
+
 def test_intensity_option_jitters_only_the_labeled_images(tiny_root, tmp_path):
     plain = _trainer(tiny_root, tmp_path / "plain", "supervised")
     jittered = _trainer(tiny_root, tmp_path / "jitter", "supervised")

@@ -3,7 +3,9 @@
 Frames are decoded on first access and the prepared tensors kept up to a byte budget per dataset
 (``FRAME_CACHE_BYTES``), so memory stays bounded whatever the split's size. Weak augmentation = rotations, flips
 and small shifts applied identically to image and mask; strong = weak + intensity jitter, noise and a cut-out
-block, as used by FixMatch-style and Mean-Teacher consistency.
+block, as used by FixMatch-style and Mean-Teacher consistency. The augmentations run on the batch's device
+and draw their random numbers from a CPU generator, so a GPU run draws the same transforms as a CPU run
+with the same seed.
 """
 
 from __future__ import annotations
@@ -125,7 +127,8 @@ def random_crop(batch: dict[str, torch.Tensor], generator: torch.Generator, size
 def _rotate(x: torch.Tensor, degrees: float, mode: str) -> torch.Tensor:
     """Rotate (C, H, W) about the centre; zeros (background) enter at the corners."""
     theta = torch.tensor(degrees * math.pi / 180)
-    matrix = torch.tensor([[torch.cos(theta), -torch.sin(theta), 0.0], [torch.sin(theta), torch.cos(theta), 0.0]])[None]
+    matrix = torch.tensor([[torch.cos(theta), -torch.sin(theta), 0.0], [torch.sin(theta), torch.cos(theta), 0.0]])
+    matrix = matrix[None].to(x.device)
     grid = F.affine_grid(matrix, [1, *x.shape], align_corners=False)
     return F.grid_sample(x[None].float(), grid, mode=mode, padding_mode="zeros", align_corners=False)[0]
 
@@ -174,8 +177,9 @@ def photometric_augment(images: torch.Tensor, generator: torch.Generator) -> tor
     contrast = 1 + (torch.rand(n, 1, 1, 1, generator=generator) - 0.5) * 0.6
     brightness = (torch.rand(n, 1, 1, 1, generator=generator) - 0.5) * 0.2
     gamma = torch.exp((torch.rand(n, 1, 1, 1, generator=generator) - 0.5) * 0.6)
+    contrast, brightness, gamma = (v.to(images.device) for v in (contrast, brightness, gamma))
     out = ((images - 0.5) * contrast + 0.5 + brightness).clamp(1e-4, 1) ** gamma
-    out = out + torch.randn(images.shape, generator=generator) * 0.03
+    out = out + torch.randn(images.shape, generator=generator).to(images.device) * 0.03
     if torch.rand((), generator=generator) < 0.5:
         out = F.avg_pool2d(out, 3, stride=1, padding=1)
     return out

@@ -222,41 +222,33 @@ class Trainer:
         return self.config.lr * (1 - self.step / self.config.iterations) ** 0.9
 
     def _batches(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+        """This step's labeled (and unlabeled) batch, augmented on the training device: on a GPU, the
+        per-sample rotations on the CPU were half of a supervised step (README, gpu_check)."""
         c, d = self.config, self.dist
         degrees = 20.0 if c.rotate else 0.0
-        lab = weak_augment(
-            self._crop(
-                _collate(
-                    self.labeled,
-                    batch_indices(len(self.labeled), c.batch_size, self.step, self.seed, 0, d.rank, d.world_size),
-                )
-            ),
-            self.aug,
-            degrees,
-        )
+        labeled_indices = batch_indices(len(self.labeled), c.batch_size, self.step, self.seed, 0, d.rank, d.world_size)
+        lab = weak_augment(self._to_device(self._crop(_collate(self.labeled, labeled_indices))), self.aug, degrees)
         if c.intensity:
             lab["image"] = photometric_augment(lab["image"], self.aug).clamp(0, 1)
         unl = None
         if self.method.uses_unlabeled and self.unlabeled is not None and len(self.unlabeled):
-            raw = self._crop(
-                _collate(
-                    self.unlabeled,
-                    batch_indices(
-                        len(self.unlabeled), c.unlabeled_batch_size, self.step, self.seed, 1, d.rank, d.world_size
-                    ),
-                )
+            unlabeled_indices = batch_indices(
+                len(self.unlabeled), c.unlabeled_batch_size, self.step, self.seed, 1, d.rank, d.world_size
             )
+            raw = self._to_device(self._crop(_collate(self.unlabeled, unlabeled_indices)))
             weak = weak_augment(raw, self.aug, degrees)["image"]
             unl = {"weak": weak, "strong": strong_augment(weak, self.aug)}
-        return self._to_device(lab), (self._to_device(unl) if unl else None)
+        return self._in_layout(lab), (self._in_layout(unl) if unl else None)
 
     def _crop(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return batch if self.config.crop is None else random_crop(batch, self.aug, self.config.crop)
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """On the device, images in the weights' layout (masks are 3-D and stay as they are)."""
-        layout = self.config.channels_last
-        return {k: in_layout(v.to(self.device, non_blocking=True), layout) for k, v in batch.items()}
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def _in_layout(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Images in the weights' layout (masks are 3-D and stay as they are)."""
+        return {k: in_layout(v, self.config.channels_last) for k, v in batch.items()}
 
     def _log(self, record: dict[str, Any]) -> None:
         if not self.dist.is_main:
