@@ -149,6 +149,48 @@ def test_directed_distances_equal_an_exact_distance_transform(spacing, path, mon
         assert found.hd > 2 * surface.NEAR_RADIUS * max(spacing)  # the far pixels were exercised
 
 
+@pytest.mark.parametrize("shape", [(64, 64), (50, 37)])
+def test_class_windows_are_the_bounding_boxes_of_either_map(shape):
+    from mosxav.evaluation.metrics.semantic import EMPTY_WINDOW, class_windows
+
+    rng = np.random.default_rng(shape[1])
+    gt = np.zeros(shape, np.uint8)
+    pred = np.zeros(shape, np.uint8)
+    gt[5:20, 7:30] = 1
+    pred[10:40, 2:12] = 1
+    gt[30:33, 20:25] = 3  # class 3 in the ground truth alone
+    pred[rng.random(shape) < 0.01] = 9  # an id of 8 or more: no bit, no window
+    windows = class_windows(gt, pred, (1, 2, 3, 5))
+    for cls, window in windows.items():
+        union = (gt == cls) | (pred == cls)
+        if not union.any():
+            assert window == EMPTY_WINDOW
+            continue
+        rows, cols = np.flatnonzero(union.any(axis=1)), np.flatnonzero(union.any(axis=0))
+        assert window == (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    assert windows[1] == (slice(5, 40), slice(2, 30)) and windows[2] == EMPTY_WINDOW
+    # a transposed (not C-contiguous) map takes the per-pixel OR along its rows
+    assert class_windows(gt.T, pred.T, (1,))[1] == (slice(2, 30), slice(5, 40))
+
+
+def test_evaluate_frame_equals_pair_metrics_of_the_whole_frame():
+    """Scoring each class on its window changes nothing, the cap for a class in one map alone included
+    (the frame's diagonal, not the window's)."""
+    gt = np.zeros((96, 80), np.uint8)
+    pred = np.zeros((96, 80), np.uint8)
+    for cls, (seed, size) in enumerate([(1, 96), (2, 80), (3, 64)], start=1):
+        a, b = vessel_pair(seed, size)
+        width = min(size, 80)
+        gt[:size, :width][a[:, :width]] = cls
+        pred[:size, :width][b[:, :width]] = cls
+    gt[gt == 3] = 0  # class 3 in the prediction alone
+    rows = evaluate_frame(gt, pred, classes=(1, 2, 3, 4, 5), spacing=(0.7, 1.3))
+    for row in rows:
+        whole = pair_metrics(gt == row["class_id"], pred == row["class_id"], spacing=(0.7, 1.3)).as_dict()
+        assert {key: row[key] for key in whole} == whole, row["class_id"]
+    assert rows[2]["hd"] == distance_cap((96, 80), (0.7, 1.3))
+
+
 def test_width_recall_tells_a_missed_thin_branch_from_a_missed_trunk():
     from mosxav.evaluation.metrics.width import split_by_width, width_recall
 

@@ -65,12 +65,15 @@ def pair_metrics(
     spacing: Spacing = (1.0, 1.0),
     tolerance: float = 2.0,
     counts: tuple[int, int, int] | None = None,
+    image_shape: tuple[int, ...] | None = None,
 ) -> PairScores:
     """Dice, IoU, HD, HD95, ASSD and NSD@tolerance of two boolean masks.
 
     Empty masks (the leaderboard table of ``mosxav.evaluation.metrics``): both empty -> Dice = IoU = NSD = 1
     and distances 0; exactly one empty -> Dice = IoU = NSD = 0 and distances = ``distance_cap``.
-    ``counts`` = (intersection, |gt|, |pred|) when the caller already has them.
+    ``counts`` = (intersection, |gt|, |pred|) when the caller already has them. ``image_shape``: the whole
+    frame's shape when ``gt`` and ``pred`` are a window of it holding every foreground pixel of both
+    (``class_windows``): every score is the same, the cap is the frame's diagonal.
     """
     if gt.shape != pred.shape:
         raise ValueError(f"mask shapes differ: ground truth {gt.shape}, prediction {pred.shape}")
@@ -87,7 +90,7 @@ def pair_metrics(
     if not gt_present and not pred_present:
         return PairScores(dice, iou, 0.0, 0.0, 0.0, 1.0, False, False)
     if gt_present != pred_present:
-        cap = distance_cap(gt.shape, spacing)
+        cap = distance_cap(gt.shape if image_shape is None else image_shape, spacing)
         return PairScores(dice, iou, cap, cap, cap, 0.0, gt_present, pred_present)
     pair = pair or MaskPair.crop(gt, pred, margin)
     dist, nsd = pair.scores(spacing, tolerance)
