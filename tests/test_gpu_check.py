@@ -32,6 +32,6 @@ def test_check_method_reports_finite_figures_on_cpu(tmp_path: Path, name: str) -
     row = gpu_check.check_method(name, config, root, 4, tmp_path / "work", device="cpu")
     assert row["method"] == name and row["steps"] == 4
     assert row["frames_per_s"] > 0 and row["batch_ms"] > 0
-    assert 0 < row["batch_share"] < 10  # a share of one step's time (steps are noisy at this size)
+    assert 0 <= row["batch_share"] < 10  # of one step's time: near 0 on a CPU, where the step dominates
     assert math.isnan(row["peak_GiB"])  # GPU memory only
     assert math.isfinite(row["last_loss"])
