@@ -29,6 +29,7 @@ import yaml
 from mosxav import MOSXAV
 from mosxav.data.synth import SynthConfig, generate_dataset
 from mosxav.harness.config import load_config
+from mosxav.harness.report import markdown_table
 from mosxav.harness.run import Cell, method_options
 from mosxav.training.batches import FrameTensors
 from mosxav.training.protocol import get_method
@@ -100,6 +101,34 @@ def _batch_assembly_ms(trainer: Trainer, device: torch.device, repeats: int = 20
         trainer._batches()
     _synchronize(device)
     return (time.perf_counter() - start) / repeats * 1000
+
+
+def results_table(rows: list[dict]) -> str:
+    """The per-method figures as the Markdown table the README keeps."""
+    headers = [
+        "method",
+        "steps",
+        "s total",
+        "first step s",
+        "frames/s",
+        "batch ms (share of a step)",
+        "peak GiB",
+        "last loss",
+    ]
+    cells = [
+        [
+            r["method"],
+            r["steps"],
+            r["seconds"],
+            r["first_step_s"],
+            r["frames_per_s"],
+            f"{r['batch_ms']} ({r['batch_share']:.0%})",
+            r["peak_GiB"],
+            r["last_loss"],
+        ]
+        for r in rows
+    ]
+    return markdown_table(headers, cells)
 
 
 def check_ddp(root: Path, work: Path, gpus: int) -> str:
@@ -184,16 +213,7 @@ def main() -> int:
     except Exception as exc:
         failures.append(f"DDP: {exc}")
         ddp = f"two DDP steps on {gpus} GPU(s): FAILED"
-    header = (
-        "| method | steps | s total | first step s | frames/s | batch ms (share of a step) | peak GiB | last loss |\n"
-        + "|---" * 8
-        + "|\n"
-    )
-    table = header + "".join(
-        f"| {r['method']} | {r['steps']} | {r['seconds']} | {r['first_step_s']} | {r['frames_per_s']} | "
-        f"{r['batch_ms']} ({r['batch_share']:.0%}) | {r['peak_GiB']} | {r['last_loss']} |\n"
-        for r in rows
-    )
+    table = results_table(rows)
     print(table + ddp)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

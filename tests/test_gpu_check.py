@@ -35,3 +35,6 @@ def test_check_method_reports_finite_figures_on_cpu(tmp_path: Path, name: str) -
     assert 0 <= row["batch_share"] < 10  # of one step's time: near 0 on a CPU, where the step dominates
     assert math.isnan(row["peak_GiB"])  # GPU memory only
     assert math.isfinite(row["last_loss"])
+    table = gpu_check.results_table([row]).splitlines()
+    assert table[0].startswith("| method | steps |") and table[0].endswith("| last loss |")
+    assert table[2].startswith(f"| {name} | 4 |") and f"{row['batch_ms']} (" in table[2]
