@@ -7,6 +7,7 @@ Reading them never goes through RGB, because that would turn ids into palette co
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import tempfile
@@ -18,16 +19,20 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from mosxav.constants import CLASS_COLOURS, davis_palette, semantic_palette
+from mosxav.data.png import plain_index_png
 from mosxav.errors import DataError
 
 #: Refuse images larger than this many pixels (decompression-bomb guard; 16k x 16k).
 MAX_IMAGE_PIXELS = 16384 * 16384
+#: Masks up to this size are read whole and decoded by ``png.plain_index_png`` where their layout allows.
+MAX_READ_AHEAD_BYTES = 16 * 1024 * 1024
 
 
-def _open(path: Path) -> Image.Image:
-    """Open and fully decode an image, converting every failure into a DataError."""
+def _open(path: Path, data: bytes | None = None) -> Image.Image:
+    """Open and fully decode an image (from ``data`` when its bytes are already read), converting every
+    failure into a DataError."""
     try:
-        with Image.open(path) as image:
+        with Image.open(path if data is None else io.BytesIO(data)) as image:
             if image.width * image.height > MAX_IMAGE_PIXELS:
                 raise DataError(path, f"image of {image.width}x{image.height} pixels is too large")
             image.load()
@@ -60,7 +65,35 @@ def read_index_mask(
     and every pixel must be one of them. ``max_id`` rejects ids out of range with the offending values.
     """
     path = Path(path)
-    image = _open(path)
+    data = _small_file_bytes(path)
+    array = None if data is None else plain_index_png(data, MAX_IMAGE_PIXELS)
+    if array is None:
+        array = _decode_index_mask(path, data, colours)
+    if max_id is not None and array.size and int(array.max()) > max_id:
+        too_large = np.unique(array[array > max_id])
+        if too_large.size:
+            raise DataError(path, f"ids {too_large.tolist()} out of range 0..{max_id}")
+    return array
+
+
+def _small_file_bytes(path: Path) -> bytes | None:
+    """The bytes of a file up to ``MAX_READ_AHEAD_BYTES`` long (None for a longer one: Pillow reads that
+    lazily, refusing too many pixels before decoding)."""
+    try:
+        if path.stat().st_size > MAX_READ_AHEAD_BYTES:
+            return None
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except OSError as exc:
+        raise DataError(path, f"unreadable file ({exc.__class__.__name__}: {exc})") from None
+
+
+def _decode_index_mask(
+    path: Path, data: bytes | None, colours: Mapping[int, tuple[int, int, int]] | None
+) -> np.ndarray:
+    """The ids of a mask through Pillow: every layout ``png.plain_index_png`` leaves to it."""
+    image = _open(path, data)
     if image.mode in ("P", "L"):
         array = np.asarray(image, dtype=np.uint8)
     elif image.mode in ("I", "I;16", "I;16B", "I;16L"):
@@ -74,10 +107,6 @@ def read_index_mask(
         array = np.asarray(image, dtype=np.uint8)
     else:
         raise DataError(path, f"mask has image mode {image.mode!r}; expected a palette (P) or greyscale (L) PNG")
-    if max_id is not None and array.size and int(array.max()) > max_id:
-        too_large = np.unique(array[array > max_id])
-        if too_large.size:
-            raise DataError(path, f"ids {too_large.tolist()} out of range 0..{max_id}")
     return array
 
 
