@@ -173,9 +173,14 @@ def test_class_windows_are_the_bounding_boxes_of_either_map(shape):
     assert class_windows(gt.T, pred.T, (1,))[1] == (slice(2, 30), slice(5, 40))
 
 
-def test_evaluate_frame_equals_pair_metrics_of_the_whole_frame():
-    """Scoring each class on its window changes nothing, the cap for a class in one map alone included
-    (the frame's diagonal, not the window's)."""
+@pytest.mark.parametrize("path", ["brute force", "KD-tree"])
+@pytest.mark.parametrize("spacing", [(1.0, 1.0), (0.7, 1.3)])
+@pytest.mark.parametrize("stray", [False, True])
+def test_evaluate_frame_equals_pair_metrics_of_the_whole_frame(path, spacing, stray, monkeypatch):
+    """Scoring each class on its window, the classes as bands of one map, changes nothing to the last
+    bit, the cap for a class in one map alone included (the frame's diagonal, not the window's), and
+    far boundary pixels in several bands measured against their own band only."""
+    monkeypatch.setattr(surface, "BRUTE_FORCE_PAIRS", 1 << 40 if path == "brute force" else 0)
     gt = np.zeros((96, 80), np.uint8)
     pred = np.zeros((96, 80), np.uint8)
     for cls, (seed, size) in enumerate([(1, 96), (2, 80), (3, 64)], start=1):
@@ -184,11 +189,15 @@ def test_evaluate_frame_equals_pair_metrics_of_the_whole_frame():
         gt[:size, :width][a[:, :width]] = cls
         pred[:size, :width][b[:, :width]] = cls
     gt[gt == 3] = 0  # class 3 in the prediction alone
-    rows = evaluate_frame(gt, pred, classes=(1, 2, 3, 4, 5), spacing=(0.7, 1.3))
+    if stray:  # far false positives of classes 1 and 2: far pixels in two bands
+        pred[90:94, 60:75] = 1
+        pred[2:5, 70:78] = 2
+    rows = evaluate_frame(gt, pred, classes=(1, 2, 3, 4, 5), spacing=spacing)
     for row in rows:
-        whole = pair_metrics(gt == row["class_id"], pred == row["class_id"], spacing=(0.7, 1.3)).as_dict()
+        whole = pair_metrics(gt == row["class_id"], pred == row["class_id"], spacing=spacing).as_dict()
         assert {key: row[key] for key in whole} == whole, row["class_id"]
-    assert rows[2]["hd"] == distance_cap((96, 80), (0.7, 1.3))
+    assert rows[2]["hd"] == distance_cap((96, 80), spacing)
+    assert max(rows[0]["hd"], rows[1]["hd"]) > 2 * surface.NEAR_RADIUS * max(spacing)
 
 
 def test_width_recall_tells_a_missed_thin_branch_from_a_missed_trunk():

@@ -11,7 +11,8 @@ Conventions (see ``mosxav.evaluation.metrics`` for the full statement and the pe
   contour element counts as matched when the other contour lies within ``tolerance``.
 
 Speed (``bench/metrics.py``: 35x MONAI per real MOSXAV mask pair): both masks share one cropped uint8
-map (``MaskPair``), so cropping, boundaries and corner codes are one dense pass for the pair. A boundary
+map, and the pairs of one frame (its classes) share one map as bands (``PairStack``), so boundaries and
+corner codes are one dense pass for the frame. A boundary
 pixel on both boundaries is at distance 0; one whose nearest target is within ``NEAR_RADIUS`` is found by
 looking up shells of lattice offsets (shifted ORs of the boundary map); only the rest are measured
 exactly, by an all-pairs integer minimum when few, a KD-tree otherwise. NSD only needs "within
@@ -20,6 +21,7 @@ tolerance": one dilation of the contour corners by the tolerance ball.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -50,7 +52,7 @@ def boundary(mask: np.ndarray) -> np.ndarray:
 
 def _interior(padded: np.ndarray) -> np.ndarray:
     """For each pixel of ``padded`` but its outer ring, the AND of its four 4-neighbours: set where all
-    four are set (bitwise, so every bit plane of a ``MaskPair`` map at once)."""
+    four are set (bitwise, so every bit plane of a ``PairStack`` map at once)."""
     return padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
 
 
@@ -125,21 +127,45 @@ def _pair_contour_tables(spacing: Spacing) -> tuple[np.ndarray, np.ndarray, np.n
     return length_gt, length_pred, border
 
 
-class MaskPair:
-    """Both masks of a pair in one uint8 map (bit 0 ground truth, bit 1 prediction), cut to their
-    union's bounding box with a background ``margin``, so that every dense pass (cropping, boundary,
-    corner codes) runs once for the two masks.
+class PairStack:
+    """Mask pairs in one uint8 map (bit 0 ground truth, bit 1 prediction), each pair a band of rows cut
+    to its union's bounding box, bands one under the other with ``margin`` background rows and columns
+    around each: every dense pass (boundary, distance lookups, corner codes, NSD dilation) runs once for
+    all pairs of a frame, where numpy's per-call cost made the small classes' passes cost as much as the
+    vessel's (``evaluate_frame``).
 
-    Pixels outside the box are background in both masks: boundaries, distances and contour lengths are
-    unchanged; the margin keeps every flat-index neighbour lookup inside its row.
+    Pixels outside a band's box are background in both masks: boundaries, distances and contour lengths
+    are unchanged; the margin keeps every flat-index lookup inside its row and its band.
     """
 
-    def __init__(self, bits: np.ndarray) -> None:
+    def __init__(self, bits: np.ndarray, tops: np.ndarray) -> None:
         self.bits = bits
+        #: the first row of each band; a band ends ``margin`` rows before the next one starts
+        self.tops = tops
 
     @classmethod
-    def crop(cls, gt: np.ndarray, pred: np.ndarray, margin: int) -> MaskPair | None:
-        """The pair of two boolean masks of one shape, or None when both are empty."""
+    def stack(cls, pairs: Sequence[tuple[np.ndarray, np.ndarray]], margin: int) -> PairStack:
+        """The stack of boolean mask pairs, each (ground truth, prediction) of one shape and each cut to
+        a window holding every foreground pixel of both (``semantic.class_windows``)."""
+        if not pairs:
+            raise ValueError("a pair stack needs at least one pair")
+        heights = np.array([gt.shape[0] for gt, _ in pairs])
+        tops = margin + np.concatenate(([0], np.cumsum(heights + margin)[:-1]))
+        width = max(gt.shape[1] for gt, _ in pairs) + 2 * margin
+        bits = np.zeros((int(tops[-1] + heights[-1] + margin), width), np.uint8)
+        for (gt, pred), top in zip(pairs, tops, strict=True):
+            if gt.shape != pred.shape:
+                raise ValueError(f"mask shapes differ: ground truth {gt.shape}, prediction {pred.shape}")
+            inner = bits[top : top + gt.shape[0], margin : margin + gt.shape[1]]
+            gt_bit = np.asarray(gt, dtype=bool).view(np.uint8)
+            pred_bit = np.asarray(pred, dtype=bool).view(np.uint8)
+            np.add(gt_bit, pred_bit, out=inner)
+            np.add(inner, pred_bit, out=inner)
+        return cls(bits, tops)
+
+    @classmethod
+    def crop(cls, gt: np.ndarray, pred: np.ndarray, margin: int) -> PairStack | None:
+        """The one-pair stack of two boolean masks of one shape, or None when both are empty."""
         gt = np.asarray(gt, dtype=bool)
         pred = np.asarray(pred, dtype=bool)
         union = gt | pred
@@ -148,16 +174,10 @@ class MaskPair:
             return None
         cols = np.flatnonzero(union.any(axis=0))
         window = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-        height, width = rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0]
-        bits = np.zeros((height + 2 * margin, width + 2 * margin), np.uint8)
-        inner = bits[margin : margin + height, margin : margin + width]
-        gt_bit, pred_bit = gt[window].view(np.uint8), pred[window].view(np.uint8)
-        np.add(gt_bit, pred_bit, out=inner)
-        np.add(inner, pred_bit, out=inner)
-        return cls(bits)
+        return cls.stack([(gt[window], pred[window])], margin)
 
     def counts(self) -> tuple[int, int, int]:
-        """(|G ∩ P|, |G|, |P|) in pixels."""
+        """(|G ∩ P|, |G|, |P|) in pixels, over all bands."""
         both = int(np.count_nonzero(self.bits == GT_BIT | PRED_BIT))
         return both, int(np.count_nonzero(self.bits & GT_BIT)), int(np.count_nonzero(self.bits & PRED_BIT))
 
@@ -167,11 +187,18 @@ class MaskPair:
         edges[1:-1, 1:-1] = self.bits[1:-1, 1:-1] & ~_interior(self.bits)
         return edges.ravel()
 
-    def distances(self, spacing: Spacing) -> SurfaceDistances:
-        """Both directed boundary distance sets, from one pass over the boundary pixels of either mask.
+    def _band_bounds(self, flat_indices: np.ndarray, width: int, first_row_shift: int = 0) -> np.ndarray:
+        """Where each band's run starts and ends in sorted flat indices of a lattice ``width`` wide
+        (len(bands) + 1 bounds); band k's lattice rows start at ``tops[k] - first_row_shift``."""
+        starts = np.searchsorted(flat_indices, (self.tops[1:] - first_row_shift) * width)
+        return np.concatenate(([0], starts, [len(flat_indices)]))
+
+    def distances(self, spacing: Spacing) -> list[SurfaceDistances]:
+        """Both directed boundary distance sets of each band, from one pass over the boundary pixels.
 
         A pixel on both boundaries is at distance 0 both ways; any other looks for the other mask's bit
-        in the shells (offsets of one length, shortest first), and the rest go to ``nearest_distances``.
+        in the shells (offsets of one length, shortest first), and the rest go to ``nearest_distances``
+        against the other mask's boundary in its own band.
         """
         edges = self.boundary()
         width = self.bits.shape[1]
@@ -183,22 +210,39 @@ class MaskPair:
         for offsets, length in _rings(NEAR_RADIUS * max(spacing), spacing, width)[1:]:
             if not len(todo):
                 break
-            hit = (_shifted_or(edges, offsets)[pixels[todo]] & wanted[todo]) != 0
+            where, want = pixels[todo], wanted[todo]
+            hit = (edges[where + offsets[0]] & want) != 0
+            for offset in offsets[1:]:
+                hit |= (edges[where + offset] & want) != 0
             distances[todo[hit]] = length
             todo = todo[~hit]
         on_gt, on_pred = (owner & GT_BIT) != 0, (owner & PRED_BIT) != 0
+        bounds = self._band_bounds(pixels, width)
         for mask, targets in ((GT_BIT, on_pred), (PRED_BIT, on_gt)):
             far = todo[owner[todo] == mask]
-            if len(far):
-                distances[far] = nearest_distances(pixels[far], pixels[targets], width, spacing)
-        return SurfaceDistances(distances[on_gt], distances[on_pred])
+            if not len(far):
+                continue
+            far_bounds = np.searchsorted(far, bounds)
+            for band in np.flatnonzero(np.diff(far_bounds)):
+                source = far[far_bounds[band] : far_bounds[band + 1]]
+                start, stop = bounds[band], bounds[band + 1]
+                target = pixels[start:stop][targets[start:stop]]
+                # Rows counted from the band's own top, as in a stack of one: the KD-tree's scaled
+                # coordinates then round alike, and every distance is the one-pair value to the bit.
+                shift = (self.tops[band] - self.tops[0]) * width
+                distances[source] = nearest_distances(pixels[source] - shift, target - shift, width, spacing)
+        return [
+            SurfaceDistances(distances[start:stop][on_gt[start:stop]], distances[start:stop][on_pred[start:stop]])
+            for start, stop in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
 
-    def scores(self, spacing: Spacing, tolerance: float) -> tuple[SurfaceDistances, float]:
-        """Both directed distance sets and NSD@tolerance."""
-        return self.distances(spacing), self.surface_dice(spacing, tolerance)
+    def scores(self, spacing: Spacing, tolerance: float) -> list[tuple[SurfaceDistances, float]]:
+        """Both directed distance sets and NSD@tolerance of each band."""
+        return list(zip(self.distances(spacing), self.surface_dice(spacing, tolerance), strict=True))
 
-    def surface_dice(self, spacing: Spacing, tolerance: float) -> float:
-        """DeepMind's surface Dice: contour length within ``tolerance`` of the other contour / total."""
+    def surface_dice(self, spacing: Spacing, tolerance: float) -> list[float]:
+        """DeepMind's surface Dice of each band: contour length within ``tolerance`` of the other
+        contour / total."""
         length_gt, length_pred, border_table = _pair_contour_tables(spacing)
         codes = _pair_corner_codes(self.bits).ravel()
         # A corner is on neither contour when each mask's four pixels agree: codes 0x00, 0x55 (all
@@ -208,13 +252,20 @@ class MaskPair:
         border = np.zeros(codes.shape, np.uint8)
         border[corners] = border_table[corner_codes]
         len_gt, len_pred = length_gt[corner_codes], length_pred[corner_codes]
-        on_gt, on_pred = len_gt > 0, len_pred > 0
-        near = _dilated(border, float(tolerance), spacing, self.bits.shape[1] - 1)
-        near_corner = near[corners]
-        matched = len_gt[on_gt & ((near_corner & PRED_BIT) != 0)].sum()
-        matched += len_pred[on_pred & ((near_corner & GT_BIT) != 0)].sum()
-        total = len_gt.sum() + len_pred.sum()
-        return float(matched / total) if total > 0 else 1.0
+        corner_width = self.bits.shape[1] - 1
+        near = _dilated(border, float(tolerance), spacing, corner_width)[corners]
+        matched_gt = (len_gt > 0) & ((near & PRED_BIT) != 0)
+        matched_pred = (len_pred > 0) & ((near & GT_BIT) != 0)
+        # Corner row r joins pixel rows r and r + 1: a band's contour starts one corner row above it.
+        bounds = self._band_bounds(corners, corner_width, first_row_shift=1)
+        out = []
+        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+            band_gt, band_pred = len_gt[start:stop], len_pred[start:stop]
+            matched = band_gt[matched_gt[start:stop]].sum()
+            matched += band_pred[matched_pred[start:stop]].sum()
+            total = band_gt.sum() + band_pred.sum()
+            out.append(float(matched / total) if total > 0 else 1.0)
+        return out
 
 
 def _pair_corner_codes(bits: np.ndarray) -> np.ndarray:
@@ -321,7 +372,7 @@ def percentile(values: np.ndarray, q: float) -> float:
 
 @lru_cache(maxsize=32)
 def pair_margin(spacing: Spacing, tolerance: float) -> int:
-    """The background margin a ``MaskPair`` needs for the distance lookups and the NSD tolerance."""
+    """The background margin a ``PairStack`` needs for the distance lookups and the NSD tolerance."""
     near = _ball_offsets(NEAR_RADIUS * max(spacing), spacing)
     return max(_margin(near), _margin(_ball_offsets(float(tolerance), spacing)))
 
@@ -329,17 +380,17 @@ def pair_margin(spacing: Spacing, tolerance: float) -> int:
 def surface_distances(gt: np.ndarray, pred: np.ndarray, spacing: Spacing = (1.0, 1.0)) -> SurfaceDistances:
     """Directed boundary distances for two non-empty boolean masks of the same shape."""
     near = _ball_offsets(NEAR_RADIUS * max(spacing), spacing)
-    pair = MaskPair.crop(gt, pred, _margin(near))
+    pair = PairStack.crop(gt, pred, _margin(near))
     if pair is None:
         raise ValueError("surface distances need non-empty masks")
-    return pair.distances(spacing)
+    return pair.distances(spacing)[0]
 
 
 def surface_scores(
     gt: np.ndarray, pred: np.ndarray, spacing: Spacing = (1.0, 1.0), tolerance: float = 2.0
 ) -> tuple[SurfaceDistances, float]:
     """Directed distances and NSD@tolerance of two non-empty masks, cropping them once."""
-    pair = MaskPair.crop(gt, pred, pair_margin(spacing, tolerance))
+    pair = PairStack.crop(gt, pred, pair_margin(spacing, tolerance))
     if pair is None:
         raise ValueError("surface scores need non-empty masks")
-    return pair.scores(spacing, tolerance)
+    return pair.scores(spacing, tolerance)[0]
