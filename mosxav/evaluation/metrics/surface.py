@@ -21,7 +21,7 @@ tolerance": one dilation of the contour corners by the tolerance ball.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -138,7 +138,7 @@ class PairStack:
     are unchanged; the margin keeps every flat-index lookup inside its row and its band.
     """
 
-    def __init__(self, bits: np.ndarray, tops: np.ndarray) -> None:
+    def __init__(self, bits: np.ndarray, tops: list[int]) -> None:
         self.bits = bits
         #: the first row of each band; a band ends ``margin`` rows before the next one starts
         self.tops = tops
@@ -149,10 +149,13 @@ class PairStack:
         a window holding every foreground pixel of both (``semantic.class_windows``)."""
         if not pairs:
             raise ValueError("a pair stack needs at least one pair")
-        heights = np.array([gt.shape[0] for gt, _ in pairs])
-        tops = margin + np.concatenate(([0], np.cumsum(heights + margin)[:-1]))
+        tops = []
+        height = margin
+        for gt, _ in pairs:
+            tops.append(height)
+            height += gt.shape[0] + margin
         width = max(gt.shape[1] for gt, _ in pairs) + 2 * margin
-        bits = np.zeros((int(tops[-1] + heights[-1] + margin), width), np.uint8)
+        bits = np.zeros((height, width), np.uint8)
         for (gt, pred), top in zip(pairs, tops, strict=True):
             if gt.shape != pred.shape:
                 raise ValueError(f"mask shapes differ: ground truth {gt.shape}, prediction {pred.shape}")
@@ -190,7 +193,9 @@ class PairStack:
     def _band_bounds(self, flat_indices: np.ndarray, width: int, first_row_shift: int = 0) -> np.ndarray:
         """Where each band's run starts and ends in sorted flat indices of a lattice ``width`` wide
         (len(bands) + 1 bounds); band k's lattice rows start at ``tops[k] - first_row_shift``."""
-        starts = np.searchsorted(flat_indices, (self.tops[1:] - first_row_shift) * width)
+        if len(self.tops) == 1:
+            return np.array((0, len(flat_indices)))
+        starts = np.searchsorted(flat_indices, (np.array(self.tops[1:]) - first_row_shift) * width)
         return np.concatenate(([0], starts, [len(flat_indices)]))
 
     def distances(self, spacing: Spacing) -> list[SurfaceDistances]:
@@ -222,6 +227,9 @@ class PairStack:
             far = todo[owner[todo] == mask]
             if not len(far):
                 continue
+            if len(self.tops) == 1:
+                distances[far] = nearest_distances(pixels[far], pixels[targets], width, spacing)
+                continue
             far_bounds = np.searchsorted(far, bounds)
             for band in np.flatnonzero(np.diff(far_bounds)):
                 source = far[far_bounds[band] : far_bounds[band + 1]]
@@ -231,10 +239,7 @@ class PairStack:
                 # coordinates then round alike, and every distance is the one-pair value to the bit.
                 shift = (self.tops[band] - self.tops[0]) * width
                 distances[source] = nearest_distances(pixels[source] - shift, target - shift, width, spacing)
-        return [
-            SurfaceDistances(distances[start:stop][on_gt[start:stop]], distances[start:stop][on_pred[start:stop]])
-            for start, stop in zip(bounds[:-1], bounds[1:], strict=True)
-        ]
+        return [SurfaceDistances(d[gt], d[pred]) for d, gt, pred in _per_band(bounds, distances, on_gt, on_pred)]
 
     def scores(self, spacing: Spacing, tolerance: float) -> list[tuple[SurfaceDistances, float]]:
         """Both directed distance sets and NSD@tolerance of each band."""
@@ -259,13 +264,23 @@ class PairStack:
         # Corner row r joins pixel rows r and r + 1: a band's contour starts one corner row above it.
         bounds = self._band_bounds(corners, corner_width, first_row_shift=1)
         out = []
-        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
-            band_gt, band_pred = len_gt[start:stop], len_pred[start:stop]
-            matched = band_gt[matched_gt[start:stop]].sum()
-            matched += band_pred[matched_pred[start:stop]].sum()
+        for band_gt, band_pred, band_matched_gt, band_matched_pred in _per_band(
+            bounds, len_gt, len_pred, matched_gt, matched_pred
+        ):
+            matched = band_gt[band_matched_gt].sum()
+            matched += band_pred[band_matched_pred].sum()
             total = band_gt.sum() + band_pred.sum()
             out.append(float(matched / total) if total > 0 else 1.0)
         return out
+
+
+def _per_band(bounds: np.ndarray, *arrays: np.ndarray) -> Iterator[tuple[np.ndarray, ...]]:
+    """Each band's part of ``arrays`` (runs between ``bounds``); the arrays themselves for one band."""
+    if len(bounds) == 2:
+        yield arrays
+        return
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        yield tuple(array[start:stop] for array in arrays)
 
 
 def _pair_corner_codes(bits: np.ndarray) -> np.ndarray:
