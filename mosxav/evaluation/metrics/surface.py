@@ -10,7 +10,7 @@ Conventions (see ``mosxav.evaluation.metrics`` for the full statement and the pe
   lattice between pixels, each border corner weighted by its marching-squares contour length, and a
   contour element counts as matched when the other contour lies within ``tolerance``.
 
-Speed (``bench/metrics.py``: 35x MONAI per real MOSXAV mask pair): both masks share one cropped uint8
+Speed (``bench/metrics.py``: 31-36x MONAI per real MOSXAV mask pair): both masks share one cropped uint8
 map, and the pairs of one frame (its classes) share one map as bands (``PairStack``), so boundaries and
 corner codes are one dense pass for the frame. A boundary
 pixel on both boundaries is at distance 0; one whose nearest target is within ``NEAR_RADIUS`` is found by
