@@ -12,11 +12,11 @@ Conventions (see ``mosxav.evaluation.metrics`` for the full statement and the pe
 
 Speed (``bench/metrics.py``: 31-36x MONAI per real MOSXAV mask pair): both masks share one cropped uint8
 map, and the pairs of one frame (its classes) share one map as bands (``PairStack``), so boundaries and
-corner codes are one dense pass for the frame. A boundary
-pixel on both boundaries is at distance 0; one whose nearest target is within ``NEAR_RADIUS`` is found by
-looking up shells of lattice offsets (shifted ORs of the boundary map); only the rest are measured
-exactly, by an all-pairs integer minimum when few, a KD-tree otherwise. NSD only needs "within
-tolerance": one dilation of the contour corners by the tolerance ball.
+corner codes are one dense pass for the frame. A boundary pixel on both boundaries is at distance 0;
+one whose nearest target is within ``NEAR_RADIUS`` is found by looking up shells of lattice offsets at
+the pixels still unmatched; only the rest are measured exactly, by an all-pairs integer minimum when
+few, a KD-tree otherwise. NSD only needs "within tolerance": one dilation of the contour corners by the
+tolerance ball.
 """
 
 from __future__ import annotations
