@@ -171,6 +171,15 @@ def test_class_windows_are_the_bounding_boxes_of_either_map(shape):
     assert windows[1] == (slice(5, 40), slice(2, 30)) and windows[2] == EMPTY_WINDOW
     # a transposed (not C-contiguous) map takes the per-pixel OR along its rows
     assert class_windows(gt.T, pred.T, (1,))[1] == (slice(2, 30), slice(5, 40))
+    # ids of 8 and more are boxed one class at a time
+    assert class_windows(gt, pred, (1, 9))[1] == windows[1]
+    nine = np.argwhere(pred == 9)
+    assert class_windows(gt, pred, (1, 9))[9] == (
+        slice(nine[:, 0].min(), nine[:, 0].max() + 1),
+        slice(nine[:, 1].min(), nine[:, 1].max() + 1),
+    )
+    with pytest.raises(ValueError, match="2-D"):
+        class_windows(gt[None], pred[None], (1,))
 
 
 @pytest.mark.parametrize("path", ["brute force", "KD-tree"])
