@@ -85,6 +85,7 @@ def test_an_unfiltered_greyscale_png_is_read_and_a_filtered_one_is_left_to_pillo
         {"depth": 4, "colour_type": 3},  # packed palette indices
         {"depth": 8, "colour_type": 2},  # RGB
         {"depth": 8, "colour_type": 0, "interlace": 1},  # Adam7
+        {"depth": 8, "colour_type": 3},  # a palette image without its PLTE chunk
     ],
 )
 def test_other_layouts_are_left_to_pillow(header):

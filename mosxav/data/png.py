@@ -41,6 +41,8 @@ def plain_index_png(data: bytes, max_pixels: int) -> np.ndarray | None:
     plain = depth == 8 and colour_type in _INDEX_COLOUR_TYPES and not (compression or filter_method or interlace)
     if not plain or width == 0 or height == 0 or width * height > max_pixels:
         return None
+    if colour_type == 3 and not any(kind == b"PLTE" for kind, _ in chunks):  # a palette image needs its palette
+        return None
     stream = b"".join(body for kind, body in chunks if kind == b"IDAT")
     size = (width + 1) * height
     inflater = zlib_ng.decompressobj()
