@@ -16,7 +16,7 @@ import pandas as pd
 
 from mosxav.constants import CLASS_NAMES, FOREGROUND_CLASSES
 from mosxav.evaluation.metrics.pairwise import METRIC_NAMES, window_metrics
-from mosxav.evaluation.metrics.surface import Spacing
+from mosxav.evaluation.metrics.surface import Spacing, bounding_box
 
 
 def evaluate_frame(
@@ -61,7 +61,8 @@ def class_windows(gt: np.ndarray, pred: np.ndarray, classes: Sequence[int]) -> d
     if gt.ndim != 2:
         raise ValueError(f"label maps must be 2-D, got shape {gt.shape}")
     if not classes or max(classes) >= 8 or min(classes) < 0:
-        return {cls: _bounding_window((gt == cls) | (pred == cls)) for cls in classes}
+        boxes = {cls: bounding_box((gt == cls) | (pred == cls)) for cls in classes}
+        return {cls: EMPTY_WINDOW if box is None else box for cls, box in boxes.items()}
     one = np.uint8(1)
     bits = np.left_shift(one, gt, dtype=np.uint8)  # ids of 8 and more shift out: no bit
     bits |= np.left_shift(one, pred, dtype=np.uint8)
@@ -76,15 +77,6 @@ def class_windows(gt: np.ndarray, pred: np.ndarray, classes: Sequence[int]) -> d
         cols = np.flatnonzero(in_cols & (1 << cls))
         windows[cls] = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
     return windows
-
-
-def _bounding_window(mask: np.ndarray) -> Window:
-    """The bounding box of a 2-D boolean mask (``EMPTY_WINDOW`` when empty)."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if not len(rows):
-        return EMPTY_WINDOW
-    cols = np.flatnonzero(mask.any(axis=0))
-    return (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
 
 
 def _or_along_rows(bits: np.ndarray) -> np.ndarray:

@@ -127,6 +127,15 @@ def _pair_contour_tables(spacing: Spacing) -> tuple[np.ndarray, np.ndarray, np.n
     return length_gt, length_pred, border
 
 
+def bounding_box(mask: np.ndarray) -> tuple[slice, slice] | None:
+    """The (rows, columns) slices of the bounding box of a 2-D boolean mask, None when it is empty."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if not len(rows):
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+
+
 class PairStack:
     """Mask pairs in one uint8 map (bit 0 ground truth, bit 1 prediction), each pair a band of rows cut
     to its union's bounding box, bands one under the other with ``margin`` background rows and columns
@@ -171,12 +180,9 @@ class PairStack:
         """The one-pair stack of two boolean masks of one shape, or None when both are empty."""
         gt = np.asarray(gt, dtype=bool)
         pred = np.asarray(pred, dtype=bool)
-        union = gt | pred
-        rows = np.flatnonzero(union.any(axis=1))
-        if not len(rows):
+        window = bounding_box(gt | pred)
+        if window is None:
             return None
-        cols = np.flatnonzero(union.any(axis=0))
-        window = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
         return cls.stack([(gt[window], pred[window])], margin)
 
     def counts(self) -> tuple[int, int, int]:
