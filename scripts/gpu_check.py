@@ -2,12 +2,18 @@
 
 1. Every trained method of the paper config trains ``--steps`` steps at the paper's resolution, width,
    batch and method options, with bfloat16 autocast and ``torch.compile`` as the config asks, on a small
-   synthetic MOSXAV generated at that resolution; then predicts two test frames. Printed per method:
-   compile warm-up, frames/s after it, the batch assembly's milliseconds and share of a step, peak GPU
-   memory, the last loss. Any NaN/inf loss, NaN prediction or error fails the check.
+   synthetic MOSXAV generated at that resolution; then predicts two test frames. Compiling costs 40-115 s
+   a method, about two thirds of the whole check when the methods ran one after another (README), so
+   each method runs in a process of its own: all compile and take their first ``--warm-steps`` steps at
+   once (compilation is CPU work, the GPU machines have 16 cores), then, when every one is warm, they
+   take turns on the GPU for the measured steps, keeping what they compiled in memory. Printed per
+   method: the warm-up's seconds (compilation, under the others' load), frames/s of the measured steps,
+   the batch assembly's milliseconds and share of a step, peak GPU memory, the last loss. Any NaN/inf
+   loss, NaN prediction or error fails the check.
 2. A two-step DDP run of the harness (``torchrun`` on every visible GPU, NCCL) for two methods.
 
-Usage: ``python scripts/gpu_check.py [--steps 200] [--out DIR]``; exits non-zero on any failure.
+Usage: ``python scripts/gpu_check.py [--steps 150] [--methods ...] [--jobs N] [--out DIR]``; exits
+non-zero on any failure. ``--device cpu --config SMALL.yaml`` rehearses the wiring on a CPU.
 """
 
 from __future__ import annotations
@@ -17,9 +23,11 @@ import dataclasses
 import json
 import math
 import os
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -28,26 +36,38 @@ import yaml
 
 from mosxav import MOSXAV
 from mosxav.data.synth import SynthConfig, generate_dataset
-from mosxav.harness.config import load_config
+from mosxav.harness.config import RunConfig, load_config
 from mosxav.harness.report import markdown_table
 from mosxav.harness.run import Cell, method_options
 from mosxav.training.batches import FrameTensors
 from mosxav.training.protocol import get_method
-from mosxav.training.trainer import Trainer
+from mosxav.training.trainer import Trainer, mean_dice
 
 PAPER = Path(__file__).resolve().parent.parent / "configs" / "paper.yaml"
+WARM_STEPS = 3  # step 0 compiles; step 1 recompiles with the step counter dynamic; step 2 runs warm
+READY = "GPU_CHECK_READY"  # the lines a worker process writes to the parent on its stdout
+ROW = "GPU_CHECK_ROW"
 
 
-def check_method(name: str, config, root: Path, steps: int, work: Path, device: str = "cuda") -> dict:
-    """Train one method for ``steps`` steps (on the GPU; the tests use the CPU); returns its figures and
-    raises on NaN. ``batch_ms`` times the batch assembly alone (collate, crop, augmentation, copy to the
-    device): on a GPU it is what a fast step still waits for on the CPU."""
-    device = torch.device(device)
-    cuda = device.type == "cuda"
-    size = config.effective_size()
+@dataclasses.dataclass
+class MethodRun:
+    """One method's trainer, prepared and then warmed up in the process that measures it."""
+
+    name: str
+    trainer: Trainer
+    val: FrameTensors
+    device: torch.device
+    warm_steps: int = 0
+    warm_up_s: float = math.nan
+    first_step_s: float = math.nan
+
+
+def prepare_method(name: str, config: RunConfig, root: Path, steps: int, work: Path, device: str) -> MethodRun:
+    """The method built from the config's options with a trainer for ``steps`` steps on ``root``."""
     train = dataclasses.replace(
         config.effective_train(), iterations=steps, val_every=steps, checkpoint_every=steps, log_every=1
     )
+    size = config.effective_size()
     options = method_options(dataclasses.replace(config, train=train), Cell(name, 0.25, 0.0, 0))
     torch.manual_seed(0)
     method = get_method(name)(options, 6)
@@ -56,36 +76,82 @@ def check_method(name: str, config, root: Path, steps: int, work: Path, device: 
     labeled = FrameTensors(items, range(half), size, True)
     unlabeled = FrameTensors(items, range(half, len(items)), size, False)
     val = FrameTensors(MOSXAV(root, "val", annotated_only=True), range(2), size, True)
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-    trainer = Trainer(method, labeled, unlabeled, val, train, work / name, device=device)
+    trainer = Trainer(method, labeled, unlabeled, val, train, work / name, device=torch.device(device))
+    return MethodRun(name, trainer, val, torch.device(device))
+
+
+def warm_up(run: MethodRun, warm_steps: int = WARM_STEPS) -> None:
+    """The first ``warm_steps`` training steps and one validation: what compiles, compiles here."""
     start = time.perf_counter()
-    trainer.fit()
+    run.trainer.fit(stop_after=warm_steps)
+    mean_dice(run.trainer.method, run.val, run.device, channels_last=run.trainer.config.channels_last)
+    _synchronize(run.device)
+    run.warm_steps = warm_steps
+    run.warm_up_s = time.perf_counter() - start
+    first = _records(run)[0] if warm_steps else None
+    if first is not None:
+        run.first_step_s = run.trainer.config.batch_size / first["frames_per_s"]
+    if run.device.type == "cuda":
+        torch.cuda.empty_cache()  # leave the GPU's memory to the process measuring now
+
+
+def measure(run: MethodRun) -> dict:
+    """The remaining steps, timed, then two predicted frames; returns the figures, raises on NaN.
+    ``batch_ms`` times the batch assembly alone (collate, crop, augmentation, copy to the device): on a
+    GPU it is what a fast step still waits for on the CPU."""
+    trainer, device = run.trainer, run.device
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
     _synchronize(device)
-    total = time.perf_counter() - start
+    start = time.perf_counter()
+    method = trainer.fit()
+    _synchronize(device)
+    seconds = time.perf_counter() - start
     batch_ms = _batch_assembly_ms(trainer, device)
-    records = [json.loads(line) for line in (work / name / "metrics.jsonl").read_text().splitlines()]
-    losses = [r["loss"] for r in records if "loss" in r]
+    records = _records(run)
+    losses = [r["loss"] for r in records]
     if not losses or not all(math.isfinite(v) for v in losses):
-        raise FloatingPointError(f"{name}: non-finite loss in {losses[-5:]}")
-    rates = [r["frames_per_s"] for r in records if "frames_per_s" in r]
-    steady = rates[len(rates) // 2 :]  # the second half: compile and allocator warm-up are over
-    frames_per_s = sum(steady) / len(steady)
+        raise FloatingPointError(f"{run.name}: non-finite loss in {losses[-5:]}")
+    rates = [r["frames_per_s"] for r in records if r["step"] > run.warm_steps]
+    frames_per_s = sum(rates) / len(rates) if rates else math.nan
     with torch.no_grad():
-        probs = method.predict(torch.stack([val[i]["image"] for i in range(2)]).to(device))
+        probs = method.predict(torch.stack([run.val[i]["image"] for i in range(2)]).to(device))
     if not torch.isfinite(probs).all():
-        raise FloatingPointError(f"{name}: non-finite prediction")
+        raise FloatingPointError(f"{run.name}: non-finite prediction")
     return {
-        "method": name,
-        "steps": steps,
-        "seconds": round(total, 1),
-        "first_step_s": round(train.batch_size / rates[0], 1),  # allocation, autotuning and compilation
+        "method": run.name,
+        "steps": trainer.config.iterations,
+        "warm_up_s": round(run.warm_up_s, 1),
+        "first_step_s": round(run.first_step_s, 1),  # allocation, autotuning and compilation
+        "seconds": round(seconds, 1),
         "frames_per_s": round(frames_per_s, 1),
         "batch_ms": round(batch_ms, 1),
-        "batch_share": round(batch_ms / 1000 / (train.batch_size / frames_per_s), 2),
-        "peak_GiB": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else float("nan"),
+        "batch_share": round(batch_ms / 1000 / (trainer.config.batch_size / frames_per_s), 2),
+        "peak_GiB": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if cuda else math.nan,
         "last_loss": round(losses[-1], 4),
     }
+
+
+def check_method(
+    name: str,
+    config: RunConfig,
+    root: Path,
+    steps: int,
+    work: Path,
+    device: str = "cuda",
+    warm_steps: int = WARM_STEPS,
+) -> dict:
+    """One method in this process: prepared, warmed up, measured (the tests run it on the CPU)."""
+    run = prepare_method(name, config, root, steps, work, device)
+    warm_up(run, warm_steps)
+    return measure(run)
+
+
+def _records(run: MethodRun) -> list[dict]:
+    """The training-step records of the trainer's metrics.jsonl (validation records left out)."""
+    lines = (run.trainer.out_dir / "metrics.jsonl").read_text().splitlines()
+    return [record for record in map(json.loads, lines) if "loss" in record]
 
 
 def _synchronize(device: torch.device) -> None:
@@ -108,9 +174,8 @@ def results_table(rows: list[dict]) -> str:
     headers = [
         "method",
         "steps",
-        "s total",
-        "first step s",
-        "frames/s",
+        "warm-up s (first step)",
+        "frames/s after",
         "batch ms (share of a step)",
         "peak GiB",
         "last loss",
@@ -119,8 +184,7 @@ def results_table(rows: list[dict]) -> str:
         [
             r["method"],
             r["steps"],
-            r["seconds"],
-            r["first_step_s"],
+            f"{r['warm_up_s']} ({r['first_step_s']})",
             r["frames_per_s"],
             f"{r['batch_ms']} ({r['batch_share']:.0%})",
             r["peak_GiB"],
@@ -129,6 +193,140 @@ def results_table(rows: list[dict]) -> str:
         for r in rows
     ]
     return markdown_table(headers, cells)
+
+
+class Worker:
+    """A process that checks one method (``--worker``): it reports READY once warm, waits for the
+    parent's go, then reports its ROW. Its stdout is read on a thread, so waits can time out."""
+
+    def __init__(self, name: str, command: list[str], log: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.log = log
+        self._stderr = open(log, "w", encoding="utf-8")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=env
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def expect(self, tag: str, deadline: float) -> dict:
+        """The JSON of the next ``tag`` line; raises when the process ends or the deadline passes first."""
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError(f"{self.name}: no {tag} in time") from None
+            if line is None:
+                self.process.wait()
+                raise RuntimeError(f"{self.name}: exited {self.process.returncode}:\n{self.stderr_tail()}")
+            if line.startswith(tag + " "):
+                return json.loads(line[len(tag) + 1 :])
+
+    def go(self) -> None:
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+
+    def stderr_tail(self, chars: int = 3000) -> str:
+        self._stderr.flush()
+        return self.log.read_text(encoding="utf-8", errors="replace")[-chars:]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self._stderr.close()
+
+
+def check_methods(
+    names: list[str],
+    config_path: Path,
+    root: Path,
+    steps: int,
+    work: Path,
+    device: str = "cuda",
+    jobs: int | None = None,
+    warm_steps: int = WARM_STEPS,
+    warm_timeout_s: float = 480.0,
+    measure_timeout_s: float = 300.0,
+) -> tuple[list[dict], list[str]]:
+    """Every method in a worker process, ``jobs`` at a time (default: all): the batch warms up at once,
+    then its workers take turns for the measured steps, one alone on the device at a time. Returns the
+    rows and the failures (one line each: the method and why)."""
+    jobs = max(1, jobs or len(names))
+    work.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    failures: list[str] = []
+    for first in range(0, len(names), jobs):
+        batch = names[first : first + jobs]
+        env = dict(os.environ, TORCHINDUCTOR_COMPILE_THREADS=str(max(1, (os.cpu_count() or 1) // len(batch))))
+        workers = []
+        for name in batch:
+            command = [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--worker",
+                name,
+                "--config",
+                str(config_path),
+                "--root",
+                str(root),
+                "--work",
+                str(work),
+                "--steps",
+                str(steps),
+                "--warm-steps",
+                str(warm_steps),
+                "--device",
+                device,
+            ]
+            workers.append(Worker(name, command, work / f"{name}.log", env))
+        try:
+            warm_deadline = time.monotonic() + warm_timeout_s
+            ready = []
+            for worker in workers:
+                try:
+                    worker.expect(READY, warm_deadline)
+                except (RuntimeError, TimeoutError) as exc:
+                    failures.append(f"{worker.name}: warm-up: {exc}")
+                    print(f"FAILED {failures[-1]}", flush=True)
+                    worker.stop()
+                    continue
+                ready.append(worker)
+            warm_s = warm_timeout_s - (warm_deadline - time.monotonic())
+            print(f"{len(ready)} of {len(batch)} methods warm after {warm_s:.0f} s", flush=True)
+            for worker in ready:
+                worker.go()
+                try:
+                    row = worker.expect(ROW, time.monotonic() + measure_timeout_s)
+                except (RuntimeError, TimeoutError) as exc:
+                    failures.append(f"{worker.name}: {exc}")
+                    print(f"FAILED {failures[-1]}", flush=True)
+                    continue
+                finally:
+                    worker.stop()
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+        finally:
+            for worker in workers:
+                worker.stop()
+    return rows, failures
+
+
+def worker_main(args: argparse.Namespace) -> int:
+    """The ``--worker`` process: prepare and warm up one method, say READY, wait, measure, say ROW."""
+    config = load_config(args.config)
+    run = prepare_method(args.worker, config, args.root, args.steps, args.work, args.device)
+    warm_up(run, args.warm_steps)
+    print(f"{READY} {json.dumps({'warm_up_s': run.warm_up_s})}", flush=True)
+    if not sys.stdin.readline():  # the parent is gone: nothing is waiting for the figures
+        return 1
+    print(f"{ROW} {json.dumps(measure(run))}", flush=True)
+    return 0
 
 
 def check_ddp(root: Path, work: Path, gpus: int) -> str:
@@ -174,51 +372,68 @@ def check_ddp(root: Path, work: Path, gpus: int) -> str:
     return done.stdout[-1500:]
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--methods", nargs="+", default=None, help="default: every trained method of the paper config")
+    parser.add_argument("--steps", type=int, default=150, help="training steps per method, warm-up included")
+    parser.add_argument("--methods", nargs="+", default=None, help="default: every trained method of the config")
+    parser.add_argument("--jobs", type=int, default=None, help="methods warming up at once (default: all)")
+    parser.add_argument("--warm-steps", type=int, default=WARM_STEPS, help="steps before the measured ones")
+    parser.add_argument("--config", type=Path, default=PAPER, help="default: configs/paper.yaml")
+    parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda", help="cpu: a rehearsal, no DDP")
     parser.add_argument("--out", type=Path, default=None, help="folder for gpu_check.json and gpu_check.md")
     parser.add_argument("--ddp-only", action="store_true", help="only the two-step DDP run of the harness")
-    args = parser.parse_args()
-    if not torch.cuda.is_available():
-        print("no CUDA device: this check is for a GPU machine", file=sys.stderr)
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # one method, for check_methods
+    parser.add_argument("--root", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.steps <= args.warm_steps:
+        parser.error(f"--steps {args.steps} leaves no step to measure after --warm-steps {args.warm_steps}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        return worker_main(args)
+    cuda = args.device == "cuda"
+    if cuda and not torch.cuda.is_available():
+        print("no CUDA device: this check is for a GPU machine (--device cpu rehearses it)", file=sys.stderr)
         return 2
-    config = load_config(PAPER)
+    started = time.monotonic()
+    config = load_config(args.config)
     names = [] if args.ddp_only else args.methods or [m for m in config.methods if get_method(m).needs_training]
-    gpus = torch.cuda.device_count()
+    gpus = torch.cuda.device_count() if cuda else 0
+    card = f"{gpus} x {torch.cuda.get_device_name(0)}" if cuda else "CPU"
     print(
-        f"torch {torch.__version__}, {gpus} x {torch.cuda.get_device_name(0)}; paper config: "
-        f"{config.effective_size()} px, width {config.model.width}, batch {config.train.batch_size}+"
-        f"{config.train.unlabeled_batch_size}, amp={config.train.amp}, compile={config.train.compile}",
+        f"torch {torch.__version__}, {card}; {args.config.name}: {config.effective_size()} px, width "
+        f"{config.model.width}, batch {config.train.batch_size}+{config.train.unlabeled_batch_size}, "
+        f"amp={config.train.amp}, compile={config.train.compile}",
         flush=True,
     )
     work = Path(tempfile.mkdtemp(prefix="gpu_check_"))
+    print(f"work folder (synthetic data, each method's metrics.jsonl and log): {work}", flush=True)
     root = generate_dataset(
         work / "synth", SynthConfig(sequences=4, frames=11, size=config.effective_size(), seed=0, test_sequences=1)
     )
-    rows, failures = [], []
-    for name in names:
+    rows, failures = check_methods(names, args.config, root, args.steps, work, args.device, args.jobs, args.warm_steps)
+    methods_s = time.monotonic() - started
+    ddp = "DDP: not run on a CPU rehearsal"
+    if cuda:
         try:
-            row = check_method(name, config, root, args.steps, work)
-        except Exception as exc:  # report every method, then fail
-            failures.append(f"{name}: {exc.__class__.__name__}: {exc}")
-            print(f"FAILED {failures[-1]}", flush=True)
-            continue
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    try:
-        print(check_ddp(root, work, gpus), flush=True)
-        ddp = f"two DDP steps on {gpus} GPU(s): ok"
-    except Exception as exc:
-        failures.append(f"DDP: {exc}")
-        ddp = f"two DDP steps on {gpus} GPU(s): FAILED"
+            print(check_ddp(root, work, gpus), flush=True)
+            ddp = f"two DDP steps on {gpus} GPU(s): ok"
+        except Exception as exc:  # report it beside the methods' rows, then fail
+            failures.append(f"DDP: {exc}")
+            ddp = f"two DDP steps on {gpus} GPU(s): FAILED"
+    total_s = time.monotonic() - started
+    timing = f"wall time: {methods_s:.0f} s for {len(names)} methods, {total_s:.0f} s in all"
     table = results_table(rows)
-    print(table + ddp)
+    print(f"{table}{ddp}\n{timing}")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "gpu_check.json").write_text(json.dumps({"rows": rows, "ddp": ddp, "failures": failures}, indent=2))
-        (args.out / "gpu_check.md").write_text(table + "\n" + ddp + "\n")
+        summary = {"rows": rows, "ddp": ddp, "failures": failures, "methods_s": methods_s, "total_s": total_s}
+        (args.out / "gpu_check.json").write_text(json.dumps(summary, indent=2))
+        (args.out / "gpu_check.md").write_text(f"{table}\n{ddp}\n{timing}\n")
     for failure in failures:
         print(f"FAILED {failure}", file=sys.stderr)
     return 1 if failures else 0
