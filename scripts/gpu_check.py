@@ -10,7 +10,8 @@
    method: the warm-up's seconds (compilation, under the others' load), frames/s of the measured steps,
    the batch assembly's milliseconds and share of a step, peak GPU memory, the last loss. Any NaN/inf
    loss, NaN prediction or error fails the check.
-2. A two-step DDP run of the harness (``torchrun`` on every visible GPU, NCCL) for two methods.
+2. A two-step DDP run of the harness (``torchrun`` on every visible GPU, NCCL) for two methods, in the
+   background while the methods compile.
 
 Usage: ``python scripts/gpu_check.py [--steps 150] [--methods ...] [--jobs N] [--out DIR]``; exits
 non-zero on any failure. ``--device cpu --config SMALL.yaml`` rehearses the wiring on a CPU.
@@ -24,11 +25,13 @@ import json
 import math
 import os
 import queue
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -253,10 +256,12 @@ def check_methods(
     warm_steps: int = WARM_STEPS,
     warm_timeout_s: float = 480.0,
     measure_timeout_s: float = 300.0,
+    before_measuring: Callable[[], None] | None = None,
 ) -> tuple[list[dict], list[str]]:
     """Every method in a worker process, ``jobs`` at a time (default: all): the batch warms up at once,
-    then its workers take turns for the measured steps, one alone on the device at a time. Returns the
-    rows and the failures (one line each: the method and why)."""
+    then its workers take turns for the measured steps, one alone on the device at a time;
+    ``before_measuring`` runs once, before the first measured steps (the DDP run ends there). Returns
+    the rows and the failures (one line each: the method and why)."""
     jobs = max(1, jobs or len(names))
     work.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
@@ -299,6 +304,9 @@ def check_methods(
                 ready.append(worker)
             warm_s = warm_timeout_s - (warm_deadline - time.monotonic())
             print(f"{len(ready)} of {len(batch)} methods warm after {warm_s:.0f} s", flush=True)
+            if before_measuring is not None:
+                before_measuring()
+                before_measuring = None
             for worker in ready:
                 worker.go()
                 try:
@@ -329,47 +337,78 @@ def worker_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_ddp(root: Path, work: Path, gpus: int) -> str:
-    """Two DDP steps of the harness on every visible GPU (NCCL); returns the command's tail."""
-    run_config = {
-        "dataset": {"root": str(root)},
-        "size": 512,
-        "methods": ["supervised", "diffproto"],
-        "labeled_fractions": [0.5],
-        "leaderboard": False,
-        "overlays": 1,
-        "model": {"width": 32, "depth": 4},
-        "train": {
-            "iterations": 2,
-            "val_every": 2,
-            "checkpoint_every": 2,
-            "log_every": 1,
-            "amp": True,
-            "optimizer": "sgd",
-            "lr": 0.01,
-        },
-        "method_options": {"diffproto": {"denoiser_width": 32, "sample_steps": 2}},
-    }
-    path = work / "ddp.yaml"
-    path.write_text(yaml.safe_dump(run_config))
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={gpus}",
-        "-m",
-        "mosxav_leaderboard.command_line",
-        "run",
-        "--config",
-        str(path),
-        "--out",
-        str(work / "ddp"),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        raise RuntimeError(f"DDP run failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
-    return done.stdout[-1500:]
+class DDPRun:
+    """Two DDP steps of the harness on every visible GPU (NCCL; gloo on a CPU), run in the background
+    while the methods compile (nothing is timed then), its output into ``work/ddp.log``; ``end()`` waits
+    for it, once: before the first measured steps."""
+
+    def __init__(self, root: Path, work: Path, gpus: int, size: int = 512, timeout_s: float = 300.0) -> None:
+        self.gpus = gpus
+        self.log = work / "ddp.log"
+        self.timeout_s = timeout_s
+        self.line: str | None = None  # what the check prints of it, once it has ended
+        self.failure: str | None = None
+        run_config = {
+            "dataset": {"root": str(root)},
+            "size": size,
+            "methods": ["supervised", "diffproto"],
+            "labeled_fractions": [0.5],
+            "leaderboard": False,
+            "overlays": 1,
+            "model": {"width": 32, "depth": 4},
+            "train": {
+                "iterations": 2,
+                "val_every": 2,
+                "checkpoint_every": 2,
+                "log_every": 1,
+                "amp": True,
+                "optimizer": "sgd",
+                "lr": 0.01,
+            },
+            "method_options": {"diffproto": {"denoiser_width": 32, "sample_steps": 2}},
+        }
+        path = work / "ddp.yaml"
+        path.write_text(yaml.safe_dump(run_config))
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={gpus}",
+            "-m",
+            "mosxav_leaderboard.command_line",
+            "run",
+            "--config",
+            str(path),
+            "--out",
+            str(work / "ddp"),
+        ]
+        with open(self.log, "w", encoding="utf-8") as log:
+            # a session of its own: torchrun's workers go with it when it is stopped
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def end(self) -> None:
+        """Waits for the run (killed after ``timeout_s``) and prints its output's tail; a failure is kept
+        in ``failure`` with the tail, to be reported beside the methods' rows."""
+        if self.line is not None:
+            return
+        try:
+            self.process.wait(timeout=self.timeout_s)
+        except subprocess.TimeoutExpired:
+            self.stop()
+        tail = self.log.read_text(encoding="utf-8", errors="replace")[-4000:]
+        if self.process.returncode == 0:
+            print(tail[-1500:], flush=True)
+            self.line = f"two DDP steps on {self.gpus} GPU(s): ok"
+        else:
+            self.failure = f"DDP: run failed (exit {self.process.returncode}):\n{tail}"
+            self.line = f"two DDP steps on {self.gpus} GPU(s): FAILED"
+
+    def stop(self) -> None:
+        """Kills the run and its workers if it is still going."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -415,25 +454,29 @@ def main(argv: list[str] | None = None) -> int:
     root = generate_dataset(
         work / "synth", SynthConfig(sequences=4, frames=11, size=config.effective_size(), seed=0, test_sequences=1)
     )
-    rows, failures = check_methods(names, args.config, root, args.steps, work, args.device, args.jobs, args.warm_steps)
-    methods_s = time.monotonic() - started
-    ddp = "DDP: not run on a CPU rehearsal"
-    if cuda:
-        try:
-            print(check_ddp(root, work, gpus), flush=True)
-            ddp = f"two DDP steps on {gpus} GPU(s): ok"
-        except Exception as exc:  # report it beside the methods' rows, then fail
-            failures.append(f"DDP: {exc}")
-            ddp = f"two DDP steps on {gpus} GPU(s): FAILED"
+    ddp = DDPRun(root, work, gpus) if cuda else None
+    before_measuring = ddp.end if ddp is not None else None
+    try:
+        rows, failures = check_methods(
+            names, args.config, root, args.steps, work, args.device, args.jobs, args.warm_steps, before_measuring
+        )
+        if ddp is not None:
+            ddp.end()  # --ddp-only (no methods) waits for it here
+    finally:
+        if ddp is not None:
+            ddp.stop()
+    if ddp is not None and ddp.failure:
+        failures.append(ddp.failure)
+    ddp_line = ddp.line if ddp is not None else "DDP: not run on a CPU rehearsal"
     total_s = time.monotonic() - started
-    timing = f"wall time: {methods_s:.0f} s for {len(names)} methods, {total_s:.0f} s in all"
+    timing = f"wall time: {total_s:.0f} s for {len(names)} methods and the DDP run"
     table = results_table(rows)
-    print(f"{table}{ddp}\n{timing}")
+    print(f"{table}{ddp_line}\n{timing}")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        summary = {"rows": rows, "ddp": ddp, "failures": failures, "methods_s": methods_s, "total_s": total_s}
+        summary = {"rows": rows, "ddp": ddp_line, "failures": failures, "total_s": total_s}
         (args.out / "gpu_check.json").write_text(json.dumps(summary, indent=2))
-        (args.out / "gpu_check.md").write_text(f"{table}\n{ddp}\n{timing}\n")
+        (args.out / "gpu_check.md").write_text(f"{table}\n{ddp_line}\n{timing}\n")
     for failure in failures:
         print(f"FAILED {failure}", file=sys.stderr)
     return 1 if failures else 0

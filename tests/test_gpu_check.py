@@ -64,9 +64,18 @@ def test_check_methods_warms_workers_together_then_measures_each_alone(tmp_path:
     gpu_check = _load_script()
     root = generate_dataset(tmp_path / "synth", SynthConfig(sequences=4, frames=11, size=32, seed=0, test_sequences=1))
     names = ["supervised", "no_such_method", "mean_teacher"]
+    waits = []  # the DDP run's end, awaited once before the first measured steps
     rows, failures = gpu_check.check_methods(
-        names, _toy_config(tmp_path / "toy.yaml"), root, 5, tmp_path / "work", device="cpu", jobs=2
+        names,
+        _toy_config(tmp_path / "toy.yaml"),
+        root,
+        5,
+        tmp_path / "work",
+        "cpu",
+        2,
+        before_measuring=lambda: waits.append(1),
     )
+    assert waits == [1]
     assert [r["method"] for r in rows] == ["supervised", "mean_teacher"]
     assert all(r["steps"] == 5 and r["frames_per_s"] > 0 and math.isfinite(r["last_loss"]) for r in rows)
     assert len(failures) == 1 and failures[0].startswith("no_such_method: warm-up: no_such_method: exited 1")
@@ -97,3 +106,20 @@ def test_worker_whose_parent_is_gone_stops_after_warm_up(tmp_path: Path) -> None
     done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr[-2000:]
     assert done.stdout.startswith("GPU_CHECK_READY {") and "GPU_CHECK_ROW" not in done.stdout
+
+
+def test_ddp_run_in_the_background_reports_ok_or_its_failure(tmp_path: Path) -> None:
+    """The harness's two DDP steps (torchrun, one gloo process on the CPU, 32 px): ok; on a dataset root
+    that is not there the run fails and the failure carries the harness's own error."""
+    gpu_check = _load_script()
+    root = generate_dataset(tmp_path / "synth", SynthConfig(sequences=4, frames=11, size=32, seed=0, test_sequences=1))
+    ddp = gpu_check.DDPRun(root, tmp_path, 1, size=32)
+    ddp.end()
+    ddp.end()  # once only
+    assert ddp.line == "two DDP steps on 1 GPU(s): ok" and ddp.failure is None
+    assert (tmp_path / "ddp" / "summary.csv").is_file()
+    (tmp_path / "bad").mkdir()
+    failed = gpu_check.DDPRun(tmp_path / "no_such_root", tmp_path / "bad", 1, size=32)
+    failed.end()
+    assert failed.line == "two DDP steps on 1 GPU(s): FAILED"
+    assert failed.failure.startswith("DDP: run failed (exit 1)") and "no_such_root" in failed.failure
