@@ -268,7 +268,7 @@ def check_methods(
     failures: list[str] = []
     for first in range(0, len(names), jobs):
         batch = names[first : first + jobs]
-        env = dict(os.environ, TORCHINDUCTOR_COMPILE_THREADS=str(max(1, (os.cpu_count() or 1) // len(batch))))
+        env = dict(os.environ, TORCHINDUCTOR_COMPILE_THREADS=str(compile_threads(len(batch))))
         workers = []
         for name in batch:
             command = [
@@ -323,6 +323,14 @@ def check_methods(
             for worker in workers:
                 worker.stop()
     return rows, failures
+
+
+def compile_threads(processes: int, cores: int | None = None) -> int:
+    """Inductor's compile workers per process when ``processes`` compile at once: twice the cores shared
+    out (a compiling process is often in single-threaded tracing, so the cores would idle at one each),
+    never more than the cores; inductor's own default is every core in every process."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, min(cores, math.ceil(2 * cores / processes)))
 
 
 def worker_main(args: argparse.Namespace) -> int:

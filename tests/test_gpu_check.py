@@ -123,3 +123,11 @@ def test_ddp_run_in_the_background_reports_ok_or_its_failure(tmp_path: Path) -> 
     failed.end()
     assert failed.line == "two DDP steps on 1 GPU(s): FAILED"
     assert failed.failure.startswith("DDP: run failed (exit 1)") and "no_such_root" in failed.failure
+
+
+def test_compile_threads_share_twice_the_cores_out() -> None:
+    gpu_check = _load_script()
+    assert gpu_check.compile_threads(9, cores=16) == 4  # the GPU machines: nine methods, 36 workers
+    assert gpu_check.compile_threads(1, cores=16) == 16  # one process: all cores, as inductor does
+    assert gpu_check.compile_threads(2, cores=2) == 2
+    assert gpu_check.compile_threads(40, cores=16) == 1
