@@ -206,8 +206,14 @@ class Worker:
         self.name = name
         self.log = log
         self._stderr = open(log, "w", encoding="utf-8")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=env
+        self.process = subprocess.Popen(  # a session of its own: stop() ends its compile workers too
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env=env,
+            start_new_session=True,
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -239,8 +245,9 @@ class Worker:
         return self.log.read_text(encoding="utf-8", errors="replace")[-chars:]
 
     def stop(self) -> None:
+        """Kills the worker and whatever it started, if still going (a kill after its ROW is harmless)."""
         if self.process.poll() is None:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
         self._stderr.close()
 
@@ -308,10 +315,10 @@ def check_methods(
                 before_measuring()
                 before_measuring = None
             for worker in ready:
-                worker.go()
                 try:
+                    worker.go()
                     row = worker.expect(ROW, time.monotonic() + measure_timeout_s)
-                except (RuntimeError, TimeoutError) as exc:
+                except (OSError, RuntimeError, TimeoutError) as exc:  # OSError: it died after READY
                     failures.append(f"{worker.name}: {exc}")
                     print(f"FAILED {failures[-1]}", flush=True)
                     continue
