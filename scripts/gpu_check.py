@@ -91,9 +91,8 @@ def warm_up(run: MethodRun, warm_steps: int = WARM_STEPS) -> None:
     _synchronize(run.device)
     run.warm_steps = warm_steps
     run.warm_up_s = time.perf_counter() - start
-    first = _records(run)[0] if warm_steps else None
-    if first is not None:
-        run.first_step_s = run.trainer.config.batch_size / first["frames_per_s"]
+    if warm_steps:
+        run.first_step_s = run.trainer.config.batch_size / _records(run)[0]["frames_per_s"]
     if run.device.type == "cuda":
         torch.cuda.empty_cache()  # leave the GPU's memory to the process measuring now
 
@@ -298,7 +297,8 @@ def check_methods(
             ]
             workers.append(Worker(name, command, work / f"{name}.log", env))
         try:
-            warm_deadline = time.monotonic() + warm_timeout_s
+            warm_start = time.monotonic()
+            warm_deadline = warm_start + warm_timeout_s
             ready = []
             for worker in workers:
                 try:
@@ -309,7 +309,7 @@ def check_methods(
                     worker.stop()
                     continue
                 ready.append(worker)
-            warm_s = warm_timeout_s - (warm_deadline - time.monotonic())
+            warm_s = time.monotonic() - warm_start
             print(f"{len(ready)} of {len(batch)} methods warm after {warm_s:.0f} s", flush=True)
             if before_measuring is not None:
                 before_measuring()

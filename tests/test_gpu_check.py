@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
 import math
@@ -28,13 +27,26 @@ def _load_script():
     return module
 
 
+def _toy_root(tmp_path: Path) -> Path:
+    """A synthetic MOSXAV at 32 px: four sequences of 11 frames, one of them test."""
+    return generate_dataset(tmp_path / "synth", SynthConfig(sequences=4, frames=11, size=32, seed=0, test_sequences=1))
+
+
+def _toy_config(path: Path) -> Path:
+    """configs/paper.yaml at 32 px, width 8, batch 2 + 2, eager and float32: seconds on a CPU."""
+    config = yaml.safe_load((SCRIPT.parents[1] / "configs" / "paper.yaml").read_text())
+    config["size"] = 32
+    config["model"] = {"width": 8, "depth": 4}
+    config["train"].update(batch_size=2, unlabeled_batch_size=2, amp=False, compile=False)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 @pytest.mark.parametrize("name", ["supervised", "diffproto"])
 def test_check_method_reports_finite_figures_on_cpu(tmp_path: Path, name: str) -> None:
     gpu_check = _load_script()
-    config = gpu_check.load_config(gpu_check.PAPER)
-    train = dataclasses.replace(config.train, compile=False, amp=False, batch_size=2, unlabeled_batch_size=2)
-    config = dataclasses.replace(config, size=32, train=train, model=dataclasses.replace(config.model, width=8))
-    root = generate_dataset(tmp_path / "synth", SynthConfig(sequences=4, frames=11, size=32, seed=0, test_sequences=1))
+    config = gpu_check.load_config(_toy_config(tmp_path / "toy.yaml"))
+    root = _toy_root(tmp_path)
     row = gpu_check.check_method(name, config, root, 4, tmp_path / "work", device="cpu")
     assert row["method"] == name and row["steps"] == 4
     assert row["warm_up_s"] >= row["first_step_s"] >= 0  # tenths of a second: a toy step rounds to 0
@@ -48,21 +60,11 @@ def test_check_method_reports_finite_figures_on_cpu(tmp_path: Path, name: str) -
     assert f"{row['batch_ms']} (" in table[2]
 
 
-def _toy_config(path: Path) -> Path:
-    """configs/paper.yaml at 32 px, width 8, batch 2 + 2, eager and float32: seconds on a CPU."""
-    config = yaml.safe_load((SCRIPT.parents[1] / "configs" / "paper.yaml").read_text())
-    config["size"] = 32
-    config["model"] = {"width": 8, "depth": 4}
-    config["train"].update(batch_size=2, unlabeled_batch_size=2, amp=False, compile=False)
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 def test_check_methods_warms_workers_together_then_measures_each_alone(tmp_path: Path) -> None:
     """Two batches of worker processes (jobs=2, three methods): every method reports its row in order,
     and a worker that dies (an unknown method) is one failure line with its error, not the check's end."""
     gpu_check = _load_script()
-    root = generate_dataset(tmp_path / "synth", SynthConfig(sequences=4, frames=11, size=32, seed=0, test_sequences=1))
+    root = _toy_root(tmp_path)
     names = ["supervised", "no_such_method", "mean_teacher"]
     waits = []  # the DDP run's end, awaited once before the first measured steps
     rows, failures = gpu_check.check_methods(
@@ -88,7 +90,7 @@ def test_check_methods_warms_workers_together_then_measures_each_alone(tmp_path:
 def test_worker_that_never_gets_warm_times_out(tmp_path: Path) -> None:
     """A warm-up deadline that has passed: the worker is stopped and named, and nothing hangs."""
     gpu_check = _load_script()
-    root = generate_dataset(tmp_path / "synth", SynthConfig(sequences=4, frames=11, size=32, seed=0, test_sequences=1))
+    root = _toy_root(tmp_path)
     start = time.monotonic()
     rows, failures = gpu_check.check_methods(
         ["supervised"], _toy_config(tmp_path / "toy.yaml"), root, 5, tmp_path / "work", device="cpu", warm_timeout_s=0.5
@@ -100,7 +102,7 @@ def test_worker_that_never_gets_warm_times_out(tmp_path: Path) -> None:
 def test_worker_whose_parent_is_gone_stops_after_warm_up(tmp_path: Path) -> None:
     """stdin at its end before the go: the worker says READY, measures nothing and exits 1 (no orphan
     holding a GPU)."""
-    root = generate_dataset(tmp_path / "synth", SynthConfig(sequences=4, frames=11, size=32, seed=0, test_sequences=1))
+    root = _toy_root(tmp_path)
     command = [sys.executable, str(SCRIPT), "--worker", "supervised", "--config", str(_toy_config(tmp_path / "t.yaml"))]
     command += ["--root", str(root), "--work", str(tmp_path / "work"), "--steps", "5", "--device", "cpu"]
     done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
@@ -112,7 +114,7 @@ def test_ddp_run_in_the_background_reports_ok_or_its_failure(tmp_path: Path) -> 
     """The harness's two DDP steps (torchrun, one gloo process on the CPU, 32 px): ok; on a dataset root
     that is not there the run fails and the failure carries the harness's own error."""
     gpu_check = _load_script()
-    root = generate_dataset(tmp_path / "synth", SynthConfig(sequences=4, frames=11, size=32, seed=0, test_sequences=1))
+    root = _toy_root(tmp_path)
     ddp = gpu_check.DDPRun(root, tmp_path, 1, size=32)
     ddp.end()
     ddp.end()  # once only
