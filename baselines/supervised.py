@@ -1,11 +1,15 @@
 """Supervised U-Net (Ronneberger et al., MICCAI 2015): the lower bound on labeled frames only, and,
-with every training frame labeled (``labeled_fraction: 1.0``), the fully supervised upper bound."""
+with every training frame labeled (``labeled_fraction: 1.0``), the fully supervised upper bound.
+
+Reference card: HiLab-git/SSL4MIS ``code/train_fully_supervised_2D.py``: the U-Net of
+``networks/unet.py`` (encoder dropout) trained on ``0.5 (CE + Dice over all classes)``, the student of
+every semi-supervised reference trained on its labeled frames alone: ``supervised_loss: ssl4mis``.
+"""
 
 from __future__ import annotations
 
 import torch
 
-from mosxav.training.losses import ce_dice_loss
 from mosxav.training.protocol import Method
 from mosxav.training.unet import build_unet
 
@@ -19,7 +23,7 @@ class Supervised(Method):
         self.net = build_unet(self.options, num_classes, in_channels)
 
     def training_step(self, labeled, unlabeled, step):
-        loss = ce_dice_loss(self.net(labeled["image"]), labeled["mask"])
+        loss = self.supervised(self.net(labeled["image"]), labeled["mask"])
         return loss, {"loss_sup": loss.item()}
 
     @torch.no_grad()

@@ -19,8 +19,10 @@ prototype-based contrastive consistency that makes learning robust to noisy pseu
   [``rectify_from="teacher_label"``] one denoising step from the teacher's own argmax noised at
   [``rectify_t`` = 0.5] x T, or ``"noise"``: full DDIM sampling from pure noise; used from step
   [``rectify_start`` = 0] on (DiffRect waits 1,000 iterations);
+* supervised term of f: the toolkit's shared one (``supervised_loss``, SSL4MIS's 0.5 (CE + Dice)), as
+  every baseline's; the denoiser's own term on ground truth: CE + foreground Dice on its x0 logits;
 * unlabeled losses: confidence-masked CE of f on the strong view and of g on noised pseudo-labels,
-  weight [1.0] with sigmoid ramp-up over 40% of training;
+  weight [1.0] with the harness's sigmoid ramp-up (over the whole run, DiffRect's horizon);
 * prototypes: EMA [0.99] of masked mean denoiser embeddings (dim [32], L2-normalised), updated from
   labeled pixels (ground truth) only, so noisy pseudo-labels never move the anchors; InfoNCE over
   class-balanced sampled pixels [256 per class] of labeled (GT) and confident unlabeled (pseudo)
@@ -33,7 +35,8 @@ prototype-based contrastive consistency that makes learning robust to noisy pseu
 * prediction: DDIM-sampled labels from the denoiser ["diffusion"], or the segmenter alone
   ["segmenter"], or their mean ["ensemble"].
 
-``diffproto_noproto`` is the same method with the prototype loss switched off (the ablation).
+``diffproto_noproto`` is the same method with the prototype loss switched off (the ablation); it reads
+``method_options.diffproto`` (``options_from``), so the two differ in that one switch.
 
 The bracketed defaults were measured against their alternatives (README, "DiffProto's design
 choices"; configs/diffproto_ablation.yaml and configs/xca_ssl.yaml, paired over test units): on real
@@ -79,11 +82,12 @@ def _masked_ce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor)
 class DiffProto(Method):
     name = "diffproto"
     relative_step_cost = 3.4
+    uses_pseudo_labels = True
     find_unused_parameters = True  # the projection head is unused when prototype_weight = 0
 
     @dataclass(frozen=True)
     class Options(MethodOptions):
-        denoiser_width: int = 16
+        denoiser_width: int = 8
         denoiser_depth: int = 2
         embed_dim: int = 32  # prototype space: the denoiser's pixel embeddings
         train_steps: int = 1000  # diffusion steps T
@@ -194,7 +198,7 @@ class DiffProto(Method):
         o = self.options
         images, masks = labeled["image"], labeled["mask"]
         logits, features = self.segmenter(images, return_features=True)
-        sup = ce_dice_loss(logits, masks)
+        sup = self.supervised(logits, masks)
         diff, feat_l = self._denoise_loss(masks, self._condition(images, features), None)
         with torch.no_grad():
             idx = sample_pixels(masks, o.pixels_per_class * 4)
@@ -257,9 +261,11 @@ class DiffProto(Method):
 
 
 class DiffProtoNoPrototype(DiffProto):
-    """The ablation: DiffProto with the prototype-based contrastive loss switched off."""
+    """The ablation: DiffProto with the prototype-based contrastive loss switched off, on DiffProto's
+    options (``method_options.diffproto``, then its own)."""
 
     name = "diffproto_noproto"
+    options_from = "diffproto"
 
     def __init__(self, options, num_classes, in_channels=1):
         super().__init__(replace(self.make_options(options), prototype_weight=0.0), num_classes, in_channels)

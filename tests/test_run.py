@@ -108,11 +108,34 @@ def test_unsafe_yaml_is_refused(tmp_path):
         load_config(path)
 
 
-def test_method_options_merge_per_method_onto_the_default():
+def test_method_options_are_read_as_written_over_the_methods_own_defaults():
     config = parse_config({"method_options": {"diffproto": {"sample_steps": 2}, "ua_mt": {"mc_samples": 3}}})
-    assert config.method_options == {"diffproto": {"denoiser_width": 8, "sample_steps": 2}, "ua_mt": {"mc_samples": 3}}
+    assert config.method_options == {"diffproto": {"sample_steps": 2}, "ua_mt": {"mc_samples": 3}}
     options = method_options(config, Cell("diffproto", 0.25, 0.0, 0))
     assert (options.denoiser_width, options.sample_steps, options.width, options.iterations) == (8, 2, 16, 300)
+
+
+def test_the_diffproto_ablation_trains_on_diffprotos_options():
+    """Issue 25, 1: ``method_options.diffproto`` reaches ``diffproto_noproto``; only the prototype weight differs."""
+    config = parse_config(
+        {
+            "methods": ["diffproto", "diffproto_noproto"],
+            "method_options": {"diffproto": {"denoiser_width": 32, "sample_steps": 3, "prototype_weight": 0.2}},
+        }
+    )
+    full = config.method_class("diffproto")(method_options(config, Cell("diffproto", 0.25, 0.0, 0)), 6)
+    ablation_class = config.method_class("diffproto_noproto")
+    ablation = ablation_class(method_options(config, Cell("diffproto_noproto", 0.25, 0.0, 0)), 6)
+    differing = {
+        key
+        for key, value in dataclasses.asdict(full.options).items()
+        if dataclasses.asdict(ablation.options)[key] != value
+    }
+    assert differing == {"prototype_weight"}
+    assert (full.options.prototype_weight, ablation.options.prototype_weight) == (0.2, 0.0)
+    assert ablation.options.denoiser_width == 32
+    own = parse_config({"method_options": {"diffproto": {"sample_steps": 3}, "diffproto_noproto": {"sample_steps": 4}}})
+    assert method_options(own, Cell("diffproto_noproto", 0.25, 0.0, 0)).sample_steps == 4  # its own over inherited
 
 
 def test_a_variant_runs_its_method_with_its_options_over_the_methods_own():

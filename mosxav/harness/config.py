@@ -2,8 +2,8 @@
 
 A YAML file names only what it changes; every key at every depth is checked against ``RunConfig``
 (and ``method_options.<method>`` against that method's ``Options``), so a typo is one error naming
-the key, the file and the keys known there. ``method_options`` is merged per method onto the
-default's (the quick default narrows DiffProto's denoiser); every other key replaces the default.
+the key, the file and the keys known there. Every key replaces the default's; a method's own
+defaults live in its ``Options`` alone.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class RunConfig:
     input: InputConfig = field(default_factory=InputConfig)  # grey levels or local contrast, for trained methods
     model: BackboneOptions = field(default_factory=BackboneOptions)
     predict: PredictConfig = field(default_factory=PredictConfig)  # test-time flips, speck removal
-    method_options: dict[str, dict[str, Any]] = field(default_factory=lambda: {"diffproto": {"denoiser_width": 8}})
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     variants: dict[str, VariantSpec] = field(default_factory=dict)  # named ablation arms usable in ``methods``
     overlays: int = 6  # test frames in overlays.png
     leaderboard: bool = True  # enter the clean-label cells into the leaderboard as reference runs
@@ -89,11 +89,16 @@ class RunConfig:
         return get_method(variant.method if variant else name)
 
     def options_for(self, name: str) -> dict[str, Any]:
-        """``name``'s option values: the method's ``method_options`` with a variant's options over them."""
+        """``name``'s option values: those of the method it inherits from (``Method.options_from``), its
+        own ``method_options`` over them, and a variant's options over those."""
         variant = self.variants.get(name)
-        if variant is None:
-            return dict(self.method_options.get(name, {}))
-        return {**self.method_options.get(variant.method, {}), **variant.options}
+        method = variant.method if variant else name
+        inherited = get_method(method).options_from
+        values = dict(self.method_options.get(inherited, {})) if inherited else {}
+        values.update(self.method_options.get(method, {}))
+        if variant is not None:
+            values.update(variant.options)
+        return values
 
     def effective_size(self) -> int:
         """``size`` times ``scale``, snapped to a multiple of the U-Net's stride 2**depth."""
@@ -148,6 +153,13 @@ def _check(config: RunConfig, source: str | Path) -> RunConfig:
                     source, f"method_options.{name}.{key}", "set by the harness (train.iterations, label_noise_rates)"
                 )
         get_method(name).make_options(options, str(source), f"method_options.{name}")
+    rates = config.model.encoder_dropout
+    if rates is not None and len(rates) != config.model.depth + 1:
+        raise ConfigError(
+            source,
+            "model.encoder_dropout",
+            f"{len(rates)} rates for depth {config.model.depth}: give one per encoder block",
+        )
     if config.scale <= 0:
         raise ConfigError(source, "scale", f"must be positive, got {config.scale}")
     if config.predict.min_component < 0:
@@ -187,14 +199,7 @@ def _check(config: RunConfig, source: str | Path) -> RunConfig:
 
 def parse_config(data: dict[str, Any] | None, source: str | Path = "<run config>") -> RunConfig:
     """A ``RunConfig`` from a mapping (as read from YAML), checked at every depth."""
-    data = dict(data or {})
-    if isinstance(data.get("method_options"), dict):
-        merged = dict(RunConfig().method_options)
-        for name, options in data["method_options"].items():
-            base = merged.get(name, {})
-            merged[name] = {**base, **options} if isinstance(options, dict) else options
-        data["method_options"] = merged
-    return _check(from_mapping(RunConfig, data, source), source)
+    return _check(from_mapping(RunConfig, dict(data or {}), source), source)
 
 
 def load_config(path: str | Path | None, scale: float | None = None) -> RunConfig:

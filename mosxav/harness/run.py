@@ -219,7 +219,8 @@ def write_submission_meta(folder: Path, cell: Cell, method: Method, partition: P
         "parameters": sum(p.numel() for p in method.parameters() if p.requires_grad),
         "extra_training_data": False,
         "toolkit_version": toolkit_version(),
-        "notes": run_notes(config, method_input(config, type(method))),
+        "notes": f"{run_notes(config, method_input(config, type(method)))}, "
+        f"predict_with: {method.options.predict_with}",
     }
     if partition.is_file():
         write_text(folder / "partition.yaml", partition.read_text(encoding="utf-8"))

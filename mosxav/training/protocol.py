@@ -4,14 +4,19 @@ A method is a class registered under the entry-point group ``mosxav.methods`` (s
 in without editing this repository). The shared trainer owns the loop, the optimiser, seeding,
 checkpoints and logging; a method owns its networks and its loss:
 
-* ``__init__(config, num_classes, in_channels)`` builds the networks;
+* ``__init__(options, num_classes, in_channels)`` builds the networks;
 * ``training_step(labeled, unlabeled, step)`` returns the scalar loss and a dict of numbers to log
   (``labeled`` = weak-augmented images + masks, ``unlabeled`` = weak/strong views or None);
 * ``after_step(step)`` updates EMA teachers and the like;
-* ``predict(images)`` returns class probabilities (N, C, H, W) for evaluation.
+* ``predict(images)`` returns class probabilities (N, C, H, W) for evaluation, from the network
+  ``options.predict_with`` names.
 
 Randomness inside ``training_step`` must come from torch's global generator (the trainer reseeds
 it every step) so that resume after a kill is exact.
+
+Each method's module docstring is its reference card: the reference implementation and commit it
+follows, every setting with the reference's value, and each remaining deviation with its reason and
+the option that reverts it.
 """
 
 from __future__ import annotations
@@ -20,23 +25,47 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
 from mosxav.schema import from_mapping
+from mosxav.training.losses import SupervisedLoss, supervised_loss
 
 ENTRY_POINT_GROUP = "mosxav.methods"
 
 
+#: SSL4MIS's U-Net (``networks/unet.py``, ``UNet``): dropout after the first convolution of each
+#: encoder block, growing with depth; none in the decoder.
+SSL4MIS_ENCODER_DROPOUT = (0.05, 0.1, 0.2, 0.3, 0.5)
+
+
+def reference_encoder_dropout(depth: int) -> tuple[float, ...]:
+    """SSL4MIS's encoder dropout for a U-Net of ``depth`` stages: exactly its rates at depth 4; at another
+    depth the deepest block keeps 0.5 and the shallower ones take 0.05, 0.1, 0.2, 0.3 from the top
+    (cut short, or the 0.3 repeated)."""
+    shallow = list(SSL4MIS_ENCODER_DROPOUT[:-1])
+    shallow += [shallow[-1]] * max(0, depth - len(shallow))
+    return (*shallow[:depth], SSL4MIS_ENCODER_DROPOUT[-1])
+
+
 @dataclass(frozen=True)
 class BackboneOptions:
-    """The shared U-Net (``model:`` in a run config)."""
+    """The shared U-Net (``model:`` in a run config); the defaults are SSL4MIS's 2-D U-Net: 16 channels at
+    full resolution, 4 down-sampling stages, encoder dropout ``SSL4MIS_ENCODER_DROPOUT``."""
 
     width: int = 16
     depth: int = 4
-    dropout: float = 0.0
+    #: one rate per encoder block (``depth + 1`` of them), applied between its two convolutions; None =
+    #: ``reference_encoder_dropout(depth)`` (SSL4MIS's); zeros for none
+    encoder_dropout: tuple[float, ...] | None = None
+
+    def encoder_dropout_rates(self) -> tuple[float, ...]:
+        """The rates the U-Net is built with."""
+        if self.encoder_dropout is None:
+            return reference_encoder_dropout(self.depth)
+        return tuple(self.encoder_dropout)
 
 
 @dataclass(frozen=True)
@@ -47,14 +76,20 @@ class MethodOptions(BackboneOptions):
     """
 
     iterations: int = 1000
-    rampup_steps: int | None = None  # consistency ramp-up length; None = 40 % of iterations (SSL4MIS)
+    #: consistency ramp-up length in steps; None = the whole run, the references' horizon: SSL4MIS and
+    #: DiffRect ramp ``sigmoid_rampup(iter_num // 150, 200)`` over their 30,000 iterations, the original
+    #: UA-MT ``sigmoid_rampup(iter_num // 150, 40)`` over its 6,000
+    rampup_steps: int | None = None
     pseudo_label_noise_rate: float = 0.0  # mosxav.training.label_noise on hard pseudo-labels (noisy-label study)
+    supervised_loss: SupervisedLoss = "ssl4mis"  # mosxav.training.losses.SupervisedLoss
+    #: the network ``predict`` uses; methods with more than one network widen the choice
+    predict_with: Literal["network"] = "network"
 
     @property
     def rampup_length(self) -> int:
         if self.rampup_steps is not None:
             return self.rampup_steps
-        return max(1, int(0.4 * self.iterations))
+        return max(1, self.iterations)
 
 
 class Method(nn.Module):
@@ -68,6 +103,10 @@ class Method(nn.Module):
         None  # trains at this fraction whatever the run asks (upper bounds)
     )
     find_unused_parameters: ClassVar[bool] = False  # passed to DistributedDataParallel
+    #: True for methods that train on hard pseudo-labels (``pseudo_label_noise_rate`` corrupts them)
+    uses_pseudo_labels: ClassVar[bool] = False
+    #: a registered method whose ``method_options`` this one inherits (an ablation of that method)
+    options_from: ClassVar[str | None] = None
     #: Seconds of one training step relative to the supervised U-Net's (measured at the quick default on
     #: 2 CPU cores); the harness starts the costliest cells first when it trains cells in parallel.
     relative_step_cost: ClassVar[float] = 1.0
@@ -92,6 +131,10 @@ class Method(nn.Module):
     @property
     def pseudo_noise(self) -> float:
         return self.options.pseudo_label_noise_rate
+
+    def supervised(self, logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """The supervised term every method shares (``options.supervised_loss``)."""
+        return supervised_loss(logits, masks, self.options.supervised_loss)
 
     def training_step(
         self, labeled: dict[str, torch.Tensor], unlabeled: dict[str, torch.Tensor] | None, step: int

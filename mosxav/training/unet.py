@@ -1,9 +1,16 @@
-"""The shared 2-D U-Net backbone (Ronneberger et al., MICCAI 2015) with configurable width and depth,
-and the EMA-teacher helpers every teacher-student method uses."""
+"""The shared 2-D U-Net backbone (Ronneberger et al., MICCAI 2015) with configurable width, depth and
+encoder dropout, and the EMA-teacher helpers every teacher-student method uses.
+
+Against SSL4MIS's ``networks/unet.py`` ``UNet`` (the backbone of every 2-D reference here): the same
+blocks (3x3 convolution, BatchNorm, LeakyReLU, twice; dropout between the two convolutions of each
+encoder block at 0.05/0.1/0.2/0.3/0.5; channels 16-256), but up-sampling by a transposed convolution
+(SSL4MIS: a 1x1 convolution and bilinear up-sampling) and a 1x1 output convolution (SSL4MIS: 3x3),
+as Ronneberger's U-Net; convolutions before BatchNorm carry no bias (BatchNorm removes it)."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -12,34 +19,49 @@ from mosxav.training.protocol import BackboneOptions
 
 
 def _block(cin: int, cout: int, dropout: float = 0.0) -> nn.Sequential:
+    """Two 3x3 convolutions with BatchNorm and LeakyReLU; ``dropout`` > 0 drops activations between them."""
     layers: list[nn.Module] = [
         nn.Conv2d(cin, cout, 3, padding=1, bias=False),
         nn.BatchNorm2d(cout),
         nn.LeakyReLU(0.01, inplace=True),
+    ]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    layers += [
         nn.Conv2d(cout, cout, 3, padding=1, bias=False),
         nn.BatchNorm2d(cout),
         nn.LeakyReLU(0.01, inplace=True),
     ]
-    if dropout:
-        layers.append(nn.Dropout2d(dropout))
     return nn.Sequential(*layers)
 
 
 class UNet(nn.Module):
     """U-Net with ``depth`` down-sampling stages and ``width`` channels at full resolution.
 
+    ``encoder_dropout`` gives one rate per encoder block (``depth + 1``; None or zeros for none).
     ``forward(x, return_features=True)`` also returns the last decoder features, which
     prototype- and contrastive methods build on.
     """
 
     def __init__(
-        self, in_channels: int = 1, num_classes: int = 6, width: int = 16, depth: int = 4, dropout: float = 0.0
+        self,
+        in_channels: int = 1,
+        num_classes: int = 6,
+        width: int = 16,
+        depth: int = 4,
+        encoder_dropout: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
+        rates = list(encoder_dropout) if encoder_dropout is not None else [0.0] * (depth + 1)
+        if len(rates) != depth + 1:
+            raise ValueError(
+                f"encoder_dropout has {len(rates)} rates for a U-Net of depth {depth}: give {depth + 1}, one per "
+                "encoder block (model.encoder_dropout)"
+            )
         chans = [width * 2**i for i in range(depth + 1)]
         self.down = nn.ModuleList(
-            [_block(in_channels, chans[0])]
-            + [_block(chans[i], chans[i + 1], dropout if i == depth - 1 else 0.0) for i in range(depth)]
+            [_block(in_channels, chans[0], rates[0])]
+            + [_block(chans[i], chans[i + 1], rates[i + 1]) for i in range(depth)]
         )
         self.pool = nn.MaxPool2d(2)
         self.up = nn.ModuleList(
@@ -73,9 +95,12 @@ def frozen_copy(model: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def ema_update(teacher: nn.Module, student: nn.Module, decay: float, step: int) -> None:
-    """Exponential moving average of weights (buffers copied), with the usual warm-up min(decay, 1 - 1/(step+1))."""
-    alpha = min(decay, 1 - 1 / (step + 1))
+def ema_update(teacher: nn.Module, student: nn.Module, decay: float, step: int | None) -> None:
+    """Exponential moving average of the parameters, with SSL4MIS's warm-up ``min(decay, 1 - 1/(step+1))``
+    (``step`` None: the constant ``decay``, as BCP). Buffers (BatchNorm statistics) are copied: a teacher
+    runs in training mode during training, on its batch's statistics, so they matter only when a method
+    predicts with its teacher."""
+    alpha = decay if step is None else min(decay, 1 - 1 / (step + 1))
     for t, s in zip(teacher.parameters(), student.parameters(), strict=False):
         t.mul_(alpha).add_(s.detach(), alpha=1 - alpha)
     for t, s in zip(teacher.buffers(), student.buffers(), strict=False):
@@ -83,5 +108,11 @@ def ema_update(teacher: nn.Module, student: nn.Module, decay: float, step: int) 
 
 
 def build_unet(options: BackboneOptions, num_classes: int, in_channels: int = 1) -> UNet:
-    """The backbone from a method's options (``width``, ``depth``, ``dropout``): one signature for all methods."""
-    return UNet(in_channels, num_classes, width=options.width, depth=options.depth, dropout=options.dropout)
+    """The backbone from a method's options (``width``, ``depth``, ``encoder_dropout``): one signature for all."""
+    return UNet(
+        in_channels,
+        num_classes,
+        width=options.width,
+        depth=options.depth,
+        encoder_dropout=options.encoder_dropout_rates(),
+    )
