@@ -62,23 +62,25 @@ class MeanTeacher(Method):
             return 0.0
         return self.options.consistency * sigmoid_rampup(step, self.options.rampup_length)
 
-    def student_logits(self, labeled, unlabeled) -> tuple[torch.Tensor, torch.Tensor]:
-        """The student's logits for the labeled and the unlabeled frames, from one forward."""
-        n = labeled["image"].shape[0]
-        logits = self.net(torch.cat([labeled["image"], unlabeled["weak"]]))
-        return logits[:n], logits[n:]
-
     def training_step(self, labeled, unlabeled, step):
         if unlabeled is None:
             sup = self.supervised(self.net(labeled["image"]), labeled["mask"])
             return sup, {"loss_sup": sup.item()}
-        logits_l, logits_u = self.student_logits(labeled, unlabeled)
-        sup = self.supervised(logits_l, labeled["mask"])
-        with torch.no_grad():
-            target = self.teacher(teacher_noise(unlabeled["weak"])).softmax(1)
-        cons = ((logits_u.softmax(1) - target) ** 2).mean()
+        n = labeled["image"].shape[0]
+        logits = self.net(torch.cat([labeled["image"], unlabeled["weak"]]))  # one forward, shared BatchNorm
+        sup = self.supervised(logits[:n], labeled["mask"])
+        cons, logs = self.consistency_loss(logits[n:], unlabeled["weak"], step)
         weight = self.consistency_weight(step)
-        return sup + weight * cons, {"loss_sup": sup.item(), "loss_cons": cons.item(), "w_cons": weight}
+        return sup + weight * cons, {"loss_sup": sup.item(), "loss_cons": cons.item(), "w_cons": weight, **logs}
+
+    def consistency_loss(
+        self, student_logits: torch.Tensor, weak: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The unweighted consistency of the student's unlabeled logits with the teacher on ``weak`` + noise,
+        and what to log beside it: here the MSE of the softmaxes over every pixel and class."""
+        with torch.no_grad():
+            target = self.teacher(teacher_noise(weak)).softmax(1)
+        return ((student_logits.softmax(1) - target) ** 2).mean(), {}
 
     def after_step(self, step):
         ema_update(self.teacher, self.net, self.options.ema_decay, step)

@@ -70,18 +70,10 @@ class UncertaintyAwareMeanTeacher(MeanTeacher):
         probs = self.teacher(stacked).softmax(1).view(samples, n, self.num_classes, *images.shape[-2:]).mean(0)
         return -(probs * torch.log(probs + 1e-6)).sum(1, keepdim=True)
 
-    def training_step(self, labeled, unlabeled, step):
-        if unlabeled is None:
-            return super().training_step(labeled, unlabeled, step)
-        logits_l, logits_u = self.student_logits(labeled, unlabeled)
-        sup = self.supervised(logits_l, labeled["mask"])
+    def consistency_loss(self, student_logits, weak, step):
+        """The MSE over the certain pixel-class elements, and the share of certain pixels."""
         with torch.no_grad():
-            target = self.teacher(teacher_noise(unlabeled["weak"])).softmax(1)
-            certain = (self.teacher_uncertainty(unlabeled["weak"]) < self.uncertainty_threshold(step)).float()
-        cons = certain_mean((logits_u.softmax(1) - target) ** 2, certain)
-        weight = self.consistency_weight(step)
-        return sup + weight * cons, {
-            "loss_sup": sup.item(),
-            "loss_cons": cons.item(),
-            "certain_frac": certain.mean().item(),
-        }
+            target = self.teacher(teacher_noise(weak)).softmax(1)
+            certain = (self.teacher_uncertainty(weak) < self.uncertainty_threshold(step)).float()
+        cons = certain_mean((student_logits.softmax(1) - target) ** 2, certain)
+        return cons, {"certain_frac": certain.mean().item()}
