@@ -70,27 +70,28 @@ def score_submission(
     split: str = "test",
     dataset: str | None = None,
     is_reference: bool = False,
+    fractions: tuple[float, ...] | None = None,
 ) -> ScoredSubmission:
     """Validate and score a submission in ``work``; keep its predictions. Raises SubmissionInvalid /
     DuplicateSubmission with a readable message."""
     gt = Path(gt)
     data_hash = dataset_hash(gt, split)
-    prepared: PreparedSubmission = prepare(path, gt, work, split)
+    prepared: PreparedSubmission = prepare(path, gt, work, split, fractions)
     existing = store.find_duplicate(prepared.prediction_hash, data_hash)
     if existing is not None:
         raise DuplicateSubmission(existing)
     score = _score_row(0, gt, prepared.predictions, split, data_hash)
     kept = _keep_predictions(store, prepared.predictions, prepared.prediction_hash)
-    meta = dict(prepared.meta)
+    meta = prepared.meta.to_mapping()
     if prepared.partition is not None:
         meta["labeled_frames"] = len(prepared.partition.labeled)
     return ScoredSubmission(
         dict(
-            method=str(meta["method"]),
+            method=prepared.meta.method,
             dataset=dataset or gt.name,
             dataset_hash=data_hash,
             split=split,
-            labeled_fraction=float(meta["labeled_fraction"]),
+            labeled_fraction=prepared.meta.labeled_fraction,
             prediction_hash=prepared.prediction_hash,
             predictions_dir=str(kept.relative_to(store.path.parent)),
             is_reference=is_reference,

@@ -132,7 +132,7 @@ def test_every_problem_is_reported_at_once(tiny_root, tmp_path, store):
         "unreadable",
         "sequence not in the test split",
         "not an e-mail",
-        "labeled_fraction 2",
+        "'labeled_fraction' 2 is not in [0, 1]",
         "unknown field 'colour'",
     ):
         assert needle in text, needle

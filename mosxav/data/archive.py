@@ -32,6 +32,8 @@ def _safe_name(archive: Path, name: str) -> PurePosixPath:
         raise DataError(archive, f"member {name!r} has an absolute path")
     if ".." in path.parts:
         raise DataError(archive, f"member {name!r} escapes the target folder ('..')")
+    if len(name.encode()) > 1024 or any(len(part.encode()) > 255 for part in path.parts):
+        raise DataError(archive, f"member name {name[:60]!r}... is too long (255 bytes a component, 1,024 in all)")
     return path
 
 

@@ -190,6 +190,34 @@ def read_yaml(path: str | Path, what: str = "file") -> Any:
         raise DataError(path, f"malformed YAML ({exc})") from None
 
 
+def read_untrusted_yaml(path: str | Path, what: str, max_bytes: int) -> Any:
+    """Read YAML a stranger wrote: ``safe_load`` rules, at most ``max_bytes``, and no aliases.
+
+    Aliases are refused because a few hundred bytes of nested ``*anchor`` references expand into
+    gigabytes once the document is walked (stored, dumped as JSON, drawn on a page).
+    """
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark
+                raise yaml.YAMLError(f"YAML aliases (*name) are not allowed here (line {mark.line + 1})")
+            return super().compose_node(parent, index)
+
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise DataError(path, f"{what} not found") from None
+    if size > max_bytes:
+        raise DataError(path, f"{what} is {size} bytes; at most {max_bytes} are read")
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=NoAliasLoader)  # noqa: S506 - a SafeLoader
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise DataError(path, f"malformed YAML ({exc})") from None
+
+
 def read_json(path: str | Path) -> Any:
     """Read JSON, naming the file and the position of any syntax error."""
     path = Path(path)
@@ -208,6 +236,7 @@ __all__ = [
     "read_frame",
     "read_index_mask",
     "read_json",
+    "read_untrusted_yaml",
     "read_yaml",
     "write_frame",
     "write_index_mask",

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import yaml
 
-from mosxav.data.files import read_yaml, write_text
+from mosxav.data.files import read_untrusted_yaml, read_yaml, write_text
 from mosxav.data.layout import FrameRecord
 from mosxav.errors import DataError
 
@@ -45,6 +45,27 @@ class Partition:
         """The labeled frame ids as a set, for membership tests over a whole split."""
         return frozenset(self.labeled)
 
+    def problems_against(self, records: list[FrameRecord], mask_key: str = "semantic_path") -> list[str]:
+        """What contradicts the split it claims to come from: labeled frames that are not annotated
+        frames of ``records``, a ``count`` that is not the number of labeled items, or a ``fraction``
+        that ``make_partition`` would turn into another count."""
+        annotated = [r for r in records if getattr(r, mask_key) is not None]
+        known = {frame_id(r) for r in annotated}
+        problems = []
+        strangers = sorted(set(self.labeled) - known)
+        if strangers:
+            problems.append(f"{len(strangers)} labeled frame(s) are not annotated {self.split} frames: {strangers[:3]}")
+        if len(set(self.labeled)) != len(self.labeled):
+            problems.append("'labeled' lists a frame more than once")
+        items = len(known) if self.unit == "frame" else len({r.sequence for r in annotated})
+        chosen = len(set(self.labeled)) if self.unit == "frame" else len({x.split("/")[0] for x in self.labeled})
+        if chosen != self.count:
+            problems.append(f"count {self.count} but {chosen} {self.unit}(s) are labeled")
+        expected = max(1, math.floor(self.fraction * items + 1e-9)) if self.fraction is not None else self.count
+        if items and self.count != expected:
+            problems.append(f"fraction {self.fraction} of {items} {self.unit}s labels {expected}, not {self.count}")
+        return problems
+
     def to_yaml(self, path: str | Path) -> Path:
         data = asdict(self)
         write_text(
@@ -55,9 +76,12 @@ class Partition:
         return Path(path)
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "Partition":
+    def from_yaml(cls, path: str | Path, *, untrusted: bool = False) -> "Partition":
+        """Read a partition file; ``untrusted`` (a submission's) caps its size and refuses YAML aliases."""
         path = Path(path)
-        data = read_yaml(path, "partition file")
+        data = (
+            read_untrusted_yaml(path, "partition file", 8 * 1024**2) if untrusted else read_yaml(path, "partition file")
+        )
         required = {"split", "unit", "seed", "fraction", "count", "labeled"}
         if not isinstance(data, dict) or not required <= set(data):
             raise DataError(path, f"a partition needs the keys {sorted(required)}")

@@ -32,6 +32,7 @@ from mosxav.harness.parallel import default_jobs, run_cells_in_parallel
 from mosxav.harness.predict import predict_items
 from mosxav.harness.report import write_overlays, write_report
 from mosxav.harness.sources import RunData, build_source
+from mosxav.submission import SUBMISSION_FILE, SubmissionMeta
 from mosxav.training.batches import FrameTensors
 from mosxav.training.distributed import DistContext, barrier, init_distributed, resolve_device
 from mosxav.training.network_input import InputConfig
@@ -210,22 +211,22 @@ def run_notes(config: RunConfig, input_config: InputConfig | None = None) -> str
 
 def write_submission_meta(folder: Path, cell: Cell, method: Method, partition: Path, config: RunConfig) -> None:
     """``submission.yaml`` (+ the partition) beside a cell's predictions: a valid leaderboard submission."""
-    meta: dict[str, Any] = {
-        "method": cell.method,
-        "authors": REFERENCE_AUTHORS,
-        "contact": REFERENCE_CONTACT,
-        "labeled_fraction": cell.labeled_fraction,
-        "seeds": [cell.seed],
-        "parameters": sum(p.numel() for p in method.parameters() if p.requires_grad),
-        "extra_training_data": False,
-        "toolkit_version": toolkit_version(),
-        "notes": f"{run_notes(config, method_input(config, type(method)))}, "
-        f"predict_with: {method.options.predict_with}",
-    }
-    if partition.is_file():
+    has_partition = partition.is_file()
+    if has_partition:
         write_text(folder / "partition.yaml", partition.read_text(encoding="utf-8"))
-        meta["partition"] = "partition.yaml"
-    write_text(folder / "submission.yaml", yaml.safe_dump(meta, sort_keys=False))
+    meta = SubmissionMeta(
+        method=cell.method,
+        authors=tuple(REFERENCE_AUTHORS),
+        contact=REFERENCE_CONTACT,
+        labeled_fraction=cell.labeled_fraction,
+        seeds=(cell.seed,),
+        parameters=sum(p.numel() for p in method.parameters() if p.requires_grad),
+        extra_training_data=False,
+        toolkit_version=toolkit_version(),
+        notes=f"{run_notes(config, method_input(config, type(method)))}, predict_with: {method.options.predict_with}",
+        partition="partition.yaml" if has_partition else None,
+    )
+    write_text(folder / SUBMISSION_FILE, yaml.safe_dump(meta.to_mapping(), sort_keys=False))
 
 
 def load_run_data(config: RunConfig, dist: DistContext, fold: int | None = None) -> RunData:
