@@ -4,6 +4,7 @@ build the table (ranks with ties where confidence intervals overlap, paired test
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from mosxav import toolkit_version
 from mosxav.data.download import cache_home
 from mosxav.evaluation.metrics import METRIC_VERSION
 from mosxav.evaluation.uncertainty import SequenceSums, paired_permutation_p
+from mosxav_leaderboard.columns import COLUMNS, STRUCTURES, stored_order
 from mosxav_leaderboard.scoring import dataset_hash, score_predictions
 from mosxav_leaderboard.store import DuplicateSubmission, ScoreRow, Store
 from mosxav_leaderboard.submission import PreparedSubmission, prepare
@@ -71,13 +73,27 @@ def score_submission(
     dataset: str | None = None,
     is_reference: bool = False,
     fractions: tuple[float, ...] | None = None,
+    duplicate_scope: str | None = None,
 ) -> ScoredSubmission:
-    """Validate and score a submission in ``work``; keep its predictions. Raises SubmissionInvalid /
-    DuplicateSubmission with a readable message."""
+    """Validate and score a submission in ``work``; keep its predictions.
+
+    Args:
+        fractions: the benchmark's labeled fractions (None: any in [0, 1]).
+        duplicate_scope: whose earlier submissions count as duplicates (a service passes the team, so
+            identical predictions of two teams are two rows and one team learns nothing of another's
+            uploads); None: every submission in the store.
+
+    Raises:
+        SubmissionInvalid: with every problem found.
+        DuplicateSubmission: identical predictions were already recorded in the scope.
+    """
     gt = Path(gt)
     data_hash = dataset_hash(gt, split)
     prepared: PreparedSubmission = prepare(path, gt, work, split, fractions)
-    existing = store.find_duplicate(prepared.prediction_hash, data_hash)
+    stored_hash = prepared.prediction_hash
+    if duplicate_scope is not None:
+        stored_hash = hashlib.sha256(f"{duplicate_scope}:{prepared.prediction_hash}".encode()).hexdigest()
+    existing = store.find_duplicate(stored_hash, data_hash)
     if existing is not None:
         raise DuplicateSubmission(existing)
     score = _score_row(0, gt, prepared.predictions, split, data_hash)
@@ -92,7 +108,7 @@ def score_submission(
             dataset_hash=data_hash,
             split=split,
             labeled_fraction=prepared.meta.labeled_fraction,
-            prediction_hash=prepared.prediction_hash,
+            prediction_hash=stored_hash,
             predictions_dir=str(kept.relative_to(store.path.parent)),
             is_reference=is_reference,
             meta=meta,
@@ -148,11 +164,9 @@ def build_table(
     lies entirely above this entry's, so overlapping intervals share a rank. ``p_vs_leader``: the
     paired permutation test of per-sequence Dice against the group's best entry.
     """
-    scores = store.scores(METRIC_VERSION)
+    scores = store.scores(METRIC_VERSION, only_ids)
     rows, stale = [], []
-    for sub in store.submissions():
-        if only_ids is not None and sub["id"] not in only_ids:
-            continue
+    for sub in store.submissions(only_ids):
         if label_fraction is not None and abs(sub["labeled_fraction"] - label_fraction) > 1e-9:
             continue
         score = scores.get(sub["id"])
@@ -190,31 +204,7 @@ def build_table(
                 if name != "mean":
                     row[f"dice_{name}"] = values["dice"]
         rows.append(row)
-    columns = [
-        "rank",
-        "id",
-        "method",
-        "dataset",
-        "labeled_fraction",
-        "dice",
-        "dice_lo",
-        "dice_hi",
-        "iou",
-        "hd95",
-        "assd",
-        "p_vs_leader",
-        "reference",
-        "extra_data",
-        "parameters",
-        "seeds",
-        "authors",
-        "code_url",
-        "paper_url",
-        "submitted",
-        "dataset_hash",
-        "metric_version",
-        "toolkit_version",
-    ]
+    columns = [c.key for c in COLUMNS if c.stored and c.key != STRUCTURES]
     if not rows:
         return pd.DataFrame(columns=columns), stale
     table = pd.DataFrame(rows)
@@ -236,8 +226,7 @@ def build_table(
     table = table.drop(columns=["_sums"]).sort_values(
         ["dataset", "labeled_fraction", "dice"], ascending=[True, True, False]
     )
-    extra = [c for c in table.columns if c.startswith("dice_") and c not in ("dice_lo", "dice_hi")]
-    return table[columns[:11] + extra + columns[11:]].reset_index(drop=True), stale
+    return table[stored_order(list(table.columns))].reset_index(drop=True), stale
 
 
 __all__ = ["ScoredSubmission", "build_table", "default_db", "rescore_stale", "score_submission", "submit"]

@@ -210,14 +210,20 @@ def _print_problems(problems: list[tuple[str, str]]) -> None:
     out_console.print(table)
 
 
-def _submit_to_server(args: argparse.Namespace) -> int:
+def _token(args: argparse.Namespace) -> str:
     import os
-
-    from mosxav_leaderboard.service import client
 
     token = args.token or os.environ.get("MOSXAV_TOKEN")
     if not token:
         raise ValueError("--server needs --token T (or the MOSXAV_TOKEN environment variable)")
+    return token
+
+
+def _submit_to_server(args: argparse.Namespace) -> int:
+    _need(("httpx",), CLIENT_EXTRA)
+    from mosxav_leaderboard.service import client
+
+    token = _token(args)
     try:
         submission_id = client.upload(args.server, token, args.path, args.phase, show_progress=True)
         out_console.print(f"submission #{submission_id} queued on {args.server}")
@@ -242,12 +248,34 @@ def _submit_to_server(args: argparse.Namespace) -> int:
     return 0
 
 
+SERVE_EXTRA = (
+    "the leaderboard service needs the [serve] extra: bash scripts/install.sh --serve "
+    "(or pip install 'mosxav-bench[serve]')"
+)
+CLIENT_EXTRA = "submitting to a server needs httpx: pip install httpx (or the [serve] extra)"
+
+
+def _need(modules: tuple[str, ...], message: str) -> None:
+    """A missing optional dependency as one line saying which extra to install."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingExtra(f"{message} (missing: {', '.join(missing)})")
+
+
+class MissingExtra(RuntimeError):
+    pass
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    _need(("fastapi", "uvicorn", "python_multipart", "httpx"), SERVE_EXTRA)
     from mosxav_leaderboard.board import default_db
-    from mosxav_leaderboard.service.server import ServeOptions, serve
+    from mosxav_leaderboard.service.server import serve
+    from mosxav_leaderboard.service.settings import DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_PHASES, Settings, read_phases
 
     db = args.db or default_db()
-    options = ServeOptions(
+    settings = Settings(
         gt=args.gt,
         db=db,
         data=args.data or db.parent / "service",
@@ -255,53 +283,58 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         lease_seconds=args.lease_seconds,
-        max_upload_bytes=args.max_upload_mb * 1024**2 if args.max_upload_mb else None,
-        secure_cookies=args.secure_cookies,
+        max_upload_bytes=args.max_upload_mb * 1024**2 if args.max_upload_mb else DEFAULT_MAX_UPLOAD_BYTES,
+        public_url=args.public_url,
+        trusted_proxies=args.trusted_proxies,
+        team_rows=args.team_rows,
+        phases=read_phases(args.phases) if args.phases else DEFAULT_PHASES,
     )
-    serve(options)
+    serve(settings)
     return 0
 
 
 def cmd_admin(args: argparse.Namespace) -> int:
     from mosxav_leaderboard.board import default_db
-    from mosxav_leaderboard.service import accounts, jobs
-    from mosxav_leaderboard.store import Store
+    from mosxav_leaderboard.service.database import Database
 
-    store = Store(args.db or default_db())
-    with store.reading() as db:
-        db.executescript(jobs.SCHEMA)
-    with store.transaction() as db:
-        if args.action == "add-team":
-            team, token = accounts.add_team(db, args.name)
-            out_console.print(f"team {team.name!r} (#{team.id}) added; its token, shown only now:")
-            print(token)
-        elif args.action == "list-teams":
-            table = Table("id", "team", "created", "revoked", "submissions")
-            for row in accounts.list_teams(db):
-                table.add_row(
-                    str(row["id"]),
-                    row["name"],
-                    row["created"],
-                    "yes" if row["revoked"] else "no",
-                    str(row["submissions"]),
-                )
-            out_console.print(table)
-        elif args.action == "revoke":
-            accounts.revoke(db, args.name)
-            out_console.print(f"token of team {args.name!r} revoked (its sessions end too)")
-        elif args.action == "new-token":
-            token = accounts.rotate_token(db, args.name)
-            out_console.print(f"team {args.name!r}: old token revoked; the new one, shown only now:")
-            print(token)
-        elif args.action == "set-limit":
-            row = db.execute("SELECT id FROM teams WHERE name = ?", (args.name,)).fetchone()
-            if row is None:
-                raise ValueError(f"no team {args.name!r}")
-            jobs.set_limit(db, int(row["id"]), args.phase, args.per_day)
-            out_console.print(f"team {args.name!r}: {args.per_day} submission(s) per day on the {args.phase} phase")
-        elif args.action in ("hide", "unhide"):
-            jobs.moderate(db, args.id, args.action == "hide", args.reason)
-            out_console.print(f"row #{args.id} {'hidden' if args.action == 'hide' else 'shown again'}: {args.reason}")
+    database = Database(args.db or default_db())
+    if args.action == "add-team":
+        team, token = database.add_team(args.name)
+        out_console.print(f"team {team.name!r} (#{team.id}) added; its token, shown only now:")
+        print(token)
+    elif args.action == "list-teams":
+        table = Table("id", "team", "created", "revoked", "submissions")
+        for row in database.list_teams():
+            revoked = "yes" if row["revoked"] else "no"
+            table.add_row(str(row["id"]), row["name"], row["created"], revoked, str(row["submissions"]))
+        out_console.print(table)
+    elif args.action == "revoke":
+        database.revoke(args.name)
+        out_console.print(f"token of team {args.name!r} revoked (its sessions end too)")
+    elif args.action == "new-token":
+        token = database.rotate_token(args.name)
+        out_console.print(f"team {args.name!r}: old token revoked; the new one, shown only now:")
+        print(token)
+    elif args.action == "set-limit":
+        database.set_limit(args.name, args.phase, args.per_day)
+        out_console.print(f"team {args.name!r}: {args.per_day} submission(s) per day on the {args.phase} phase")
+    elif args.action in ("hide", "unhide"):
+        database.moderate(args.id, args.action == "hide", args.reason)
+        out_console.print(f"row {args.id} {'hidden' if args.action == 'hide' else 'shown again'}: {args.reason}")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    _need(("httpx",), CLIENT_EXTRA)
+    from mosxav_leaderboard.service import client
+
+    token = _token(args)
+    try:
+        client.publish(args.server, token, args.id, not args.withdraw)
+    except client.ServerRefused as exc:
+        console.print(f"[red]refused:[/red] {exc}")
+        return 1
+    out_console.print(f"submission #{args.id} {'withdrawn from' if args.withdraw else 'published on'} {args.server}")
     return 0
 
 
@@ -428,8 +461,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="scoring worker processes")
     p.add_argument("--lease-seconds", type=float, default=120.0, help="a dead worker's job is retaken after this")
     p.add_argument("--max-upload-mb", type=int, default=None, help="largest upload (default 256 MiB)")
-    p.add_argument("--secure-cookies", action="store_true", help="behind HTTPS: mark session cookies Secure")
+    p.add_argument(
+        "--public-url",
+        default=None,
+        help="the address users open when a reverse proxy serves it (e.g. https://lb.example.org): sign-in "
+        "accepts that origin, cookies are Secure over https, X-Forwarded-* is trusted from --trusted-proxies",
+    )
+    p.add_argument("--trusted-proxies", default="127.0.0.1", help="addresses whose X-Forwarded-* headers count")
+    p.add_argument("--phases", type=Path, default=None, help="phases.yaml: each phase's dates, limit and text")
+    p.add_argument(
+        "--team-rows",
+        choices=("best", "latest"),
+        default="best",
+        help="which published row of a team the public table shows per phase and fraction",
+    )
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("publish", help="show (or --withdraw) one of your scored submissions on a server's table")
+    p.add_argument("id", type=int, help="the submission's number (printed by submit, shown on your team page)")
+    p.add_argument("--server", required=True, help="leaderboard server URL")
+    p.add_argument("--token", default=None, help="your team's API token (default: $MOSXAV_TOKEN)")
+    p.add_argument("--withdraw", action="store_true", help="take the row off the public table instead")
+    p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("admin", help="leaderboard service administration: teams, tokens, limits, hidden rows")
     p.add_argument("--db", type=Path, default=None)
@@ -447,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--per-day", type=int, required=True)
     for action in ("hide", "unhide"):
         a = actions.add_parser(action, help=f"{action} a table row (the reason is kept)")
-        a.add_argument("id", type=int, help="the row's id in the table")
+        a.add_argument("id", help="the row's id as the table shows it (a submission number, or ref-N)")
         a.add_argument("--reason", required=True)
     p.set_defaults(func=cmd_admin)
 
@@ -511,7 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         return handler(args)
-    except (DataError, FileExistsError, ValueError) as exc:
+    except (DataError, FileExistsError, ValueError, MissingExtra) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
 

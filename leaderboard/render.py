@@ -12,20 +12,7 @@ import pandas as pd
 from rich.table import Table
 
 from mosxav.harness.report import markdown_table
-
-SHOWN = [
-    "rank",
-    "method",
-    "labeled_fraction",
-    "dice",
-    "dice_ci",
-    "iou",
-    "hd95",
-    "assd",
-    "p_vs_leader",
-    "reference",
-    "extra_data",
-]
+from mosxav_leaderboard.columns import Column, columns_for, structure_keys
 
 
 def format_cell(value, digits: int = 3) -> str:
@@ -39,56 +26,35 @@ def format_cell(value, digits: int = 3) -> str:
     return str(value)
 
 
-def _view(table: pd.DataFrame) -> pd.DataFrame:
+def with_display_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """The table plus the columns derived for display (the interval as text, the fraction as %g)."""
     view = table.copy()
     view["labeled_fraction"] = [f"{f:g}" for f in view["labeled_fraction"]]
     view["dice_ci"] = [f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(view["dice_lo"], view["dice_hi"], strict=False)]
-    structure = [c for c in view.columns if c.startswith("dice_") and c not in ("dice_lo", "dice_hi", "dice_ci")]
-    return view[SHOWN + structure + ["dataset", "id"]]
+    return view
 
 
-#: Column -> the header a person reads (per-structure columns become "Dice: <structure>").
-READABLE = {
-    "rank": "Rank",
-    "method": "Method",
-    "labeled_fraction": "Labeled fraction",
-    "dice": "Dice",
-    "dice_ci": "Dice (95% CI)",
-    "iou": "IoU",
-    "hd95": "HD95 (px)",
-    "assd": "ASSD (px)",
-    "p_vs_leader": "p vs leader",
-    "reference": "Reference run",
-    "extra_data": "Extra data",
-    "dataset": "Dataset",
-    "id": "ID",
-}
-
-
-def readable(column: str) -> str:
-    if column in READABLE:
-        return READABLE[column]
-    if column.startswith("dice_"):
-        return f"Dice: {column[5:].replace('_', ' ')}"
-    return column
+def cell(spec: Column, value: object) -> str:
+    """A value as its column shows it."""
+    return format_cell(value, spec.digits)
 
 
 def to_markdown(table: pd.DataFrame) -> str:
     """One section per (dataset, labeled fraction), each ranked on its own, with readable headers."""
     if table.empty:
         return "_No submissions yet._\n"
-    view = _view(table)
-    columns = [c for c in view.columns if c not in ("dataset", "labeled_fraction")]
+    view = with_display_columns(table)
+    columns = columns_for("md", list(view.columns))
     sections = []
     for (dataset, fraction), group in view.groupby(["dataset", "labeled_fraction"], sort=False):
         rows = []
         for index, row in group.iterrows():
-            cells = [format_cell(row[c]) for c in columns]
+            cells = [cell(c, row[c.key]) for c in columns]
             url = table.loc[index, "code_url"]
-            cells[columns.index("method")] = f"[{row['method']}]({url})" if url else row["method"]
+            cells[[c.key for c in columns].index("method")] = f"[{row['method']}]({url})" if url else row["method"]
             rows.append(cells)
         sections.append(
-            f"### {dataset}, labeled fraction {fraction}\n\n" + markdown_table([readable(c) for c in columns], rows)
+            f"### {dataset}, labeled fraction {fraction}\n\n" + markdown_table([c.header for c in columns], rows)
         )
     note = (
         "\nDice: macro mean over structures; 95% bootstrap interval over test sequences; rank ties where intervals "
@@ -106,42 +72,24 @@ def to_json(table: pd.DataFrame) -> str:
     return json.dumps(json.loads(table.to_json(orient="records")), indent=2)
 
 
-TERMINAL = {
-    "rank": "#",
-    "method": "method",
-    "labeled_fraction": "labeled",
-    "dice": "Dice",
-    "dice_ci": "95% CI",
-    "hd95": "HD95",
-    "assd": "ASSD",
-    "p_vs_leader": "p",
-    "reference": "ref",
-    "id": "id",
-}
-
-
 def to_rich(table: pd.DataFrame, title: str = "MOSXAV-Bench leaderboard") -> Table:
     """The terminal view: the headline columns (and per-structure Dice when asked), narrow headers."""
     out = Table(title=title)
     if table.empty:
         out.add_column("no submissions yet")
         return out
-    view = _view(table)
-    columns = list(TERMINAL) + [c for c in view.columns if c.startswith("dice_") and c != "dice_ci"]
-    for column in columns:
-        out.add_column(
-            TERMINAL.get(column, column[5:]),
-            justify="left" if column == "method" else "right",
-            no_wrap=column == "dice_ci",
-        )
+    view = with_display_columns(table)
+    columns = columns_for("terminal", list(view.columns))
+    for spec in columns:
+        out.add_column(spec.short, justify="left" if spec.text else "right", no_wrap=spec.key == "dice_ci")
     for _, row in view.iterrows():
-        out.add_row(*[format_cell(row[c], 2 if c in ("hd95", "assd") else 3) for c in columns])
+        out.add_row(*[cell(c, row[c.key]) for c in columns])
     return out
 
 
 def _chart(table: pd.DataFrame) -> str:
     """Inline SVG: per-structure Dice for each entry (grouped bars)."""
-    structure = [c for c in table.columns if c.startswith("dice_") and c not in ("dice_lo", "dice_hi")]
+    structure = structure_keys(list(table.columns))
     if table.empty or not structure:
         return ""
     palette = [
@@ -239,26 +187,27 @@ __CHART__
 
 def to_html(table: pd.DataFrame, metric_version: str = "") -> str:
     """A self-contained page: inline CSS, JS and SVG; links only to the entries' code and papers."""
-    view = _view(table) if not table.empty else pd.DataFrame(columns=SHOWN)
+    view = with_display_columns(table) if not table.empty else table
+    columns = columns_for("html", list(view.columns)) if not table.empty else []
     head = "".join(
-        f'<th class="{"l" if c in ("method", "dataset") else ""}" data-key="{c}">{html.escape(c)}</th>'
-        for c in view.columns
+        f'<th class="{"l" if c.text else ""}" data-key="{html.escape(c.key)}">{html.escape(c.header)}</th>'
+        for c in columns
     )
     body = []
     for idx, row in view.iterrows():
         cells = []
-        for column in view.columns:
-            value = row[column]
+        for spec in columns:
+            value = row[spec.key]
             sort_value = "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
-            text = html.escape(format_cell(value))
-            if column == "method":
+            text = html.escape(cell(spec, value))
+            if spec.key == "method":
                 links = [
                     f'<a href="{html.escape(table.loc[idx, k])}">{label}</a>'
                     for k, label in (("code_url", "code"), ("paper_url", "paper"))
                     if table.loc[idx, k]
                 ]
-                text = f"{text} " + " · ".join(links) if links else text
-            align = "l" if column in ("method", "dataset") else ""
+                text = f"<bdi>{text}</bdi> " + " · ".join(links) if links else f"<bdi>{text}</bdi>"
+            align = "l" if spec.text else ""
             cells.append(f'<td class="{align}" data-v="{html.escape(str(sort_value))}">{text}</td>')
         css = "reference" if row["reference"] else ""
         body.append(

@@ -73,6 +73,13 @@ class ScoreRow:
     sequences: dict[str, Any]
 
 
+def _only(ids: set[int] | None, column: str, joiner: str = "WHERE") -> str:
+    """A SQL filter on integer ids (formatted from ints only, so nothing from outside reaches SQL)."""
+    if ids is None:
+        return ""
+    return f" {joiner} {column} IN ({','.join(str(int(i)) for i in sorted(ids)) or 'NULL'})"
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -211,14 +218,18 @@ class Store:
             ),
         )
 
-    def submissions(self) -> list[dict[str, Any]]:
+    def submissions(self, ids: set[int] | None = None) -> list[dict[str, Any]]:
+        """Every submission (or those in ``ids``), oldest first, with its metadata decoded."""
         with self.reading() as db:
-            rows = db.execute("SELECT * FROM submissions ORDER BY id").fetchall()
+            rows = db.execute(f"SELECT * FROM submissions{_only(ids, 'id')} ORDER BY id").fetchall()
         return [{**dict(r), "meta": json.loads(r["meta_json"])} for r in rows]
 
-    def scores(self, metric_version: str) -> dict[int, ScoreRow]:
+    def scores(self, metric_version: str, ids: set[int] | None = None) -> dict[int, ScoreRow]:
+        """Submission id -> its score under ``metric_version`` (of every submission, or those in ``ids``)."""
         with self.reading() as db:
-            rows = db.execute("SELECT * FROM scores WHERE metric_version = ?", (metric_version,)).fetchall()
+            rows = db.execute(
+                f"SELECT * FROM scores WHERE metric_version = ?{_only(ids, 'submission_id', 'AND')}", (metric_version,)
+            ).fetchall()
         return {
             int(r["submission_id"]): ScoreRow(
                 int(r["submission_id"]),

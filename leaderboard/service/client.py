@@ -105,3 +105,15 @@ def wait(server: str, token: str, submission_id: int, timeout: float = 1800.0, p
         if answer["status"] in ("scored", "failed") or time.monotonic() > deadline:
             return answer
         time.sleep(poll)
+
+
+def publish(server: str, token: str, submission_id: int, published: bool = True) -> dict[str, Any]:
+    """Show (or withdraw) a scored submission on the server's public table."""
+    response = httpx.post(
+        f"{server.rstrip('/')}/api/submissions/{submission_id}/publish",
+        params={"published": str(published).lower()},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    if response.status_code != 200:
+        raise ServerRefused(response.status_code, _detail(response))
+    return response.json()

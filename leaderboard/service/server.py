@@ -3,58 +3,47 @@
 Workers are separate processes (spawned, so they share nothing with the server but the database
 file and the data folder); a monitor restarts any that dies. On shutdown (SIGINT/SIGTERM to the
 server) uvicorn finishes its requests, then each worker gets SIGTERM and hands back a job it is
-scoring. Jobs left queued (or scoring under a dead worker's lease) are taken up on the next start.
+scoring; if the server is killed outright, its workers get SIGTERM from the kernel. Jobs left queued
+(or scoring under a dead worker's lease) are taken up on the next start.
+
+At start the server records the fingerprint of its ground truth, refuses to run while workers of
+another ground truth are alive, and clears what earlier runs left in the data folder (uploads no job
+waits for, scratch folders of jobs).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import logging
 import multiprocessing
+import os
+import shutil
 import signal
 import threading
-from dataclasses import dataclass
-from pathlib import Path
 
 import uvicorn
 
-from mosxav_leaderboard.service import jobs
-from mosxav_leaderboard.service.app import ServiceConfig, create_app
-from mosxav_leaderboard.service.worker import WorkerConfig, run_worker
+from mosxav_leaderboard.service.app import create_app
+from mosxav_leaderboard.service.database import Database, fingerprint
+from mosxav_leaderboard.service.settings import Settings
+from mosxav_leaderboard.service.worker import GT_STATE, LIVE_SECONDS, ground_truth_hashes, run_worker
 
 log = logging.getLogger("mosxav.serve")
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    gt: Path
-    db: Path
-    data: Path
-    host: str = "127.0.0.1"
-    port: int = 8000
-    workers: int = 2
-    lease_seconds: float = jobs.LEASE_SECONDS
-    max_upload_bytes: int | None = None
-    secure_cookies: bool = False  # behind an HTTPS proxy: session cookies only over HTTPS
 
 
 class WorkerPool:
     """Keeps ``n`` worker processes alive until ``stop``."""
 
-    def __init__(self, config: WorkerConfig, n: int) -> None:
-        self.config, self.n = config, n
+    def __init__(self, settings: Settings, n: int) -> None:
+        self.settings, self.n = settings, n
         self.context = multiprocessing.get_context("spawn")
-        self.processes: dict[str, multiprocessing.process.BaseProcess] = {}
+        self.processes: dict[int, multiprocessing.process.BaseProcess] = {}
         self.stopping = threading.Event()
-        self.generation = 0
 
     def _start(self, slot: int) -> None:
-        self.generation += 1
-        name = f"worker-{slot}-{self.generation}"
-        process = self.context.Process(target=run_worker, args=(self.config, name), name=name, daemon=False)
+        process = self.context.Process(target=run_worker, args=(self.settings, os.getpid()), daemon=False)
         process.start()
-        self.processes[str(slot)] = process
-        log.info('{"event": "worker-start", "worker": "%s", "pid": %d}', name, process.pid)
+        self.processes[slot] = process
 
     def start(self) -> None:
         for slot in range(self.n):
@@ -65,8 +54,8 @@ class WorkerPool:
         while not self.stopping.wait(1.0):
             for slot, process in list(self.processes.items()):
                 if not process.is_alive() and not self.stopping.is_set():
-                    log.warning('{"event": "worker-died", "worker": "%s", "exit": %s}', process.name, process.exitcode)
-                    self._start(int(slot))
+                    log.warning(json.dumps({"event": "worker-died", "pid": process.pid, "exit": process.exitcode}))
+                    self._start(slot)
 
     def stop(self, timeout: float = 30.0) -> None:
         self.stopping.set()
@@ -79,14 +68,42 @@ class WorkerPool:
                 process.kill()
 
 
-def serve(options: ServeOptions) -> None:
+def claim_ground_truth(settings: Settings, database: Database) -> str:
+    """Record this server's ground-truth fingerprint; refuse while workers of another one run."""
+    mine = fingerprint(ground_truth_hashes(settings))
+    others = [w for w in database.live_workers(LIVE_SECONDS) if w["gt_hash"] != mine]
+    if others:
+        names = ", ".join(f"{w['name']} (pid {w['pid']} on {w['host']})" for w in others[:5])
+        raise ValueError(
+            f"{len(others)} worker(s) scoring with another ground truth are alive: {names}; stop them "
+            f"(or wait {LIVE_SECONDS:g} s after they died) before serving {settings.gt}"
+        )
+    database.set_state(GT_STATE, mine)
+    return mine
+
+
+def sweep(settings: Settings, database: Database) -> int:
+    """Remove uploads no queued or scoring job refers to, and every job's scratch folder."""
+    live = {os.path.dirname(u) for u in database.live_uploads()}
+    removed = 0
+    uploads = settings.data / "uploads"
+    if uploads.is_dir():
+        for folder in uploads.iterdir():
+            if str(folder.relative_to(settings.data)) not in live:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+    shutil.rmtree(settings.data / "jobs", ignore_errors=True)
+    return removed
+
+
+def serve(settings: Settings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    options.data.mkdir(parents=True, exist_ok=True)
-    config = ServiceConfig(db=options.db, gt=options.gt, data=options.data, secure_cookies=options.secure_cookies)
-    if options.max_upload_bytes is not None:
-        config = dataclasses.replace(config, max_upload_bytes=options.max_upload_bytes)
-    app = create_app(config)  # creates the tables before any worker opens the database
-    pool = WorkerPool(WorkerConfig(options.db, options.gt, options.data, lease=options.lease_seconds), options.workers)
+    settings.data.mkdir(parents=True, exist_ok=True)
+    app = create_app(settings)  # creates the tables before any worker opens the database
+    database: Database = app.state.database
+    claim_ground_truth(settings, database)
+    log.info(json.dumps({"event": "sweep", "removed": sweep(settings, database)}))
+    pool = WorkerPool(settings, settings.workers)
     pool.start()
 
     def stop_server(signum: int, frame: object) -> None:
@@ -95,9 +112,17 @@ def serve(options: ServeOptions) -> None:
     signal.signal(signal.SIGTERM, stop_server)
     signal.signal(signal.SIGINT, stop_server)
     try:
-        server = uvicorn.Server(
-            uvicorn.Config(app, host=options.host, port=options.port, log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            proxy_headers=settings.public_url is not None,
+            forwarded_allow_ips=settings.trusted_proxies,
+            timeout_keep_alive=5,
+            h11_max_incomplete_event_size=64 * 1024,
         )
-        server.run()
+        uvicorn.Server(config).run()
     finally:
         pool.stop()

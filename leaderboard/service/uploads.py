@@ -12,22 +12,31 @@ Multipart fields accepted: ``file`` (the submission folder as a ``.zip``, exactl
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import shutil
+import uuid
 import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
 
 from mosxav.data.archive import vet_zip
 from mosxav.errors import DataError
+from mosxav_leaderboard.service.accounts import Team
+from mosxav_leaderboard.service.database import Database
+from mosxav_leaderboard.service.settings import Phase, Settings
 from mosxav_leaderboard.submission import SUBMISSION_LIMITS
 
-#: Largest upload accepted (a MOSXAV test submission zips to ~10-30 MB).
-DEFAULT_MAX_BYTES = 256 * 1024**2
 _FIELDS = {"file", "phase"}
+#: RFC 2046: a boundary is 1-70 characters.
+MAX_BOUNDARY = 70
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -40,17 +49,27 @@ class UploadRefused(Exception):
 
 
 async def stream_to_disk(
-    chunks: AsyncIterator[bytes], target: Path, max_bytes: int, declared_length: str | None
+    chunks: AsyncIterator[bytes], target: Path, max_bytes: int, declared_length: str | None, idle_seconds: float
 ) -> int:
-    """Write the body to ``target``; refuse with 413 once it passes ``max_bytes`` (or declares more)."""
+    """Write the body to ``target``; refuse with 413 once it passes ``max_bytes`` (or declares more),
+    with 408 when the client sends nothing for ``idle_seconds``, with 400 when it goes away."""
     if declared_length is not None:
-        if not declared_length.isdigit():
+        if not declared_length.isdigit() or len(declared_length) > 18:
             raise UploadRefused(400, "Content-Length is not a number")
         if int(declared_length) > max_bytes:
             raise UploadRefused(413, f"upload of {int(declared_length)} bytes exceeds the limit of {max_bytes} bytes")
     written = 0
+    iterator = chunks.__aiter__()
     with open(target, "wb") as handle:
-        async for chunk in chunks:
+        while True:
+            try:
+                chunk = await asyncio.wait_for(iterator.__anext__(), idle_seconds)
+            except StopAsyncIteration:
+                break
+            except asyncio.TimeoutError:
+                raise UploadRefused(408, f"the upload sent nothing for {idle_seconds:g} s; try again") from None
+            except ClientDisconnect:
+                raise UploadRefused(400, "the client went away during the upload") from None
             written += len(chunk)
             if written > max_bytes:
                 raise UploadRefused(413, f"upload exceeds the limit of {max_bytes} bytes")
@@ -78,6 +97,8 @@ def parse_multipart(body: Path, content_type: str | None, folder: Path) -> Parse
     kind, options = parse_options_header(content_type)
     if kind != b"multipart/form-data" or b"boundary" not in options:
         raise UploadRefused(415, "expected Content-Type multipart/form-data with a boundary")
+    if not 1 <= len(options[b"boundary"]) <= MAX_BOUNDARY:
+        raise UploadRefused(400, f"the multipart boundary must be 1-{MAX_BOUNDARY} characters (RFC 2046)")
     state: dict = {"parts": [], "headers": {}, "field": b"", "value": b""}
     part_file = folder / "upload.part"
 
@@ -102,7 +123,7 @@ def parse_multipart(body: Path, content_type: str | None, folder: Path) -> Parse
         name = params.get(b"name", b"").decode("utf-8", "replace")
         filename = params.get(b"filename")
         if name not in _FIELDS:
-            raise UploadRefused(400, f"unexpected form field {name!r}; send 'file' and 'phase'")
+            raise UploadRefused(400, f"unexpected form field {name[:40]!r}; send 'file' and 'phase'")
         if any(p["name"] == name for p in state["parts"]):
             raise UploadRefused(400, f"form field {name!r} sent twice")
         state["current"] = {"name": name, "filename": None if filename is None else filename.decode("utf-8", "replace")}
@@ -167,3 +188,45 @@ def _settle(part_file: Path, folder: Path) -> Path:
     target = folder / "upload.zip"
     os.replace(part_file, target)
     return target
+
+
+async def receive(request: Request, team: Team, settings: Settings, database: Database) -> int:
+    """Stream an upload to the data folder, check it cheaply, and queue it; returns the submission id.
+
+    Raises:
+        UploadRefused: with the HTTP status and the reason (the upload's folder is removed).
+        LimitReached: the phase's rules refuse another submission today.
+    """
+    folder = settings.data / "uploads" / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    body = folder / "body"
+    try:
+        await stream_to_disk(
+            request.stream(),
+            body,
+            settings.max_upload_bytes,
+            request.headers.get("content-length"),
+            settings.upload_idle_seconds,
+        )
+        parsed = await run_in_threadpool(parse_multipart, body, request.headers.get("content-type"), folder)
+        phase = _open_phase(settings, parsed.phase)
+        upload = str(parsed.file.relative_to(settings.data))
+        return await run_in_threadpool(database.enqueue, team, phase.name, phase.per_day, upload, parsed.filename)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    finally:
+        body.unlink(missing_ok=True)
+
+
+def _open_phase(settings: Settings, name: str) -> Phase:
+    if name not in settings.phase_names:
+        raise UploadRefused(400, f"phase {name[:40]!r} is not one of {list(settings.phase_names)}")
+    phase = settings.phase(name)
+    now = datetime.now(timezone.utc)
+    state = phase.state(now)
+    if state == "upcoming":
+        raise UploadRefused(403, f"the {name} phase opens on {phase.opens:%Y-%m-%d %H:%M} UTC")
+    if state == "closed":
+        raise UploadRefused(403, f"the {name} phase closed on {phase.closes:%Y-%m-%d %H:%M} UTC")
+    return phase

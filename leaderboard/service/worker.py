@@ -2,107 +2,145 @@
 
 A worker holds a lease on its job and renews it from a heartbeat thread while it scores; if the worker
 dies (SIGKILL, a crash, the machine), the lease runs out and another worker takes the job from the
-start. The result is written in one transaction that first checks the lease is still this worker's,
-so a job enters the table exactly once. SIGTERM stops a worker gracefully: a job in progress is handed
-back to the queue (``requeue``) and the worker exits; ``serve`` sends it on shutdown.
+start, up to ``max_attempts`` times. The result is written in one transaction that first checks the
+lease is still this worker's, so a job enters the table exactly once. SIGTERM stops a worker
+gracefully: a job in progress is handed back to the queue and the worker exits.
+
+A worker lives and dies with its server: the kernel sends it SIGTERM when the server process dies
+(``PR_SET_PDEATHSIG`` on Linux), and it also exits when its parent changes (any other system). It
+scores only with the ground truth the service was started with: each worker hashes its ground truth
+at start, and stops as soon as the service's recorded fingerprint differs, so a restart with a
+corrected ``--gt`` can never be scored by a leftover of the old one. Each job records the hash that
+scored it. Worker names are unique (host, process id and a random suffix).
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
+import socket
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from mosxav.errors import DataError
 from mosxav_leaderboard.board import score_submission
-from mosxav_leaderboard.service import jobs
-from mosxav_leaderboard.service.jobs import PHASE_SPLITS
-from mosxav_leaderboard.store import DuplicateSubmission, Store
+from mosxav_leaderboard.scoring import dataset_hash
+from mosxav_leaderboard.service.database import Database, Job, fingerprint
+from mosxav_leaderboard.service.settings import Settings
+from mosxav_leaderboard.store import DuplicateSubmission
 from mosxav_leaderboard.submission import SubmissionInvalid
 
 log = logging.getLogger("mosxav.serve.worker")
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    db: Path
-    gt: Path
-    data: Path  # the server's data folder: uploads and scratch live under data/jobs/<id>/
-    lease: float = jobs.LEASE_SECONDS
-    poll: float = 0.2
+GT_STATE = "gt_fingerprint"
+#: A worker that has not reported for this long is taken for dead (it reports at least every 10 s).
+LIVE_SECONDS = 30.0
 
 
 class Stop(BaseException):
     """Raised in the scoring thread when the worker is told to stop."""
 
 
-def _problems(exc: BaseException, work: Path) -> list[dict[str, str]]:
+def ground_truth_hashes(settings: Settings) -> dict[str, str]:
+    """Split -> hash of its ground-truth masks, for every phase's split the ground truth holds."""
+    hashes = {}
+    for phase in settings.phases:
+        try:
+            hashes[phase.split] = dataset_hash(settings.gt, phase.split)
+        except (DataError, FileNotFoundError):
+            continue
+    return hashes
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGTERM this process when its parent dies (a no-op elsewhere)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _problems(exc: BaseException, settings: Settings, work: Path, upload: Path) -> list[dict[str, str]]:
     """The report a team sees: paths inside its submission, never the server's folders."""
 
     def inside(path: object) -> str:
         text = str(path)
-        for prefix in (str(work / "unpacked") + os.sep, str(work) + os.sep):
-            text = text.replace(prefix, "")
+        for prefix, shown in (
+            (str(work / "unpacked") + os.sep, ""),
+            (str(work) + os.sep, ""),
+            (str(upload), "upload.zip"),
+            (str(settings.gt), "<ground truth>"),
+            (str(settings.data), "<server>"),
+        ):
+            text = text.replace(prefix, shown)
         return text
 
     if isinstance(exc, SubmissionInvalid):
-        return [{"path": inside(p.path), "message": p.message} for p in exc.problems]
+        return [{"path": inside(p.path), "message": inside(p.message)} for p in exc.problems]
     if isinstance(exc, DuplicateSubmission):
-        return [{"path": ".", "message": "identical predictions were already submitted; nothing new to score"}]
+        return [{"path": ".", "message": "your team already submitted identical predictions"}]
     if isinstance(exc, DataError):
-        return [{"path": inside(exc.path), "message": exc.problem}]
+        return [{"path": inside(exc.path), "message": inside(exc.problem)}]
     return [{"path": ".", "message": f"internal error while scoring ({exc.__class__.__name__}); operators are told"}]
 
 
-def process(config: WorkerConfig, store: Store, job: jobs.Job, name: str) -> str:
+def process(settings: Settings, database: Database, job: Job, name: str, gt_hashes: dict[str, str]) -> str:
     """Score one claimed job and record the outcome; returns the final status (or 'lost-lease')."""
-    work = config.data / "jobs" / str(job.id) / "work"
+    work = settings.data / "jobs" / str(job.id) / "work"
+    upload = settings.data / job.upload
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    split = PHASE_SPLITS[job.phase]
-    scored, problems = None, None
+    split = settings.phase(job.phase).split
+    fields, problems = None, []
     try:
-        scored = score_submission(config.data / job.upload, config.gt, store, work, split=split, dataset=job.phase)
+        scored = score_submission(
+            upload,
+            settings.gt,
+            database.store,
+            work,
+            split=split,
+            dataset=job.phase,
+            fractions=settings.fractions,
+            duplicate_scope=f"team:{job.team_id}",
+        )
+        fields = scored.fields
     except Exception as exc:  # every failure becomes the team's report, never a dead worker
         if not isinstance(exc, (SubmissionInvalid, DuplicateSubmission, DataError)):
             log.exception("job %s: unexpected error", job.id)
-        problems = _problems(exc, work)
-    status = "lost-lease"
-    with store.transaction() as db:
-        if jobs.holds_lease(db, job.id, name):
-            if scored is not None:
-                try:
-                    submission_id = store.insert_submission(db, **scored.fields)
-                except DuplicateSubmission as exc:
-                    problems = _problems(exc, work)
-                else:
-                    jobs.finish(db, job.id, name, submission_id)
-                    status = "scored"
-            if problems is not None:
-                jobs.fail(db, job.id, name, problems)
-                status = "failed"
-    shutil.rmtree(work, ignore_errors=True)
+        problems = _problems(exc, settings, work, upload)
+    status = database.record_result(job, name, gt_hashes.get(split, ""), fields, problems)
+    shutil.rmtree(settings.data / "jobs" / str(job.id), ignore_errors=True)
+    if status != "lost-lease":
+        shutil.rmtree(upload.parent, ignore_errors=True)  # the predictions are kept in the store
     return status
 
 
-def _heartbeat(store: Store, job_id: int, name: str, lease: float, done: threading.Event) -> None:
-    while not done.wait(lease / 3):
-        with store.transaction() as db:
-            if not jobs.extend_lease(db, job_id, name, lease):
-                return
+def _heartbeat(database: Database, job_id: int, name: str, lease: float, done: threading.Event) -> None:
+    while not done.wait(min(lease / 3, 10.0)):
+        database.beat(name)
+        if not database.extend_lease(job_id, name, lease):
+            return
 
 
-def run_worker(config: WorkerConfig, name: str, once: bool = False) -> None:
+def run_worker(settings: Settings, parent_pid: int | None = None, once: bool = False) -> None:
     """The worker loop (the target of a worker process)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    die_with_parent()
     os.nice(19)  # scoring yields the CPU to the server process, so uploads are acknowledged promptly
-    store = Store(config.db)
+    name = worker_name()
+    database = Database(settings.db)
+    gt_hashes = ground_truth_hashes(settings)
+    mine = fingerprint(gt_hashes)
     stopping = threading.Event()
     current: dict[str, int] = {}
 
@@ -113,28 +151,47 @@ def run_worker(config: WorkerConfig, name: str, once: bool = False) -> None:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops its workers with SIGTERM
-    while not stopping.is_set():
-        with store.transaction() as db:
-            job = jobs.claim(db, name, config.lease)
-        if job is None:
-            if once:
+    database.register_worker(name, socket.gethostname(), os.getpid(), mine)
+    last_beat = time.monotonic()
+    log.info(json.dumps({"event": "worker-start", "worker": name, "pid": os.getpid(), "gt": mine[:12]}))
+    try:
+        while not stopping.is_set():
+            if parent_pid is not None and os.getppid() != parent_pid:
+                log.info(json.dumps({"event": "worker-orphaned", "worker": name}))
                 return
-            stopping.wait(config.poll)
-            continue
-        started = time.perf_counter()
-        done = threading.Event()
-        beat = threading.Thread(target=_heartbeat, args=(store, job.id, name, config.lease, done), daemon=True)
-        beat.start()
-        current["job"] = job.id
-        try:
-            status = process(config, store, job, name)
-        except Stop:
-            with store.transaction() as db:
-                jobs.requeue(db, job.id, name)
-            status = "requeued"
-        finally:
-            current.clear()
-            done.set()
-        record = {"event": "job", "job": job.id, "phase": job.phase, "worker": name, "status": status}
-        record |= {"attempt": job.attempts, "seconds": round(time.perf_counter() - started, 3)}
-        log.info(json.dumps(record))
+            if database.state(GT_STATE) != mine:
+                log.warning(json.dumps({"event": "worker-ground-truth-changed", "worker": name}))
+                return
+            if time.monotonic() - last_beat > 5.0:
+                database.beat(name)
+                last_beat = time.monotonic()
+            job = database.claim(name, settings.lease_seconds, settings.max_attempts)
+            if job is None:
+                if once:
+                    return
+                stopping.wait(settings.poll_seconds)
+                continue
+            _run_job(settings, database, job, name, gt_hashes, current)
+    finally:
+        database.remove_worker(name)
+
+
+def _run_job(
+    settings: Settings, database: Database, job: Job, name: str, gt_hashes: dict[str, str], current: dict[str, int]
+) -> None:
+    started = time.perf_counter()
+    done = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(database, job.id, name, settings.lease_seconds, done), daemon=True)
+    beat.start()
+    current["job"] = job.id
+    try:
+        status = process(settings, database, job, name, gt_hashes)
+    except Stop:
+        database.requeue(job.id, name)
+        status = "requeued"
+    finally:
+        current.clear()
+        done.set()
+    record = {"event": "job", "job": job.id, "phase": job.phase, "worker": name, "status": status}
+    record |= {"attempt": job.attempts, "seconds": round(time.perf_counter() - started, 3)}
+    log.info(json.dumps(record))

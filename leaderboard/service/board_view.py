@@ -1,0 +1,119 @@
+"""The public table of the service: which rows show, one per team and group, ranked among themselves.
+
+Rows are reference runs and the published, unhidden submissions of teams, less those a phase's freeze
+holds back. Per (phase, labeled fraction) each team shows one row, by the organizers' rule (its best
+Dice, or its latest), and ranks are computed over the rows shown only, so private or superseded rows
+never move public ranks. The result is cached on the database's board revision (bumped by triggers on
+every change that matters) and the phases' freeze states, so drawing a page reads no stored metadata
+unless something changed.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import pandas as pd
+
+from mosxav_leaderboard.board import build_table
+from mosxav_leaderboard.service.database import Database, PublicEntry
+from mosxav_leaderboard.service.settings import Settings
+
+PHASE_ORDER = {"test": 0, "validation": 1}
+
+
+@dataclass(frozen=True)
+class Group:
+    phase: str
+    labeled_fraction: float
+    rows: pd.DataFrame
+
+
+def public_id(entry: PublicEntry) -> str:
+    """The one id users see for a row: its submission (job) number, or ``ref-N`` for a reference run."""
+    return str(entry.job_id) if entry.job_id is not None else f"ref-{entry.submission_id}"
+
+
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def annotate(table: pd.DataFrame, entries: dict[int, PublicEntry], split_phases: dict[str, str]) -> pd.DataFrame:
+    """Add the service's columns to ``build_table``'s rows (which carry ``split``): team, phase, the
+    date submitted, and the public id in place of the store's."""
+    table = table.copy()
+    ids = [int(i) for i in table["id"]]
+    phases = [entries[i].phase or split_phases.get(s, s) for i, s in zip(ids, table["split"], strict=True)]
+    table["team"] = [entries[i].team or "–" for i in ids]
+    table["phase"] = phases
+    table["submitted"] = [entries[i].created for i in ids]
+    table["id"] = [public_id(entries[i]) for i in ids]
+    return table.drop(columns=["split"])
+
+
+def with_splits(table: pd.DataFrame, database: Database) -> pd.DataFrame:
+    splits = {s["id"]: s["split"] for s in database.store.submissions({int(i) for i in table["id"]})}
+    return table.assign(split=[splits[int(i)] for i in table["id"]])
+
+
+class PublicBoard:
+    """The public groups, recomputed only when the board revision or a freeze state changes."""
+
+    def __init__(self, database: Database, settings: Settings) -> None:
+        self.database, self.settings = database, settings
+        self.split_phases = {p.split: p.name for p in settings.phases}
+        self._lock = threading.Lock()
+        self._key: tuple | None = None
+        self._groups: list[Group] = []
+
+    def groups(self) -> list[Group]:
+        now = datetime.now(timezone.utc)
+        frozen = tuple(p.freeze is not None and p.hides(now, now) for p in self.settings.phases)
+        key = (self.database.revision(), frozen)
+        with self._lock:
+            if key != self._key:
+                self._groups, self._key = self._compute(now), key
+            return self._groups
+
+    def _visible(self, now: datetime) -> dict[int, PublicEntry]:
+        visible = {}
+        for entry in self.database.public_entries():
+            if entry.phase is not None and self.settings.phase(entry.phase).hides(_moment(entry.created), now):
+                continue
+            visible[entry.submission_id] = entry
+        return visible
+
+    def _compute(self, now: datetime) -> list[Group]:
+        entries = self._visible(now)
+        if not entries:
+            return []
+        candidates, _ = build_table(self.database.store, only_ids=set(entries))
+        if candidates.empty:
+            return []
+        chosen = self._one_per_team(candidates, entries)
+        table, _ = build_table(self.database.store, only_ids=chosen, by_structure=True)
+        table = annotate(with_splits(table, self.database), entries, self.split_phases)
+        groups = [
+            Group(phase, float(fraction), rows.drop(columns=["phase"]))
+            for (phase, fraction), rows in table.groupby(["phase", "labeled_fraction"])
+        ]
+        return sorted(groups, key=lambda g: (PHASE_ORDER.get(g.phase, 2), g.labeled_fraction))
+
+    def _one_per_team(self, candidates: pd.DataFrame, entries: dict[int, PublicEntry]) -> set[int]:
+        chosen: dict[tuple, tuple[float, str, int]] = {}
+        keep = set()
+        for _, row in candidates.iterrows():
+            entry = entries[int(row["id"])]
+            if entry.team is None:
+                keep.add(entry.submission_id)
+                continue
+            group = (entry.team, row["dataset_hash"], float(row["labeled_fraction"]))
+            merit = (float(row["dice"]), entry.created) if self.settings.team_rows == "best" else (0.0, entry.created)
+            if group not in chosen or merit > chosen[group][:2]:
+                chosen[group] = (*merit, entry.submission_id)
+        return keep | {value[2] for value in chosen.values()}
+
+
+__all__ = ["Group", "PublicBoard", "annotate", "public_id", "with_splits"]

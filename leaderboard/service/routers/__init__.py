@@ -1,0 +1,1 @@
+"""The service's routes, one module per audience: ``api`` (programs, JSON) and ``site`` (browsers, HTML)."""

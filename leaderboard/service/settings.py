@@ -1,0 +1,186 @@
+"""The service's one settings object: made once by ``mosxav-bench serve`` (or a test), frozen, and
+handed to the app, the routes (through ``Depends``) and every worker process.
+
+Phases come from the organizer's ``phases.yaml`` (``--phases``), read with ``yaml.safe_load``; without
+it the service runs the two open-ended phases of the benchmark (validation with public ground truth,
+test with hidden ground truth).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from mosxav.data.files import read_yaml
+from mosxav.errors import DataError
+
+PHASE_NAMES = ("validation", "test")
+#: The labeled fractions of the benchmark's partitions (configs/paper.yaml) plus 0 (no labels: the
+#: unsupervised baselines) and 1 (every annotated frame: the fully supervised bound).
+BENCHMARK_FRACTIONS = (0.0, 0.05, 0.1, 0.25, 1.0)
+DEFAULT_MAX_UPLOAD_BYTES = 256 * 1024**2
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of the challenge: the split it scores, its daily limit and its dates (UTC).
+
+    Before ``opens`` and after ``closes`` uploads are refused with the date. From ``freeze`` to
+    ``closes`` the public table keeps showing what it showed at the freeze: rows submitted after it
+    are scored for their team but appear publicly only when the phase closes.
+    """
+
+    name: Literal["validation", "test"]
+    split: str
+    per_day: int
+    description: str = ""
+    opens: datetime | None = None
+    closes: datetime | None = None
+    freeze: datetime | None = None
+
+    def state(self, now: datetime) -> Literal["upcoming", "open", "closed"]:
+        if self.opens is not None and now < self.opens:
+            return "upcoming"
+        if self.closes is not None and now >= self.closes:
+            return "closed"
+        return "open"
+
+    def hides(self, submitted: datetime, now: datetime) -> bool:
+        """Whether a row submitted at ``submitted`` stays off the public table at ``now`` (the freeze)."""
+        if self.freeze is None or submitted < self.freeze:
+            return False
+        return self.closes is None or now < self.closes
+
+
+DEFAULT_PHASES = (
+    Phase(
+        "validation",
+        "val",
+        20,
+        "Scored on the validation split, whose ground truth is public: per-sequence "
+        "scores are returned, for development.",
+    ),
+    Phase("test", "test", 5, "Scored on the hidden test split: the aggregate row only, a few times a day."),
+)
+
+
+def _when(value: Any, where: str) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise DataError(where, f"{value!r} is not an ISO date or date-time") from None
+    else:
+        moment = datetime.fromisoformat(str(value))  # a bare YAML date
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def read_phases(path: Path) -> tuple[Phase, ...]:
+    """Phases from YAML: a mapping ``validation:`` / ``test:`` of ``per_day``, ``description``, ``opens``,
+    ``closes``, ``freeze`` (ISO dates, UTC unless a zone is given). Phases left out keep their defaults."""
+    data = read_yaml(path, "phases file")
+    if not isinstance(data, dict) or not set(data) <= set(PHASE_NAMES):
+        raise DataError(path, f"expected a mapping with keys among {list(PHASE_NAMES)}")
+    phases = []
+    for default in DEFAULT_PHASES:
+        entry = data.get(default.name) or {}
+        unknown = set(entry) - {"per_day", "description", "opens", "closes", "freeze"}
+        if unknown:
+            raise DataError(path, f"{default.name}: unknown key(s) {sorted(unknown)}")
+        per_day = entry.get("per_day", default.per_day)
+        if not isinstance(per_day, int) or isinstance(per_day, bool) or per_day < 0:
+            raise DataError(path, f"{default.name}.per_day must be an integer >= 0")
+        phase = replace(
+            default,
+            per_day=per_day,
+            description=str(entry.get("description", default.description)),
+            opens=_when(entry.get("opens"), f"{path}: {default.name}.opens"),
+            closes=_when(entry.get("closes"), f"{path}: {default.name}.closes"),
+            freeze=_when(entry.get("freeze"), f"{path}: {default.name}.freeze"),
+        )
+        if phase.opens and phase.closes and phase.closes <= phase.opens:
+            raise DataError(path, f"{default.name}: closes before it opens")
+        phases.append(phase)
+    return tuple(phases)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service is configured with.
+
+    Args:
+        gt: the ground-truth root (val and hidden test splits).
+        db: the leaderboard database.
+        data: uploads, scratch and the session secret.
+        public_url: the address users open (``https://lb.example.org``) when a reverse proxy
+            terminates HTTPS: sign-in accepts that origin, cookies are ``Secure``, and uvicorn trusts
+            ``X-Forwarded-*`` from ``trusted_proxies``.
+        team_rows: which of a team's published rows the public table shows per phase and fraction:
+            its ``best`` (highest Dice) or its ``latest``.
+        max_attempts: a job whose worker died this many times fails instead of being retried.
+        upload_idle_seconds: an upload that sends nothing for this long is dropped (slow clients).
+    """
+
+    gt: Path
+    db: Path
+    data: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 2
+    lease_seconds: float = 120.0
+    max_attempts: int = 3
+    poll_seconds: float = 0.2
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    upload_idle_seconds: float = 30.0
+    session_hours: float = 12.0
+    public_url: str | None = None
+    trusted_proxies: str = "127.0.0.1"
+    team_rows: Literal["best", "latest"] = "best"
+    fractions: tuple[float, ...] = BENCHMARK_FRACTIONS
+    phases: tuple[Phase, ...] = field(default=DEFAULT_PHASES)
+    title: str = "MOSXAV-Bench leaderboard"
+    description: str = (
+        "Semi-supervised segmentation of X-ray angiography videos (MOSXAV): train with a fraction of the "
+        "annotated training frames, predict every test frame's six-class mask, and submit the folder."
+    )
+
+    def __post_init__(self) -> None:
+        if self.public_url is not None:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"public URL {self.public_url!r} must look like https://host[:port]")
+        if self.team_rows not in ("best", "latest"):
+            raise ValueError("team_rows must be 'best' or 'latest'")
+        if self.max_attempts < 1 or self.workers < 0:
+            raise ValueError("max_attempts must be >= 1 and workers >= 0")
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_url is not None and self.public_url.startswith("https://")
+
+    @property
+    def public_origin(self) -> str | None:
+        if self.public_url is None:
+            return None
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def phase(self, name: str) -> Phase:
+        for phase in self.phases:
+            if phase.name == name:
+                return phase
+        raise KeyError(name)
+
+    @property
+    def phase_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.phases)
+
+
+__all__ = ["BENCHMARK_FRACTIONS", "DEFAULT_PHASES", "PHASE_NAMES", "Phase", "Settings", "read_phases"]
