@@ -25,8 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from live_server import start_server  # noqa: E402
 from test_leaderboard import make_submission  # noqa: E402
-from test_serve import start_server  # noqa: E402
 
 from mosxav.data.files import read_index_mask, write_semantic_mask  # noqa: E402
 from mosxav.data.synth import SynthConfig, generate_dataset  # noqa: E402

@@ -1,5 +1,6 @@
-"""Shared fixtures: a tiny synthetic MOSXAV root, and the real data in ../shared when present
-(the fixtures skip the test cleanly where it is absent, as in a user's clone)."""
+"""Shared fixtures: a tiny synthetic MOSXAV root, the real data in ../shared when present (the
+fixtures skip the test cleanly where it is absent, as in a user's clone), and a live leaderboard
+service over the tiny root."""
 
 from __future__ import annotations
 
@@ -46,3 +47,27 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory, tiny_config: SynthConfig
 @pytest.fixture
 def tiny_copy(tiny_root: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(tiny_root, tmp_path / "copy"))
+
+
+@pytest.fixture(scope="module")
+def server(tiny_root, tmp_path_factory):
+    """A live leaderboard service over the tiny dataset, one per test module (needs the [serve] extra)."""
+    pytest.importorskip("fastapi")
+    from live_server import start_server
+
+    running = start_server(tmp_path_factory.mktemp("serve"), tiny_root)
+    yield running
+    running.stop()
+    assert running.process.returncode == 0, running.log.read_text()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def perfect_zip(tiny_root, tmp_path_factory) -> Path:
+    """A perfect test-split submission of the tiny dataset, zipped."""
+    pytest.importorskip("httpx")
+    from test_leaderboard import make_submission
+
+    from mosxav_leaderboard.service import client
+
+    folder = make_submission(tiny_root, tmp_path_factory.mktemp("perfect") / "sub")
+    return client.zip_folder(folder, folder.parent / "perfect.zip")

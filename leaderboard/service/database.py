@@ -386,9 +386,7 @@ class Database:
                 try:
                     submission_id = self.store.insert_submission(db, **fields)
                 except DuplicateSubmission as exc:
-                    earlier = db.execute("SELECT id FROM jobs WHERE submission_id = ?", (exc.existing_id,)).fetchone()
-                    where = f" as #{earlier['id']}" if earlier else ""
-                    problems = [{"path": ".", "message": f"your team already submitted identical predictions{where}"}]
+                    problems = [self._duplicate(db, exc.existing_id)]
                 else:
                     db.execute(
                         "UPDATE jobs SET status = 'scored', submission_id = ?, lease_owner = NULL, "
@@ -402,6 +400,17 @@ class Database:
                 (json.dumps(problems), now(), gt_hash, worker, job.id),
             )
             return "failed"
+
+    @staticmethod
+    def _duplicate(db: sqlite3.Connection, submission_id: int) -> dict[str, str]:
+        earlier = db.execute("SELECT id FROM jobs WHERE submission_id = ?", (submission_id,)).fetchone()
+        where = f" as #{earlier['id']}" if earlier else ""
+        return {"path": ".", "message": f"your team already submitted identical predictions{where}"}
+
+    def duplicate_problem(self, submission_id: int) -> dict[str, str]:
+        """The problem a team reads when it repeats one of its own submissions (duplicates are per team)."""
+        with self.reading() as db:
+            return self._duplicate(db, submission_id)
 
     def requeue(self, job_id: int, worker: str) -> None:
         """Give a job back (a worker told to stop mid-job): the next worker starts it afresh."""

@@ -87,8 +87,6 @@ def _problems(exc: BaseException, settings: Settings, work: Path, upload: Path) 
 
     if isinstance(exc, SubmissionInvalid):
         return [{"path": inside(p.path), "message": inside(p.message)} for p in exc.problems]
-    if isinstance(exc, DuplicateSubmission):
-        return [{"path": ".", "message": "your team already submitted identical predictions"}]
     if isinstance(exc, DataError):
         return [{"path": inside(exc.path), "message": inside(exc.problem)}]
     return [{"path": ".", "message": f"internal error while scoring ({exc.__class__.__name__}); operators are told"}]
@@ -114,8 +112,10 @@ def process(settings: Settings, database: Database, job: Job, name: str, gt_hash
             duplicate_scope=f"team:{job.team_id}",
         )
         fields = scored.fields
+    except DuplicateSubmission as exc:
+        problems = [database.duplicate_problem(exc.existing_id)]
     except Exception as exc:  # every failure becomes the team's report, never a dead worker
-        if not isinstance(exc, (SubmissionInvalid, DuplicateSubmission, DataError)):
+        if not isinstance(exc, (SubmissionInvalid, DataError)):
             log.exception("job %s: unexpected error", job.id)
         problems = _problems(exc, settings, work, upload)
     status = database.record_result(job, name, gt_hashes.get(split, ""), fields, problems)
