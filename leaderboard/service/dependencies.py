@@ -5,6 +5,9 @@ A request is signed in by ``Authorization: Bearer <token>`` (programs) or by the
 sign-in (browsers). A write through a session also needs the session's CSRF token (the
 ``X-CSRF-Token`` header, or the form's ``csrf`` field, checked by the form's route); a token request
 needs none (a cross-site page cannot set that header).
+
+The dependencies that only read the request are ``async`` on purpose: FastAPI runs a plain ``def``
+dependency in a worker thread, and those hops were a measurable share of an upload's acknowledgement.
 """
 
 from __future__ import annotations
@@ -32,15 +35,15 @@ class SignedIn:
     session: str | None
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     return request.app.state.database
 
 
-def get_board(request: Request) -> PublicBoard:
+async def get_board(request: Request) -> PublicBoard:
     return request.app.state.board
 
 
@@ -73,7 +76,7 @@ def optional_team(
     return SignedIn(team, csrf, cookie)
 
 
-def signed_in(signed: Annotated[SignedIn | None, Depends(optional_team)]) -> SignedIn:
+async def signed_in(signed: Annotated[SignedIn | None, Depends(optional_team)]) -> SignedIn:
     if signed is None:
         raise _unauthorised("sign in, or send Authorization: Bearer <token>")
     return signed
@@ -85,7 +88,7 @@ def check_csrf(signed: SignedIn, sent: str | None) -> None:
         raise HTTPException(403, "missing or wrong CSRF token")
 
 
-def writer(request: Request, signed: Annotated[SignedIn, Depends(signed_in)]) -> SignedIn:
+async def writer(request: Request, signed: Annotated[SignedIn, Depends(signed_in)]) -> SignedIn:
     """A team allowed to write through the API (the CSRF header checked for sessions)."""
     check_csrf(signed, request.headers.get("x-csrf-token"))
     return signed

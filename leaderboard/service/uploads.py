@@ -59,21 +59,34 @@ async def stream_to_disk(
         if int(declared_length) > max_bytes:
             raise UploadRefused(413, f"upload of {int(declared_length)} bytes exceeds the limit of {max_bytes} bytes")
     written = 0
-    iterator = chunks.__aiter__()
-    with open(target, "wb") as handle:
-        while True:
-            try:
-                chunk = await asyncio.wait_for(iterator.__anext__(), idle_seconds)
-            except StopAsyncIteration:
-                break
-            except asyncio.TimeoutError:
-                raise UploadRefused(408, f"the upload sent nothing for {idle_seconds:g} s; try again") from None
-            except ClientDisconnect:
-                raise UploadRefused(400, "the client went away during the upload") from None
-            written += len(chunk)
-            if written > max_bytes:
-                raise UploadRefused(413, f"upload exceeds the limit of {max_bytes} bytes")
-            handle.write(chunk)
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    expired = []
+
+    def expire() -> None:
+        expired.append(True)
+        task.cancel()
+
+    timer = loop.call_later(idle_seconds, expire)  # re-armed per chunk: no task per chunk
+    try:
+        with open(target, "wb") as handle:
+            async for chunk in chunks:
+                timer.cancel()
+                timer = loop.call_later(idle_seconds, expire)
+                written += len(chunk)
+                if written > max_bytes:
+                    raise UploadRefused(413, f"upload exceeds the limit of {max_bytes} bytes")
+                handle.write(chunk)
+    except asyncio.CancelledError:
+        if not expired:
+            raise
+        if hasattr(task, "uncancel"):
+            task.uncancel()
+        raise UploadRefused(408, f"the upload sent nothing for {idle_seconds:g} s; try again") from None
+    except ClientDisconnect:
+        raise UploadRefused(400, "the client went away during the upload") from None
+    finally:
+        timer.cancel()
     return written
 
 
@@ -208,15 +221,23 @@ async def receive(request: Request, team: Team, settings: Settings, database: Da
             request.headers.get("content-length"),
             settings.upload_idle_seconds,
         )
-        parsed = await run_in_threadpool(parse_multipart, body, request.headers.get("content-type"), folder)
-        phase = _open_phase(settings, parsed.phase)
-        upload = str(parsed.file.relative_to(settings.data))
-        return await run_in_threadpool(database.enqueue, team, phase.name, phase.per_day, upload, parsed.filename)
+        content_type = request.headers.get("content-type")
+        return await run_in_threadpool(_check_and_queue, body, content_type, folder, team, settings, database)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     finally:
         body.unlink(missing_ok=True)
+
+
+def _check_and_queue(
+    body: Path, content_type: str | None, folder: Path, team: Team, settings: Settings, database: Database
+) -> int:
+    """Parse and vet the saved body, check the phase, queue the job (one thread hop for all of it)."""
+    parsed = parse_multipart(body, content_type, folder)
+    phase = _open_phase(settings, parsed.phase)
+    upload = str(parsed.file.relative_to(settings.data))
+    return database.enqueue(team, phase.name, phase.per_day, upload, parsed.filename)
 
 
 def _open_phase(settings: Settings, name: str) -> Phase:

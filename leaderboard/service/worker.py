@@ -70,6 +70,19 @@ def die_with_parent() -> None:
         pass
 
 
+def lower_this_thread() -> None:
+    """Run the calling thread (and what it starts) at the lowest CPU priority (Linux: per thread).
+
+    Scoring runs low so the server acknowledges uploads promptly; the worker's own thread, which
+    holds SQLite's write lock in its short transactions, stays at normal priority, so a busy machine
+    never leaves the server waiting on a lock held by a starved process.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
+
+
 def _problems(exc: BaseException, settings: Settings, work: Path, upload: Path) -> list[dict[str, str]]:
     """The report a team sees: paths inside its submission, never the server's folders."""
 
@@ -99,25 +112,38 @@ def process(settings: Settings, database: Database, job: Job, name: str, gt_hash
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     split = settings.phase(job.phase).split
+    outcome: dict[str, object] = {}
+
+    def score() -> None:
+        lower_this_thread()
+        try:
+            outcome["scored"] = score_submission(
+                upload,
+                settings.gt,
+                database.store,
+                work,
+                split=split,
+                dataset=job.phase,
+                fractions=settings.fractions,
+                duplicate_scope=f"team:{job.team_id}",
+            )
+        except Exception as exc:  # every failure becomes the team's report, never a dead worker
+            outcome["error"] = exc
+
+    scorer = threading.Thread(target=score, name=f"score-{job.id}", daemon=True)
+    scorer.start()
+    while scorer.is_alive():
+        scorer.join(0.5)  # in slices, so SIGTERM's Stop reaches this thread promptly
     fields, problems = None, []
-    try:
-        scored = score_submission(
-            upload,
-            settings.gt,
-            database.store,
-            work,
-            split=split,
-            dataset=job.phase,
-            fractions=settings.fractions,
-            duplicate_scope=f"team:{job.team_id}",
-        )
-        fields = scored.fields
-    except DuplicateSubmission as exc:
-        problems = [database.duplicate_problem(exc.existing_id)]
-    except Exception as exc:  # every failure becomes the team's report, never a dead worker
-        if not isinstance(exc, (SubmissionInvalid, DataError)):
-            log.exception("job %s: unexpected error", job.id)
-        problems = _problems(exc, settings, work, upload)
+    error = outcome.get("error")
+    if isinstance(error, DuplicateSubmission):
+        problems = [database.duplicate_problem(error.existing_id)]
+    elif isinstance(error, BaseException):
+        if not isinstance(error, (SubmissionInvalid, DataError)):
+            log.error("job %s: unexpected error", job.id, exc_info=error)
+        problems = _problems(error, settings, work, upload)
+    else:
+        fields = outcome["scored"].fields  # type: ignore[union-attr]
     status = database.record_result(job, name, gt_hashes.get(split, ""), fields, problems)
     shutil.rmtree(settings.data / "jobs" / str(job.id), ignore_errors=True)
     if status != "lost-lease":
@@ -136,7 +162,6 @@ def run_worker(settings: Settings, parent_pid: int | None = None, once: bool = F
     """The worker loop (the target of a worker process)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     die_with_parent()
-    os.nice(19)  # scoring yields the CPU to the server process, so uploads are acknowledged promptly
     name = worker_name()
     database = Database(settings.db)
     gt_hashes = ground_truth_hashes(settings)

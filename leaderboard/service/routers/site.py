@@ -101,7 +101,7 @@ def team_page(signed: OptionalTeam, settings: SettingsDep, database: DatabaseDep
 @router.post("/team/submissions/{job_id}/publish")
 async def publish_form(job_id: SubmissionId, request: Request, signed: OptionalTeam, database: DatabaseDep) -> Any:
     form = await request.form(**FORM_LIMITS)
-    signed = signed_in(signed)
+    signed = await signed_in(signed)
     check_csrf(signed, str(form.get("csrf", "")))
     await run_in_threadpool(set_published, database, signed.team, job_id, str(form.get("published", "1")) == "1")
     return RedirectResponse("/team", status_code=303)
