@@ -291,7 +291,7 @@ def test_tiny_end_to_end_run_writes_every_output(tiny_root, tmp_path, capsys):
     assert recorded and all(s["is_reference"] for s in recorded)
     assert len(recorded) <= len(ALL_METHODS)  # clean-label cells only; identical tiny predictions recorded once
     board = (out / "leaderboard.md").read_text()
-    assert "### tiny, labeled fraction 0.5" in board and "| Rank | Method |" in board and "Dice (95% CI)" in board
+    assert "### tiny, labeled fraction 0.5" in board and "| Rank | ID | Method |" in board and "Dice (95% CI)" in board
 
 
 def _pairs_folder(root: Path, out: Path, items) -> Path:
