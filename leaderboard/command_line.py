@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mosxav.data.files import write_text
@@ -565,7 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except (DataError, FileExistsError, ValueError, MissingExtra) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")  # a message's own [brackets] are text
         return 2
 
 

@@ -57,3 +57,15 @@ def test_console_script_is_installed():
         [sys.executable, "-m", "mosxav_leaderboard.command_line", "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "synth" in result.stdout and "evaluate" in result.stdout
+
+
+def test_serve_without_the_extra_says_which_to_install(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    from mosxav_leaderboard.command_line import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fastapi" else real(name, *a))
+    assert main(["serve", "--gt", str(tmp_path)]) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    assert "[serve] extra" in said and "install.sh --serve" in said and "Traceback" not in said
