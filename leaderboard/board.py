@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 
 from mosxav import toolkit_version
+from mosxav.constants import CLASS_NAMES
 from mosxav.data.download import cache_home
-from mosxav.evaluation.metrics import METRIC_VERSION
-from mosxav.evaluation.uncertainty import SequenceSums, paired_permutation_p
+from mosxav.evaluation.metrics import METRIC_VERSION, RANKED_METRICS
+from mosxav.evaluation.uncertainty import SequenceSums, bootstrap_ci, paired_permutation_p
 from mosxav_leaderboard.columns import COLUMNS, STRUCTURES, stored_order
 from mosxav_leaderboard.scoring import dataset_hash, score_predictions
 from mosxav_leaderboard.store import DuplicateSubmission, ScoreRow, Store
@@ -149,12 +150,27 @@ def rescore_stale(store: Store, gt: str | Path, split: str = "test") -> list[int
     return done
 
 
+def _on_part(score: ScoreRow, names: frozenset[str]) -> tuple[dict[str, Any], ScoreRow]:
+    """A score's summary recomputed on the sequences in ``names`` (same formulas as ``scoring``)."""
+    sums = SequenceSums.from_json(score.sequences).subset(names)
+    classes = {"mean": {m: sums.headline(m) for m in RANKED_METRICS}}
+    per_class = {m: sums.per_class(m) for m in RANKED_METRICS}
+    for class_id in sums.classes:
+        classes[CLASS_NAMES[class_id]] = {m: per_class[m][class_id] for m in RANKED_METRICS}
+    summary = {"classes": classes, "ci": {m: list(bootstrap_ci(sums, m)) for m in RANKED_METRICS}}
+    part = ScoreRow(
+        score.submission_id, score.metric_version, score.toolkit_version, score.dataset_hash, summary, sums.to_json()
+    )
+    return summary, part
+
+
 def build_table(
     store: Store,
     *,
     label_fraction: float | None = None,
     by_structure: bool = False,
     only_ids: set[int] | None = None,
+    parts: dict[str, frozenset[str]] | None = None,
 ) -> tuple[pd.DataFrame, list[int]]:
     """The leaderboard under the current metric version and the ids of submissions still awaiting a
     re-score (they are left out, never mixed in). ``only_ids`` restricts the table, ranks included, to
@@ -163,6 +179,9 @@ def build_table(
     Rank: within a (dataset, labeled fraction) group, 1 + the number of entries whose Dice interval
     lies entirely above this entry's, so overlapping intervals share a rank. ``p_vs_leader``: the
     paired permutation test of per-sequence Dice against the group's best entry.
+
+    ``parts`` (split -> sequence names) scores the rows of those splits on that part of their sequences
+    only: metrics, intervals, per-structure Dice and the paired test (a challenge's public or private part).
     """
     scores = store.scores(METRIC_VERSION, only_ids)
     rows, stale = [], []
@@ -174,6 +193,8 @@ def build_table(
             stale.append(sub["id"])
             continue
         meta, summary = sub["meta"], score.summary
+        if parts is not None and sub["split"] in parts:
+            summary, score = _on_part(score, parts[sub["split"]])
         mean = summary["classes"]["mean"]
         row: dict[str, Any] = {
             "id": sub["id"],

@@ -16,6 +16,9 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
+from mosxav.constants import SEMANTIC_DIR
+from mosxav.data.layout import sequence_folders
+from mosxav.errors import DataError
 from mosxav_leaderboard.board import build_table
 from mosxav_leaderboard.service.database import Database, PublicEntry
 from mosxav_leaderboard.service.settings import Settings
@@ -28,6 +31,22 @@ class Group:
     phase: str
     labeled_fraction: float
     rows: pd.DataFrame
+    part: str | None = None  # "public" or "private" when the phase splits its sequences
+
+
+def ranked_parts(settings: Settings, now: datetime) -> dict[str, frozenset[str]]:
+    """Split -> the sequences its rows are scored on now (only phases with a public/private split)."""
+    parts = {}
+    for phase in settings.phases:
+        part = phase.part(now)
+        if part is None:
+            continue
+        try:
+            _, names = sequence_folders(settings.gt, phase.split, SEMANTIC_DIR)
+        except (DataError, FileNotFoundError):
+            continue
+        parts[phase.split] = phase.sequences(names, part)
+    return parts
 
 
 def public_id(entry: PublicEntry) -> str:
@@ -70,7 +89,7 @@ class PublicBoard:
 
     def groups(self) -> list[Group]:
         now = datetime.now(timezone.utc)
-        frozen = tuple(p.freeze is not None and p.hides(now, now) for p in self.settings.phases)
+        frozen = tuple((p.freeze is not None and p.hides(now, now), p.part(now)) for p in self.settings.phases)
         key = (self.database.revision(), frozen)
         with self._lock:
             if key != self._key:
@@ -89,14 +108,15 @@ class PublicBoard:
         entries = self._visible(now)
         if not entries:
             return []
-        candidates, _ = build_table(self.database.store, only_ids=set(entries))
+        parts = ranked_parts(self.settings, now)
+        candidates, _ = build_table(self.database.store, only_ids=set(entries), parts=parts)
         if candidates.empty:
             return []
         chosen = self._one_per_team(candidates, entries)
-        table, _ = build_table(self.database.store, only_ids=chosen, by_structure=True)
+        table, _ = build_table(self.database.store, only_ids=chosen, by_structure=True, parts=parts)
         table = annotate(with_splits(table, self.database), entries, self.split_phases)
         groups = [
-            Group(phase, float(fraction), rows.drop(columns=["phase"]))
+            Group(phase, float(fraction), rows.drop(columns=["phase"]), self.settings.phase(phase).part(now))
             for (phase, fraction), rows in table.groupby(["phase", "labeled_fraction"])
         ]
         return sorted(groups, key=lambda g: (PHASE_ORDER.get(g.phase, 2), g.labeled_fraction))
@@ -116,4 +136,4 @@ class PublicBoard:
         return keep | {value[2] for value in chosen.values()}
 
 
-__all__ = ["Group", "PublicBoard", "annotate", "public_id", "with_splits"]
+__all__ = ["Group", "PublicBoard", "annotate", "public_id", "ranked_parts", "with_splits"]

@@ -47,6 +47,9 @@ class Published(BaseModel):
 class GroupOut(BaseModel):
     phase: str
     labeled_fraction: float
+    part: Literal["public", "private"] | None = Field(
+        default=None, description="the part of the split ranked (phases with a public/private split)"
+    )
     rows: list[dict[str, Any]]
 
 
@@ -63,6 +66,7 @@ class PhaseOut(BaseModel):
     opens: str | None
     closes: str | None
     freeze: str | None
+    public_fraction: float | None = None
     description: str
 
 

@@ -171,7 +171,10 @@ def public_page(settings: Settings, groups: list[Group], signed: tuple[str, str]
     else:
         parts.append("<p><label>Filter rows <input id='filter' type='search' placeholder='method or team'></label></p>")
     for group in groups:
-        parts.append(f"<h2>{_e(group.phase)} phase, labeled fraction {group.labeled_fraction:g}</h2>")
+        part = {"public": " (public part of the sequences)", "private": " (private part: final)"}.get(
+            group.part or "", ""
+        )
+        parts.append(f"<h2>{_e(group.phase)} phase{part}, labeled fraction {group.labeled_fraction:g}</h2>")
         parts.append(table_html(group.rows, "public"))
     parts.append(
         "<p class='muted'>Dice: macro mean over structures; 95% bootstrap interval over sequences; ranks tie where "

@@ -8,6 +8,7 @@ test with hidden ground truth).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +29,10 @@ DEFAULT_MAX_UPLOAD_BYTES = 256 * 1024**2
 class Phase:
     """One phase of the challenge: the split it scores, its daily limit and its dates (UTC).
 
+    With ``public_fraction`` the split has a public part, ranked while the phase runs, and a private
+    part (the rest), whose ranking is the one revealed when it closes (teams see their public-part
+    scores only until then).
+
     Before ``opens`` and after ``closes`` uploads are refused with the date. From ``freeze`` to
     ``closes`` the public table keeps showing what it showed at the freeze: rows submitted after it
     are scored for their team but appear publicly only when the phase closes.
@@ -40,6 +45,22 @@ class Phase:
     opens: datetime | None = None
     closes: datetime | None = None
     freeze: datetime | None = None
+    public_fraction: float | None = None
+
+    def part(self, now: datetime) -> Literal["public", "private"] | None:
+        """Which part of the split the table ranks on now: the public part while the phase runs, the
+        private part (the rest) once it closed; None when the phase has no public/private split."""
+        if self.public_fraction is None:
+            return None
+        return "private" if self.state(now) == "closed" else "public"
+
+    def sequences(self, names: list[str], part: Literal["public", "private"]) -> frozenset[str]:
+        """The sequences of ``part``: a fixed choice (by a hash of each name, so adding no submission and
+        no restart changes it) of ``public_fraction`` of the split, at least one on each side."""
+        ranked = sorted(names, key=lambda n: hashlib.sha256(f"mosxav-public:{n}".encode()).hexdigest())
+        k = min(max(1, round(self.public_fraction * len(names))), len(names) - 1) if self.public_fraction else 0
+        public = frozenset(ranked[:k])
+        return public if part == "public" else frozenset(names) - public
 
     def state(self, now: datetime) -> Literal["upcoming", "open", "closed"]:
         if self.opens is not None and now < self.opens:
@@ -91,7 +112,7 @@ def read_phases(path: Path) -> tuple[Phase, ...]:
     phases = []
     for default in DEFAULT_PHASES:
         entry = data.get(default.name) or {}
-        unknown = set(entry) - {"per_day", "description", "opens", "closes", "freeze"}
+        unknown = set(entry) - {"per_day", "description", "opens", "closes", "freeze", "public_fraction"}
         if unknown:
             raise DataError(path, f"{default.name}: unknown key(s) {sorted(unknown)}")
         per_day = entry.get("per_day", default.per_day)
@@ -105,6 +126,11 @@ def read_phases(path: Path) -> tuple[Phase, ...]:
             closes=_when(entry.get("closes"), f"{path}: {default.name}.closes"),
             freeze=_when(entry.get("freeze"), f"{path}: {default.name}.freeze"),
         )
+        fraction = entry.get("public_fraction")
+        if fraction is not None:
+            if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+                raise DataError(path, f"{default.name}.public_fraction must be a number in (0, 1)")
+            phase = replace(phase, public_fraction=float(fraction))
         if phase.opens and phase.closes and phase.closes <= phase.opens:
             raise DataError(path, f"{default.name}: closes before it opens")
         phases.append(phase)

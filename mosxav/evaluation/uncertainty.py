@@ -68,6 +68,25 @@ class SequenceSums:
             np.asarray(data["counts"], float),
         )
 
+    def subset(self, names: set[str] | frozenset[str]) -> "SequenceSums":
+        """The sums of the sequences in ``names`` only (a public or private part of a test split)."""
+        keep = [i for i, name in enumerate(self.sequences) if name in names]
+        return SequenceSums(
+            [self.sequences[i] for i in keep],
+            self.classes,
+            {m: v[keep] for m, v in self.sums.items()},
+            self.counts[keep],
+        )
+
+    def headline(self, metric: str) -> float:
+        """The frame-weighted macro mean over every sequence held (the table's number)."""
+        return float(self.macro(metric, np.ones((1, len(self.sequences))))[0])
+
+    def per_class(self, metric: str) -> dict[int, float]:
+        """Class id -> frame-weighted mean over every sequence held (NaN where never evaluated)."""
+        totals, counts = self.sums[metric].sum(0), self.counts.sum(0)
+        return {c: float(t / n) if n else float("nan") for c, t, n in zip(self.classes, totals, counts, strict=True)}
+
     def macro(self, metric: str, weights: np.ndarray) -> np.ndarray:
         """Macro mean over classes of frame-weighted means, for each row of sequence weights (B, S)."""
         totals = weights @ self.sums[metric]  # (B, C)

@@ -14,7 +14,7 @@ from mosxav.evaluation.uncertainty import SequenceSums
 from mosxav_leaderboard.board import build_table
 from mosxav_leaderboard.service import uploads
 from mosxav_leaderboard.service.accounts import Team
-from mosxav_leaderboard.service.board_view import PublicEntry, annotate, with_splits
+from mosxav_leaderboard.service.board_view import PublicEntry, annotate, ranked_parts, with_splits
 from mosxav_leaderboard.service.database import Database, Job, LimitReached
 from mosxav_leaderboard.service.dependencies import (
     BoardDep,
@@ -73,7 +73,8 @@ def team_rows(database: Database, settings: Settings, jobs: list[Job], by_struct
     }
     if not entries:
         return pd.DataFrame()
-    table, _ = build_table(database.store, only_ids=set(entries), by_structure=by_structure)
+    parts = ranked_parts(settings, datetime.now(timezone.utc))  # a team sees the part the table ranks on
+    table, _ = build_table(database.store, only_ids=set(entries), by_structure=by_structure, parts=parts)
     if table.empty:
         return table
     split_phases = {p.split: p.name for p in settings.phases}
@@ -185,7 +186,7 @@ def leaderboard(
     if phase is not None and phase not in settings.phase_names:
         raise HTTPException(400, f"phase must be one of {list(settings.phase_names)}")
     groups = [
-        {"phase": g.phase, "labeled_fraction": g.labeled_fraction, "rows": rows_json(g.rows)}
+        {"phase": g.phase, "labeled_fraction": g.labeled_fraction, "part": g.part, "rows": rows_json(g.rows)}
         for g in board.groups()
         if (phase is None or g.phase == phase)
         and (labeled_fraction is None or abs(g.labeled_fraction - labeled_fraction) < 1e-12)
@@ -210,6 +211,7 @@ def phases(settings: SettingsDep) -> list[PhaseOut]:
             opens=iso(p.opens),
             closes=iso(p.closes),
             freeze=iso(p.freeze),
+            public_fraction=p.public_fraction,
             description=p.description,
         )
         for p in settings.phases
