@@ -177,7 +177,7 @@ def validate_predictions(pred_root: Path, gt_root: Path, names: list[str], label
             problems.append(
                 Problem(f"{label}/{name}/{stem}.png", "extra frame: not a ground-truth frame of the test split")
             )
-        for stem in [p.stem for p in mask_frames(gt_root / name) if p.stem in pred_frames]:
+        for stem in [s for s in gt_frames if s in pred_frames]:  # the ground truth's order: the hash's
             where = f"{label}/{name}/{stem}.png"
             try:
                 size, expected = _frame_size(pred_frames[stem]), _frame_size(gt_frames[stem])

@@ -60,21 +60,15 @@ def _moment(text: str) -> datetime:
 
 
 def annotate(table: pd.DataFrame, entries: dict[int, PublicEntry], split_phases: dict[str, str]) -> pd.DataFrame:
-    """Add the service's columns to ``build_table``'s rows (which carry ``split``): team, phase, the
-    date submitted, and the public id in place of the store's."""
+    """Add the service's columns to ``build_table``'s rows: team, phase (a reference run's from its
+    split), the date submitted, and the public id in place of the store's."""
     table = table.copy()
-    ids = [int(i) for i in table["id"]]
-    phases = [entries[i].phase or split_phases.get(s, s) for i, s in zip(ids, table["split"], strict=True)]
-    table["team"] = [entries[i].team or "–" for i in ids]
-    table["phase"] = phases
-    table["submitted"] = [entries[i].created for i in ids]
-    table["id"] = [public_id(entries[i]) for i in ids]
-    return table.drop(columns=["split"])
-
-
-def with_splits(table: pd.DataFrame, database: Database) -> pd.DataFrame:
-    splits = {s["id"]: s["split"] for s in database.store.submissions({int(i) for i in table["id"]})}
-    return table.assign(split=[splits[int(i)] for i in table["id"]])
+    shown = [entries[int(i)] for i in table["id"]]
+    table["team"] = [e.team or "–" for e in shown]
+    table["phase"] = [e.phase or split_phases.get(e.split, e.split) for e in shown]
+    table["submitted"] = [e.created for e in shown]
+    table["id"] = [public_id(e) for e in shown]
+    return table
 
 
 class PublicBoard:
@@ -89,7 +83,7 @@ class PublicBoard:
 
     def groups(self) -> list[Group]:
         now = datetime.now(timezone.utc)
-        frozen = tuple((p.freeze is not None and p.hides(now, now), p.part(now)) for p in self.settings.phases)
+        frozen = tuple((p.hides(now, now), p.part(now)) for p in self.settings.phases)
         key = (self.database.revision(), frozen)
         with self._lock:
             if key != self._key:
@@ -114,7 +108,7 @@ class PublicBoard:
             return []
         chosen = self._one_per_team(candidates, entries)
         table, _ = build_table(self.database.store, only_ids=chosen, by_structure=True, parts=parts)
-        table = annotate(with_splits(table, self.database), entries, self.split_phases)
+        table = annotate(table, entries, self.split_phases)
         groups = [
             Group(phase, float(fraction), rows.drop(columns=["phase"]), self.settings.phase(phase).part(now))
             for (phase, fraction), rows in table.groupby(["phase", "labeled_fraction"])
@@ -136,4 +130,4 @@ class PublicBoard:
         return keep | {value[2] for value in chosen.values()}
 
 
-__all__ = ["Group", "PublicBoard", "annotate", "public_id", "ranked_parts", "with_splits"]
+__all__ = ["Group", "PublicBoard", "annotate", "public_id", "ranked_parts"]

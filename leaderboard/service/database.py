@@ -166,6 +166,7 @@ class PublicEntry:
     team: str | None
     phase: str | None
     created: str
+    split: str  # the ground-truth split scored (names the phase of a reference run)
 
 
 _JOB = "SELECT j.*, t.name AS team FROM jobs j JOIN teams t ON t.id = j.team_id"
@@ -315,14 +316,14 @@ class Database:
         with self.reading() as db:
             return self._limit(db, team_id, phase, default)
 
+    @staticmethod
+    def _used(db: sqlite3.Connection, team_id: int, phase: str, day: str) -> int:
+        query = f"SELECT COUNT(*) FROM jobs WHERE team_id = ? AND phase = ? AND day = ? AND {COUNTED}"
+        return int(db.execute(query, (team_id, phase, day)).fetchone()[0])
+
     def used_today(self, team_id: int, phase: str) -> int:
         with self.reading() as db:
-            return int(
-                db.execute(
-                    f"SELECT COUNT(*) FROM jobs WHERE team_id = ? AND phase = ? AND day = ? AND {COUNTED}",
-                    (team_id, phase, today()),
-                ).fetchone()[0]
-            )
+            return self._used(db, team_id, phase, today())
 
     def enqueue(self, team: Team, phase: str, default_limit: int, upload: str, filename: str) -> int:
         """Queue a job if the team is under its daily limit for the phase; raises ``LimitReached``."""
@@ -331,11 +332,7 @@ class Database:
             per_day = self._limit(db, team.id, phase, default_limit)
             if per_day == 0:
                 raise LimitReached(f"team {team.name!r} may not submit to the {phase} phase (limit set to 0)", None)
-            used = db.execute(
-                f"SELECT COUNT(*) FROM jobs WHERE team_id = ? AND phase = ? AND day = ? AND {COUNTED}",
-                (team.id, phase, day),
-            ).fetchone()[0]
-            if used >= per_day:
+            if self._used(db, team.id, phase, day) >= per_day:
                 raise LimitReached(
                     f"daily limit reached: {per_day} submission(s) per UTC day on the {phase} phase; "
                     "failed submissions do not count",
@@ -506,7 +503,7 @@ class Database:
         with self.reading() as db:
             hidden = self._hidden(db)
             rows = db.execute(
-                "SELECT s.id AS submission_id, s.created, j.id AS job_id, j.phase, j.published, j.created AS "
+                "SELECT s.id AS submission_id, s.created, s.split, j.id AS job_id, j.phase, j.published, j.created AS "
                 "job_created, t.name AS team FROM submissions s LEFT JOIN jobs j ON j.submission_id = s.id "
                 "LEFT JOIN teams t ON t.id = j.team_id ORDER BY s.id"
             ).fetchall()
@@ -515,7 +512,8 @@ class Database:
             if int(r["submission_id"]) in hidden or (r["job_id"] is not None and not r["published"]):
                 continue
             created = r["job_created"] or r["created"]
-            entries.append(PublicEntry(int(r["submission_id"]), r["job_id"], r["team"], r["phase"], created))
+            entry = PublicEntry(int(r["submission_id"]), r["job_id"], r["team"], r["phase"], created, r["split"])
+            entries.append(entry)
         return entries
 
     def revision(self) -> int:

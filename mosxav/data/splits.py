@@ -61,7 +61,7 @@ class Partition:
         chosen = len(set(self.labeled)) if self.unit == "frame" else len({x.split("/")[0] for x in self.labeled})
         if chosen != self.count:
             problems.append(f"count {self.count} but {chosen} {self.unit}(s) are labeled")
-        expected = max(1, math.floor(self.fraction * items + 1e-9)) if self.fraction is not None else self.count
+        expected = labeled_count(self.fraction, items) if self.fraction is not None else self.count
         if items and self.count != expected:
             problems.append(f"fraction {self.fraction} of {items} {self.unit}s labels {expected}, not {self.count}")
         return problems
@@ -96,6 +96,11 @@ class Partition:
         return cls(**{k: data[k] for k in required}, version=data.get("version", PARTITION_VERSION))
 
 
+def labeled_count(fraction: float, items: int) -> int:
+    """How many of ``items`` a ``fraction`` labels: at least one, so tiny fractions stay trainable."""
+    return max(1, math.floor(fraction * items + 1e-9))
+
+
 def make_partition(
     records: list[FrameRecord],
     *,
@@ -124,7 +129,7 @@ def make_partition(
     else:
         items = sorted({r.sequence for r in annotated})
     order = [items[i] for i in rng.permutation(len(items))]
-    k = count if count is not None else max(1, math.floor(fraction * len(items) + 1e-9))
+    k = count if count is not None else labeled_count(fraction, len(items))
     if not 1 <= k <= len(items):
         raise ValueError(f"cannot label {k} of {len(items)} {unit}s")
     chosen = set(order[:k])

@@ -14,7 +14,7 @@ from mosxav.evaluation.uncertainty import SequenceSums
 from mosxav_leaderboard.board import build_table
 from mosxav_leaderboard.service import uploads
 from mosxav_leaderboard.service.accounts import Team
-from mosxav_leaderboard.service.board_view import PublicEntry, annotate, ranked_parts, with_splits
+from mosxav_leaderboard.service.board_view import PublicEntry, annotate, ranked_parts
 from mosxav_leaderboard.service.database import Database, Job, LimitReached
 from mosxav_leaderboard.service.dependencies import (
     BoardDep,
@@ -67,7 +67,7 @@ def rows_json(table: pd.DataFrame) -> list[dict[str, Any]]:
 def team_rows(database: Database, settings: Settings, jobs: list[Job], by_structure: bool) -> pd.DataFrame:
     """The scored rows of ``jobs``, with the service's columns (ranks are meaningless here: dropped)."""
     entries = {
-        j.submission_id: PublicEntry(j.submission_id, j.id, j.team, j.phase, j.created)
+        j.submission_id: PublicEntry(j.submission_id, j.id, j.team, j.phase, j.created, settings.phase(j.phase).split)
         for j in jobs
         if j.submission_id is not None
     }
@@ -78,7 +78,7 @@ def team_rows(database: Database, settings: Settings, jobs: list[Job], by_struct
     if table.empty:
         return table
     split_phases = {p.split: p.name for p in settings.phases}
-    return annotate(with_splits(table, database), entries, split_phases).drop(columns=["rank", "p_vs_leader"])
+    return annotate(table, entries, split_phases).drop(columns=["rank", "p_vs_leader"])
 
 
 def submission_view(database: Database, settings: Settings, job: Job, owner: bool) -> SubmissionOut:
