@@ -20,7 +20,7 @@ from mosxav.data.download import cache_home
 from mosxav.evaluation.metrics import METRIC_VERSION, RANKED_METRICS
 from mosxav.evaluation.uncertainty import SequenceSums, bootstrap_ci, paired_permutation_p
 from mosxav_leaderboard.columns import COLUMNS, STRUCTURES, stored_order
-from mosxav_leaderboard.scoring import dataset_hash, score_predictions
+from mosxav_leaderboard.scoring import Scores, dataset_hash, score_predictions, scores_from_frames
 from mosxav_leaderboard.store import DuplicateSubmission, ScoreRow, Store
 from mosxav_leaderboard.submission import PreparedSubmission, prepare
 
@@ -29,15 +29,17 @@ def default_db() -> Path:
     return cache_home() / "leaderboard" / "leaderboard.sqlite"
 
 
-def _score_row(submission_id: int, gt: Path, predictions: Path, split: str, data_hash: str) -> ScoreRow:
-    scores = score_predictions(gt, predictions, split)
+def _score_row(submission_id: int, scores: Scores, data_hash: str) -> ScoreRow:
     return ScoreRow(
         submission_id, METRIC_VERSION, toolkit_version(), data_hash, scores.summary_json(), scores.sums.to_json()
     )
 
 
-def _keep_predictions(store: Store, prepared_dir: Path, prediction_hash: str) -> Path:
-    """Copy validated predictions to ``predictions/<hash>`` (content-addressed, written via a temp dir)."""
+def _keep_predictions(store: Store, prepared_dir: Path, prediction_hash: str, movable: bool) -> Path:
+    """Put validated predictions in ``predictions/<hash>`` (content-addressed, written via a temp dir).
+
+    PNGs extracted into scratch space (``movable``) are moved, not read again; a submitted folder is copied.
+    """
     final = store.predictions_home / prediction_hash
     if not final.is_dir():
         store.predictions_home.mkdir(parents=True, exist_ok=True)
@@ -46,7 +48,7 @@ def _keep_predictions(store: Store, prepared_dir: Path, prediction_hash: str) ->
             for png in prepared_dir.rglob("*.png"):
                 target = staging / png.relative_to(prepared_dir)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(png, target)
+                _place(png, target, movable)
             try:
                 staging.rename(final)
             except OSError:  # a concurrent submit of the same predictions won the race
@@ -55,6 +57,17 @@ def _keep_predictions(store: Store, prepared_dir: Path, prediction_hash: str) ->
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return final
+
+
+def _place(source: Path, target: Path, movable: bool) -> None:
+    """Move ``source`` where the file system allows it (same device), else copy it."""
+    if movable:
+        try:
+            source.rename(target)
+            return
+        except OSError:
+            pass
+    shutil.copyfile(source, target)
 
 
 @dataclass
@@ -75,10 +88,13 @@ def score_submission(
     is_reference: bool = False,
     fractions: tuple[float, ...] | None = None,
     duplicate_scope: str | None = None,
+    data_hash: str | None = None,
 ) -> ScoredSubmission:
     """Validate and score a submission in ``work``; keep its predictions.
 
     Args:
+        data_hash: the ground truth's ``dataset_hash`` when the caller knows it (a worker hashes its
+            ground truth once at start); None: hashed here.
         fractions: the benchmark's labeled fractions (None: any in [0, 1]).
         duplicate_scope: whose earlier submissions count as duplicates (a service passes the team, so
             identical predictions of two teams are two rows and one team learns nothing of another's
@@ -88,8 +104,8 @@ def score_submission(
         SubmissionInvalid: with every problem found.
         DuplicateSubmission: identical predictions were already recorded in the scope.
     """
-    gt = Path(gt)
-    data_hash = dataset_hash(gt, split)
+    gt, work = Path(gt), Path(work)
+    data_hash = data_hash or dataset_hash(gt, split)
     prepared: PreparedSubmission = prepare(path, gt, work, split, fractions)
     stored_hash = prepared.prediction_hash
     if duplicate_scope is not None:
@@ -97,8 +113,9 @@ def score_submission(
     existing = store.find_duplicate(stored_hash, data_hash)
     if existing is not None:
         raise DuplicateSubmission(existing)
-    score = _score_row(0, gt, prepared.predictions, split, data_hash)
-    kept = _keep_predictions(store, prepared.predictions, prepared.prediction_hash)
+    score = _score_row(0, scores_from_frames(prepared.frames), data_hash)
+    movable = prepared.predictions.resolve().is_relative_to(work.resolve())
+    kept = _keep_predictions(store, prepared.predictions, prepared.prediction_hash, movable)
     meta = prepared.meta.to_mapping()
     if prepared.partition is not None:
         meta["labeled_frames"] = len(prepared.partition.labeled)
@@ -145,7 +162,7 @@ def rescore_stale(store: Store, gt: str | Path, split: str = "test") -> list[int
         if sub["dataset_hash"] != data_hash or sub["id"] in current:
             continue
         predictions = store.path.parent / sub["predictions_dir"]
-        store.add_score(sub["id"], _score_row(sub["id"], gt, predictions, split, data_hash))
+        store.add_score(sub["id"], _score_row(sub["id"], score_predictions(gt, predictions, split), data_hash))
         done.append(sub["id"])
     return done
 

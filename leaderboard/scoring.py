@@ -51,7 +51,12 @@ class Scores:
 
 
 def score_predictions(gt: str | Path, predictions: str | Path, split: str = "test") -> Scores:
-    frames = evaluate_semantic(gt, predictions, split=split)
+    """Score a folder of trusted predictions (a validated submission arrives with its frames scored)."""
+    return scores_from_frames(evaluate_semantic(gt, predictions, split=split))
+
+
+def scores_from_frames(frames: pd.DataFrame) -> Scores:
+    """The summary, per-sequence sums and bootstrap intervals of per-(frame, class) metrics."""
     summary = summarize(frames)
     sums = SequenceSums.from_frames(frames)
     ci = {m: bootstrap_ci(sums, m) for m in RANKED_METRICS}

@@ -8,28 +8,28 @@ size, out-of-range id, unreadable file and schema error.
 
 Hostile input is refused before anything is written outside the work folder: archives go through
 ``mosxav.data.archive.safe_extract`` (no traversal, absolute paths or links; limits on total size, member
-count and compression ratio checked before extraction), folders may not contain symlinks, image
-sizes are checked from the PNG header before decoding, YAML is read with ``safe_load`` rules, without
-aliases and under a size cap, into the typed schema of ``mosxav.submission``.
+count and compression ratio checked before extraction), folders may not contain symlinks, images
+beyond ``MAX_IMAGE_PIXELS`` are refused before their pixels are decoded, YAML is read with
+``safe_load`` rules, without aliases and under a size cap, into the typed schema of
+``mosxav.submission``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
+import pandas as pd
 
-from mosxav.constants import NUM_CLASSES, SEMANTIC_DIR
+from mosxav.constants import SEMANTIC_DIR
 from mosxav.data.archive import ArchiveLimits, safe_extract
-from mosxav.data.files import read_index_mask, read_untrusted_yaml
+from mosxav.data.files import read_untrusted_yaml
 from mosxav.data.layout import FrameRecord, mask_frames, sequence_folders
 from mosxav.data.splits import Partition
 from mosxav.errors import DataError, Problem
+from mosxav.evaluation.folder import evaluate_predictions
 from mosxav.submission import MAX_FILE_BYTES, SUBMISSION_FILE, SubmissionMeta
 
 COCO_FILE = "predictions.json"
@@ -51,8 +51,8 @@ class PreparedSubmission:
     meta: SubmissionMeta
     predictions: Path  # a folder of <seq>/<frame>.png class-id masks
     prediction_hash: str
+    frames: pd.DataFrame  # per-(frame, class) metrics, from the same decode that checked each PNG
     partition: Partition | None = None
-    problems: list[Problem] = field(default_factory=list)
 
 
 def unpack(path: Path, work: Path) -> Path:
@@ -138,21 +138,9 @@ def fraction_problems(
     return problems
 
 
-def _frame_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the header alone: huge images are refused before decoding."""
-    with Image.open(path) as image:
-        return image.height, image.width
-
-
-def validate_predictions(pred_root: Path, gt_root: Path, names: list[str], label: str) -> tuple[list[Problem], str]:
-    """Every missing/extra sequence and frame, wrong size, unreadable file and out-of-range id, and
-    the predictions' hash (each PNG decoded once for both).
-
-    The hash is SHA-256 of the decoded label maps in a fixed order: identical predictions hash equal
-    whatever PNG encoder, palette or zip produced them.
-    """
+def structure_problems(pred_root: Path, gt_root: Path, names: list[str], label: str) -> list[Problem]:
+    """Every missing or extra sequence and frame, from the folder listings alone (nothing decoded)."""
     problems: list[Problem] = []
-    digest = hashlib.sha256()
     expected_names = set(names)
     if pred_root.is_dir():
         for extra in sorted(
@@ -162,10 +150,10 @@ def validate_predictions(pred_root: Path, gt_root: Path, names: list[str], label
         ):
             problems.append(Problem(f"{label}/{extra}", "sequence not in the test split"))
     for name in names:
-        gt_frames = {p.stem: p for p in mask_frames(gt_root / name)}
+        gt_frames = {p.stem for p in mask_frames(gt_root / name)}
         folder = pred_root / name
-        pred_frames = {p.stem: p for p in mask_frames(folder)} if folder.is_dir() else {}
-        missing = sorted(set(gt_frames) - set(pred_frames))
+        pred_frames = {p.stem for p in mask_frames(folder)} if folder.is_dir() else set()
+        missing = sorted(gt_frames - pred_frames)
         if missing:
             problems.append(
                 Problem(
@@ -173,31 +161,11 @@ def validate_predictions(pred_root: Path, gt_root: Path, names: list[str], label
                     f"{len(missing)} frame(s) missing: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}",
                 )
             )
-        for stem in sorted(set(pred_frames) - set(gt_frames)):
+        for stem in sorted(pred_frames - gt_frames):
             problems.append(
                 Problem(f"{label}/{name}/{stem}.png", "extra frame: not a ground-truth frame of the test split")
             )
-        for stem in [s for s in gt_frames if s in pred_frames]:  # the ground truth's order: the hash's
-            where = f"{label}/{name}/{stem}.png"
-            try:
-                size, expected = _frame_size(pred_frames[stem]), _frame_size(gt_frames[stem])
-            except Image.DecompressionBombError as exc:
-                problems.append(Problem(where, f"refused unread: {exc} (decompression bomb)"))
-                continue
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-                problems.append(Problem(where, f"unreadable PNG ({exc.__class__.__name__})"))
-                continue
-            if size != expected:
-                problems.append(Problem(where, f"size {size[1]}x{size[0]}, expected {expected[1]}x{expected[0]}"))
-                continue
-            try:
-                array = read_index_mask(pred_frames[stem], max_id=NUM_CLASSES - 1)
-            except DataError as exc:
-                problems.append(Problem(where, exc.problem))
-                continue
-            digest.update(f"{name}/{stem}:{array.shape}".encode())
-            digest.update(np.ascontiguousarray(array).tobytes())
-    return problems, digest.hexdigest()
+    return problems
 
 
 def _train_records(gt: Path) -> list[FrameRecord] | None:
@@ -217,7 +185,10 @@ def prepare(
     split: str = "test",
     fractions: tuple[float, ...] | None = None,
 ) -> PreparedSubmission:
-    """Unpack, validate and hash a submission; raises ``SubmissionInvalid`` with every problem.
+    """Unpack, validate, hash and score a submission; raises ``SubmissionInvalid`` with every problem.
+
+    Each predicted PNG is decoded once: the pass that checks its ids and size also hashes and scores
+    it, so a valid submission needs no second read and an invalid one still gets its complete report.
 
     Args:
         path: the submission folder or ``.zip``.
@@ -240,8 +211,9 @@ def prepare(
     else:
         pred_root = root / "predictions" if (root / "predictions").is_dir() else root
         label = "predictions" if pred_root != root else "."
-    found, digest = validate_predictions(pred_root, gt_root, names, label)
-    problems += found
-    if problems or meta is None:
+    problems += structure_problems(pred_root, gt_root, names, label)
+    evaluation = evaluate_predictions(gt_root, pred_root, names)
+    problems += [Problem(f"{label}/{p.path}", p.message) for p in evaluation.problems]
+    if problems or meta is None or evaluation.frames is None:
         raise SubmissionInvalid(problems)
-    return PreparedSubmission(root, meta, pred_root, digest, partition)
+    return PreparedSubmission(root, meta, pred_root, evaluation.digest, evaluation.frames, partition)

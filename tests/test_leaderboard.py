@@ -402,3 +402,44 @@ def test_image_header_claiming_billions_of_pixels_is_reported_not_a_crash(tiny_r
         submit(sub, tiny_root, store)
     problems = [p for p in info.value.problems if "decompression bomb" in p.message]
     assert len(problems) == 1 and str(problems[0].path).endswith(victim.name)
+
+
+def test_each_predicted_png_is_decoded_once_on_the_way_to_a_score(tiny_root, tmp_path, store, monkeypatch):
+    """The pass that checks a prediction's ids and size also hashes and scores it (issue 26)."""
+    import mosxav.data.files as files
+    import mosxav.evaluation.folder as folder
+    from mosxav_leaderboard.board import score_submission
+    from mosxav_leaderboard.service import client
+
+    decoded: list[str] = []
+    original = files._small_file_bytes
+
+    def counting(path):
+        decoded.append(str(path))
+        return original(path)
+
+    monkeypatch.setattr(files, "_small_file_bytes", counting)  # every mask read goes through it
+    monkeypatch.setattr(folder, "map_sequences", lambda score, jobs, workers=None: map(score, jobs))
+    archive = client.zip_folder(make_submission(tiny_root, tmp_path / "sub"), tmp_path / "sub.zip")
+    work = tmp_path / "work"
+    scored = score_submission(archive, tiny_root, store, work)
+    predicted = [p for p in decoded if "/unpacked/" in p]
+    gt_root, names = gt_frames(tiny_root)
+    frames = sum(len(list((gt_root / n).glob("*.png"))) for n in names)
+    assert len(predicted) == len(set(predicted)) == frames
+    assert scored.fields["score"].summary["classes"]["mean"]["dice"] == 1.0
+    kept = store.path.parent / scored.fields["predictions_dir"]
+    assert len(list(kept.rglob("*.png"))) == frames
+    assert not list(work.rglob("*.png"))  # moved from the scratch space, not read again to copy
+
+
+def test_an_oversize_prediction_is_refused_from_its_header(tiny_root, tmp_path):
+    """A 16-megapixel prediction for a small frame is refused before a pixel is inflated."""
+    sub = make_submission(tiny_root, tmp_path / "sub")
+    first = sorted((sub / "predictions").rglob("*.png"))[0]
+    write_semantic_mask(first, np.zeros((4096, 4096), np.uint8))
+    with pytest.raises(SubmissionInvalid) as caught:
+        prepare(sub, tiny_root, tmp_path / "w")
+    (problem,) = caught.value.problems
+    assert str(problem.path).endswith(first.name) and "too large (at most" in problem.message
+    assert first.is_file()  # a submitted folder is never moved or changed

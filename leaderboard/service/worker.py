@@ -126,6 +126,7 @@ def process(settings: Settings, database: Database, job: Job, name: str, gt_hash
                 dataset=job.phase,
                 fractions=settings.fractions,
                 duplicate_scope=f"team:{job.team_id}",
+                data_hash=gt_hashes.get(split),
             )
         except Exception as exc:  # every failure becomes the team's report, never a dead worker
             outcome["error"] = exc

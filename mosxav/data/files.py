@@ -28,13 +28,15 @@ MAX_IMAGE_PIXELS = 16384 * 16384
 MAX_READ_AHEAD_BYTES = 16 * 1024 * 1024
 
 
-def _open(path: Path, data: bytes | None = None) -> Image.Image:
+def _open(path: Path, data: bytes | None = None, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
     """Open and fully decode an image (from ``data`` when its bytes are already read), converting every
-    failure into a DataError."""
+    failure into a DataError; one of more than ``max_pixels`` is refused from its header."""
     try:
         with Image.open(path if data is None else io.BytesIO(data)) as image:
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise DataError(path, f"image of {image.width}x{image.height} pixels is too large")
+            if image.width * image.height > max_pixels:
+                raise DataError(
+                    path, f"image of {image.width}x{image.height} pixels is too large (at most {max_pixels} pixels)"
+                )
             image.load()
             return image
     except DataError:
@@ -58,17 +60,25 @@ def read_index_mask(
     *,
     max_id: int | None = None,
     colours: Mapping[int, tuple[int, int, int]] | None = None,
+    max_pixels: int = MAX_IMAGE_PIXELS,
 ) -> np.ndarray:
     """Read a mask of ids (palette or greyscale PNG) as a 2-D uint8 array.
 
-    An RGB mask is accepted only when ``colours`` maps ids to colours (the MOSXAV class colours),
-    and every pixel must be one of them. ``max_id`` rejects ids out of range with the offending values.
+    Args:
+        path: the PNG.
+        max_id: rejects ids out of range, naming the offending values.
+        colours: accept an RGB mask whose every pixel is one of these id colours (MOSXAV's class colours).
+        max_pixels: refuse a larger image from its header, before a pixel is inflated (an untrusted
+            prediction is held to its ground-truth frame's size).
+
+    Raises:
+        DataError: unreadable, too large, of an unsupported mode, or with ids out of range.
     """
     path = Path(path)
     data = _small_file_bytes(path)
-    array = None if data is None else plain_index_png(data, MAX_IMAGE_PIXELS)
+    array = None if data is None else plain_index_png(data, max_pixels)
     if array is None:
-        array = _decode_index_mask(path, data, colours)
+        array = _decode_index_mask(path, data, colours, max_pixels)
     if max_id is not None and array.size and int(array.max()) > max_id:
         too_large = np.unique(array[array > max_id])
         if too_large.size:
@@ -90,10 +100,10 @@ def _small_file_bytes(path: Path) -> bytes | None:
 
 
 def _decode_index_mask(
-    path: Path, data: bytes | None, colours: Mapping[int, tuple[int, int, int]] | None
+    path: Path, data: bytes | None, colours: Mapping[int, tuple[int, int, int]] | None, max_pixels: int
 ) -> np.ndarray:
     """The ids of a mask through Pillow: every layout ``png.plain_index_png`` leaves to it."""
-    image = _open(path, data)
+    image = _open(path, data, max_pixels)
     if image.mode in ("P", "L"):
         array = np.asarray(image, dtype=np.uint8)
     elif image.mode in ("I", "I;16", "I;16B", "I;16L"):

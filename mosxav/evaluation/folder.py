@@ -7,34 +7,114 @@ MOSXAV-test-sized split in 0.6-1.1 s; ``bench/metrics.py``).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mosxav.constants import FOREGROUND_CLASSES, NUM_CLASSES, SEMANTIC_DIR, SPLIT_PARTS
 from mosxav.data.files import read_index_mask, write_text
 from mosxav.data.layout import mask_frames, sequence_folders
-from mosxav.errors import DataError
+from mosxav.errors import DataError, Problem
 from mosxav.evaluation.metrics import evaluate_frame, frame_table, summarize
 from mosxav.evaluation.metrics.surface import Spacing
 from mosxav.evaluation.parallel import map_sequences
 
 
-def _score_sequence(args: tuple[Path, Path, str, tuple[int, ...], Spacing, float]) -> list[dict]:
+@dataclass(frozen=True)
+class SequenceResult:
+    """One sequence scored: its metric rows, what is wrong with its predictions, and their digest.
+
+    The rows are left empty once any prediction of the sequence has a problem (they would not be used).
+    """
+
+    rows: list[dict]
+    problems: list[Problem]  # paths relative to the prediction root: "<sequence>/<frame>.png"
+    digest: str  # SHA-256 of the decoded label maps of the sequence, in ground-truth frame order
+
+
+def _score_sequence(args: tuple[Path, Path, str, tuple[int, ...], Spacing, float]) -> SequenceResult:
+    """Each prediction decoded once, for its check (ids, size), its digest and its metrics.
+
+    Frames without a prediction file are skipped: the callers report missing frames before scoring.
+    """
     gt_dir, pred_dir, name, classes, spacing, tolerance = args
-    rows = []
+    rows: list[dict] = []
+    problems: list[Problem] = []
+    digest = hashlib.sha256()
     for gt_path in mask_frames(gt_dir):
         pred_path = pred_dir / gt_path.name
+        if not pred_path.is_file():
+            continue
+        where = f"{name}/{gt_path.name}"
         gt = read_index_mask(gt_path, max_id=NUM_CLASSES - 1)
-        pred = read_index_mask(pred_path, max_id=NUM_CLASSES - 1)
+        try:
+            pred = read_index_mask(pred_path, max_id=NUM_CLASSES - 1, max_pixels=gt.size)
+        except DataError as exc:
+            problems.append(Problem(where, exc.problem))
+            continue
         if pred.shape != gt.shape:
-            raise DataError(
-                pred_path, f"prediction is {pred.shape[1]}x{pred.shape[0]}, ground truth is {gt.shape[1]}x{gt.shape[0]}"
+            problems.append(
+                Problem(where, f"size {pred.shape[1]}x{pred.shape[0]}, expected {gt.shape[1]}x{gt.shape[0]}")
             )
+            continue
+        digest.update(f"{name}/{gt_path.stem}:{pred.shape}".encode())
+        digest.update(np.ascontiguousarray(pred).tobytes())
+        if problems:
+            continue
         for row in evaluate_frame(gt, pred, classes=classes, spacing=spacing, tolerance=tolerance):
             rows.append({"sequence": name, "frame": gt_path.stem, **row})
-    return rows
+    return SequenceResult([] if problems else rows, problems, digest.hexdigest())
+
+
+@dataclass(frozen=True)
+class FolderEvaluation:
+    """A folder of predictions checked, hashed and scored in one pass."""
+
+    frames: pd.DataFrame | None  # per-(frame, class) metrics; None when any prediction has a problem
+    problems: list[Problem]  # every unreadable, out-of-range or wrongly sized prediction
+    digest: str  # SHA-256 over the sequences' digests: equal label maps hash equal, whatever encoded them
+
+
+def evaluate_predictions(
+    gt_root: Path,
+    pred_root: Path,
+    names: Sequence[str],
+    *,
+    classes: Sequence[int] = FOREGROUND_CLASSES,
+    spacing: Spacing = (1.0, 1.0),
+    tolerance: float = 2.0,
+    workers: int | None = None,
+    on_sequence: Callable[[str], None] | None = None,
+) -> FolderEvaluation:
+    """Check, hash and score every present prediction of ``names``, each PNG decoded once.
+
+    Untrusted predictions (a leaderboard submission) come here so that a submitter gets every problem
+    in one report and a valid submission is scored by the same decode that checked it.
+
+    Args:
+        gt_root: the folder of ground-truth sequence folders (semantic masks).
+        pred_root: the folder of predicted sequence folders (``<sequence>/<frame>.png``).
+        names: the sequences, in the order they are hashed.
+        workers: processes for the sequences (default: the cores).
+        on_sequence: called with each sequence's name once it is scored.
+    """
+    jobs = [(gt_root / n, pred_root / n, n, tuple(classes), tuple(spacing), tolerance) for n in names]
+    rows: list[dict] = []
+    problems: list[Problem] = []
+    digest = hashlib.sha256()
+    for job, result in zip(jobs, map_sequences(_score_sequence, jobs, workers), strict=True):
+        rows.extend(result.rows)
+        problems.extend(result.problems)
+        digest.update(f"{job[2]}\0{result.digest}\n".encode())
+        if on_sequence:
+            on_sequence(job[2])
+    if problems or not rows:
+        return FolderEvaluation(None, problems, digest.hexdigest())
+    return FolderEvaluation(frame_table(rows), problems, digest.hexdigest())
 
 
 def missing_predictions(gt_root: Path, pred_root: Path, names: Sequence[str]) -> list[Path]:
@@ -75,15 +155,22 @@ def evaluate_semantic(
             f"{len(missing)} ground-truth frames have no prediction, "
             f"e.g. {[str(m.relative_to(pred_root)) for m in missing[:5]]}",
         )
-    jobs = [(gt_root / n, pred_root / n, n, tuple(classes), tuple(spacing), tolerance) for n in names]
-    rows: list[dict] = []
-    for job, result in zip(jobs, map_sequences(_score_sequence, jobs, workers), strict=True):
-        rows.extend(result)
-        if on_sequence:
-            on_sequence(job[2])
-    if not rows:
+    evaluation = evaluate_predictions(
+        gt_root,
+        pred_root,
+        names,
+        classes=classes,
+        spacing=spacing,
+        tolerance=tolerance,
+        workers=workers,
+        on_sequence=on_sequence,
+    )
+    if evaluation.problems:
+        first = evaluation.problems[0]
+        raise DataError(pred_root / first.path, first.message)
+    if evaluation.frames is None:
         raise DataError(gt_root, "no ground-truth frames found")
-    return frame_table(rows)
+    return evaluation.frames
 
 
 def write_semantic_report(table: pd.DataFrame, out: str | Path) -> dict[str, Path]:
