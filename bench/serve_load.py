@@ -4,11 +4,11 @@ Starts the server on 127.0.0.1 and a free port over a synthetic ground truth (ma
 ``--clients`` teams, and has each upload ``--uploads`` distinct submissions (each a perfect prediction
 with one pixel changed, so every one is scored, none is a duplicate) as fast as it can. Prints uploads
 acknowledged per second, p50/p95/max acknowledge latency (the time to a 202 answer), and the
-end-to-end latency from upload to a scored row (polled every 0.25 s), with the queue of jobs growing
+end-to-end latency from upload to a scored row (each team's list polled every 0.5 s), with the queue of jobs growing
 behind the workers the whole time. Goal: p95 acknowledge < 200 ms with 20 uploaders while the
 workers are busy (scoring never blocks the event loop).
 
-Run: ``python bench/serve_load.py [--clients 20] [--uploads 5] [--workers 2]``
+Run: ``python bench/serve_load.py [--clients 20] [--uploads 5] [--workers N]``
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from test_leaderboard import make_submission  # noqa: E402
 from mosxav.data.files import read_index_mask, write_semantic_mask  # noqa: E402
 from mosxav.data.synth import SynthConfig, generate_dataset  # noqa: E402
 from mosxav_leaderboard.service import client  # noqa: E402
+from mosxav_leaderboard.service.settings import default_scoring_workers  # noqa: E402
 
 
 def variant(base: Path, out: Path, k: int) -> Path:
@@ -57,9 +58,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--uploads", type=int, default=5, help="uploads per client")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=None, help="scoring workers (default: serve's)")
     parser.add_argument("--size", type=int, default=128, help="frame size of the synthetic ground truth")
     args = parser.parse_args()
+    args.workers = default_scoring_workers() if args.workers is None else args.workers
     with tempfile.TemporaryDirectory(prefix="mosxav-serve-load-") as scratch:
         home = Path(scratch)
         gt = generate_dataset(home / "gt", SynthConfig(sequences=4, frames=25, size=args.size, test_sequences=4))
@@ -72,6 +74,7 @@ def main() -> int:
             tokens = [server.team(f"load-{c}", {"test": 10_000}) for c in range(args.clients)]
             acks: list[float] = []
             submitted: dict[int, tuple[str, float]] = {}
+
             lock = threading.Lock()
 
             def uploader(c: int) -> None:
@@ -102,17 +105,16 @@ def main() -> int:
             done: dict[int, float] = {}
             with httpx.Client(timeout=60) as http:
                 while args.workers and len(done) < len(submitted):  # 0 workers: the acknowledge path alone
-                    for job, (token, started) in submitted.items():
-                        if job in done:
-                            continue
-                        status = http.get(
-                            f"{server.url}/api/submissions/{job}", headers={"Authorization": f"Bearer {token}"}
-                        ).json()["status"]
-                        if status in ("scored", "failed"):
-                            done[job] = time.perf_counter() - started
+                    for token in tokens:  # one request per team lists its submissions
+                        own = http.get(f"{server.url}/api/teams/me", headers={"Authorization": f"Bearer {token}"})
+                        for entry in own.json()["submissions"]:
+                            job, status = entry["id"], entry["status"]
+                            if job in done or job not in submitted or status not in ("scored", "failed"):
+                                continue
+                            done[job] = time.perf_counter() - submitted[job][1]
                             if status == "failed":
                                 print(f"job {job} failed")
-                    time.sleep(0.25)
+                    time.sleep(0.5)
             end_to_end = list(done.values())
         finally:
             server.stop()

@@ -89,12 +89,14 @@ def score_submission(
     fractions: tuple[float, ...] | None = None,
     duplicate_scope: str | None = None,
     data_hash: str | None = None,
+    workers: int | None = None,
 ) -> ScoredSubmission:
     """Validate and score a submission in ``work``; keep its predictions.
 
     Args:
         data_hash: the ground truth's ``dataset_hash`` when the caller knows it (a worker hashes its
             ground truth once at start); None: hashed here.
+        workers: processes scoring the sequences (``prepare``).
         fractions: the benchmark's labeled fractions (None: any in [0, 1]).
         duplicate_scope: whose earlier submissions count as duplicates (a service passes the team, so
             identical predictions of two teams are two rows and one team learns nothing of another's
@@ -106,7 +108,7 @@ def score_submission(
     """
     gt, work = Path(gt), Path(work)
     data_hash = data_hash or dataset_hash(gt, split)
-    prepared: PreparedSubmission = prepare(path, gt, work, split, fractions)
+    prepared: PreparedSubmission = prepare(path, gt, work, split, fractions, workers)
     stored_hash = prepared.prediction_hash
     if duplicate_scope is not None:
         stored_hash = hashlib.sha256(f"{duplicate_scope}:{prepared.prediction_hash}".encode()).hexdigest()

@@ -273,7 +273,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _need(("fastapi", "uvicorn", "python_multipart", "httpx"), SERVE_EXTRA)
     from mosxav_leaderboard.board import default_db
     from mosxav_leaderboard.service.server import serve
-    from mosxav_leaderboard.service.settings import DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_PHASES, Settings, read_phases
+    from mosxav_leaderboard.service.settings import (
+        DEFAULT_MAX_UPLOAD_BYTES,
+        DEFAULT_PHASES,
+        Settings,
+        default_scoring_workers,
+        read_phases,
+    )
 
     db = args.db or default_db()
     settings = Settings(
@@ -282,7 +288,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         data=args.data or db.parent / "service",
         host=args.host,
         port=args.port,
-        workers=args.workers,
+        workers=default_scoring_workers() if args.workers is None else args.workers,
         lease_seconds=args.lease_seconds,
         max_upload_bytes=args.max_upload_mb * 1024**2 if args.max_upload_mb else DEFAULT_MAX_UPLOAD_BYTES,
         public_url=args.public_url,
@@ -459,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=None, help="uploads and scratch (default: beside the database)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=2, help="scoring worker processes")
+    p.add_argument("--workers", type=int, default=None, help="scoring worker processes (default: one per core but one)")
     p.add_argument("--lease-seconds", type=float, default=120.0, help="a dead worker's job is retaken after this")
     p.add_argument("--max-upload-mb", type=int, default=None, help="largest upload (default 256 MiB)")
     p.add_argument(

@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -90,6 +92,7 @@ class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
         with self.reading() as db:
             db.executescript(SCHEMA)
 
@@ -98,34 +101,42 @@ class Store:
         return self.path.parent / "predictions"
 
     def connect(self) -> sqlite3.Connection:
+        """This thread's connection, opened once per thread and process (opening a connection and
+        setting its pragmas cost more than the statements a request runs; one made before a fork is
+        never used after it)."""
+        db = getattr(self._local, "db", None)
+        if db is not None and self._local.pid == os.getpid():
+            return db
         db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA foreign_keys=ON")
         db.row_factory = sqlite3.Row
+        self._local.db, self._local.pid = db, os.getpid()
         return db
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their thread ends)."""
+        db = getattr(self._local, "db", None)
+        if db is not None and self._local.pid == os.getpid():
+            db.close()
+        self._local.db = None
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
-        db = self.connect()
-        try:
-            yield db
-        finally:
-            db.close()
+        yield self.connect()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         db = self.connect()
+        db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("BEGIN IMMEDIATE")
             yield db
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
-        finally:
-            db.close()
 
     def find_duplicate(self, prediction_hash: str, dataset_hash: str) -> int | None:
         with self.reading() as db:

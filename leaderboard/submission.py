@@ -184,6 +184,7 @@ def prepare(
     work: str | Path,
     split: str = "test",
     fractions: tuple[float, ...] | None = None,
+    workers: int | None = None,
 ) -> PreparedSubmission:
     """Unpack, validate, hash and score a submission; raises ``SubmissionInvalid`` with every problem.
 
@@ -196,6 +197,8 @@ def prepare(
         work: scratch space (the archive is extracted here).
         split: the ground-truth split scored.
         fractions: the benchmark's labeled fractions; None accepts any in [0, 1].
+        workers: processes scoring the sequences (default: the cores; a service's scoring worker
+            passes 1, its parallelism is its number of workers).
     """
     from mosxav_leaderboard.coco import coco_to_masks
 
@@ -212,7 +215,7 @@ def prepare(
         pred_root = root / "predictions" if (root / "predictions").is_dir() else root
         label = "predictions" if pred_root != root else "."
     problems += structure_problems(pred_root, gt_root, names, label)
-    evaluation = evaluate_predictions(gt_root, pred_root, names)
+    evaluation = evaluate_predictions(gt_root, pred_root, names, workers=workers)
     problems += [Problem(f"{label}/{p.path}", p.message) for p in evaluation.problems]
     if problems or meta is None or evaluation.frames is None:
         raise SubmissionInvalid(problems)

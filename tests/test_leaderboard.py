@@ -443,3 +443,26 @@ def test_an_oversize_prediction_is_refused_from_its_header(tiny_root, tmp_path):
     (problem,) = caught.value.problems
     assert str(problem.path).endswith(first.name) and "too large (at most" in problem.message
     assert first.is_file()  # a submitted folder is never moved or changed
+
+
+def test_store_connections_are_one_per_thread_and_never_cross_a_fork(tmp_path):
+    import multiprocessing
+    import threading
+
+    store = Store(tmp_path / "lb.sqlite")
+    mine = store.connect()
+    assert store.connect() is mine
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(store.connect()))
+    thread.start()
+    thread.join()
+    assert seen[0] is not mine
+    child = multiprocessing.get_context("fork").Process(target=_child_uses_its_own_connection, args=(store, id(mine)))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+
+
+def _child_uses_its_own_connection(store: Store, parent_connection: int) -> None:
+    ok = id(store.connect()) != parent_connection and store.submissions() == []
+    os._exit(0 if ok else 1)

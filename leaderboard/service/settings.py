@@ -9,6 +9,7 @@ test with hidden ground truth).
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -137,6 +138,12 @@ def read_phases(path: Path) -> tuple[Phase, ...]:
     return tuple(phases)
 
 
+def default_scoring_workers() -> int:
+    """One scoring worker per core but one: the server keeps a core to answer requests (on two cores
+    a second worker slows every acknowledgement; ``bench/serve_load.py`` measures both)."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service is configured with.
@@ -145,6 +152,7 @@ class Settings:
         gt: the ground-truth root (val and hidden test splits).
         db: the leaderboard database.
         data: uploads, scratch and the session secret.
+        workers: scoring processes (default: one per core but one, ``default_scoring_workers``).
         public_url: the address users open (``https://lb.example.org``) when a reverse proxy
             terminates HTTPS: sign-in accepts that origin, cookies are ``Secure``, and uvicorn trusts
             ``X-Forwarded-*`` from ``trusted_proxies``.
@@ -159,7 +167,7 @@ class Settings:
     data: Path
     host: str = "127.0.0.1"
     port: int = 8000
-    workers: int = 2
+    workers: int = field(default_factory=default_scoring_workers)
     lease_seconds: float = 120.0
     max_attempts: int = 3
     poll_seconds: float = 0.2

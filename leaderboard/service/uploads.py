@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import anyio
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 
 from mosxav.data.archive import vet_zip
@@ -38,6 +38,11 @@ _FIELDS = {"file", "phase"}
 #: RFC 2046: a boundary is 1-70 characters.
 MAX_BOUNDARY = 70
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+#: Threads checking and queueing uploads at once. The work is Python under one lock (the GIL), so
+#: more threads only make each wait longer and starve the event loop; two keep a core busy while
+#: one waits on the disk.
+_CHECKERS = 2
+_checkers: anyio.CapacityLimiter | None = None
 
 
 class UploadRefused(Exception):
@@ -222,7 +227,12 @@ async def receive(request: Request, team: Team, settings: Settings, database: Da
             settings.upload_idle_seconds,
         )
         content_type = request.headers.get("content-type")
-        return await run_in_threadpool(_check_and_queue, body, content_type, folder, team, settings, database)
+        global _checkers
+        if _checkers is None:
+            _checkers = anyio.CapacityLimiter(_CHECKERS)  # made inside the server's event loop
+        return await anyio.to_thread.run_sync(
+            _check_and_queue, body, content_type, folder, team, settings, database, limiter=_checkers
+        )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

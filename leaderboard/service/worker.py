@@ -127,6 +127,7 @@ def process(settings: Settings, database: Database, job: Job, name: str, gt_hash
                 fractions=settings.fractions,
                 duplicate_scope=f"team:{job.team_id}",
                 data_hash=gt_hashes.get(split),
+                workers=1,  # the service's parallelism is its number of workers
             )
         except Exception as exc:  # every failure becomes the team's report, never a dead worker
             outcome["error"] = exc
