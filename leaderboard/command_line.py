@@ -300,6 +300,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """A scoring worker of its own beside a running server: it joins through the database and the
+    data folder, outlives server restarts and stops on Ctrl-C or when the ground truth changes."""
+    _need(("fastapi", "uvicorn", "python_multipart", "httpx"), SERVE_EXTRA)
+    from mosxav_leaderboard.board import default_db
+    from mosxav_leaderboard.service.settings import Settings
+    from mosxav_leaderboard.service.worker import run_worker
+
+    db = args.db or default_db()
+    settings = Settings(
+        gt=args.gt,
+        db=db,
+        data=args.data or db.parent / "service",
+        workers=0,
+        lease_seconds=args.lease_seconds,
+    )
+    stopped = run_worker(settings, once=args.once)
+    console.print(f"worker stopped: {stopped}")
+    return 0 if stopped in ("stopped", "idle") else 1
+
+
 def cmd_admin(args: argparse.Namespace) -> int:
     from mosxav_leaderboard.board import default_db
     from mosxav_leaderboard.service.database import Database
@@ -483,6 +504,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="which published row of a team the public table shows per phase and fraction",
     )
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("worker", help="a scoring worker of its own beside a running server (same machine)")
+    p.add_argument("--gt", type=Path, required=True, help="the ground truth the server was started with")
+    p.add_argument("--db", type=Path, default=None, help="the server's database (default: as serve's)")
+    p.add_argument("--data", type=Path, default=None, help="the server's data folder, where uploads arrive")
+    p.add_argument("--lease-seconds", type=float, default=120.0, help="as the server's: a dead worker's job is retaken")
+    p.add_argument("--once", action="store_true", help="stop when the queue is empty")
+    p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("publish", help="show (or --withdraw) one of your scored submissions on a server's table")
     p.add_argument("id", type=int, help="the submission's number (printed by submit, shown on your team page)")

@@ -16,6 +16,7 @@ beyond ``MAX_IMAGE_PIXELS`` are refused before their pixels are decoded, YAML is
 
 from __future__ import annotations
 
+import functools
 import os
 import zipfile
 from dataclasses import dataclass
@@ -168,8 +169,13 @@ def structure_problems(pred_root: Path, gt_root: Path, names: list[str], label: 
     return problems
 
 
+@functools.lru_cache(maxsize=4)
 def _train_records(gt: Path) -> list[FrameRecord] | None:
-    """The ground truth's annotated training frames, when it holds the train split (else None)."""
+    """The ground truth's annotated training frames, when it holds the train split (else None).
+
+    Listed once per process and ground truth: a scoring worker checks every partition against it, and
+    a worker stops when its ground truth changes.
+    """
     from mosxav import MOSXAV
 
     try:
@@ -206,7 +212,7 @@ def prepare(
     work.mkdir(parents=True, exist_ok=True)
     root = unpack(path, work)
     meta, partition, problems = parse_meta(root)
-    problems += fraction_problems(meta, partition, fractions, _train_records(Path(gt)) if partition else None)
+    problems += fraction_problems(meta, partition, fractions, _train_records(Path(gt).resolve()) if partition else None)
     gt_root, names = sequence_folders(gt, split, SEMANTIC_DIR)
     if (root / COCO_FILE).is_file():
         pred_root, label = work / "from_coco", COCO_FILE

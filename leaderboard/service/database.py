@@ -443,6 +443,14 @@ class Database:
             rows = db.execute("SELECT upload FROM jobs WHERE status IN ('queued', 'scoring')").fetchall()
         return {r["upload"] for r in rows}
 
+    def leased_jobs(self) -> set[int]:
+        """Jobs a worker holds an unexpired lease on (their scratch folders are in use)."""
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT id FROM jobs WHERE status = 'scoring' AND lease_expires >= ?", (time.time(),)
+            ).fetchall()
+        return {int(r["id"]) for r in rows}
+
     def publish(self, job_id: int, team_id: int, published: bool) -> bool:
         with self.transaction() as db:
             cursor = db.execute(

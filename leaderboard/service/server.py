@@ -8,7 +8,9 @@ scoring; if the server is killed outright, its workers get SIGTERM from the kern
 
 At start the server records the fingerprint of its ground truth, refuses to run while workers of
 another ground truth are alive, and clears what earlier runs left in the data folder (uploads no job
-waits for, scratch folders of jobs).
+waits for, scratch folders of jobs no worker holds). Workers may also run on their own
+(``mosxav-bench worker``, ``run_worker`` without a parent): they outlive a server restart and stop
+when the service's ground truth changes.
 """
 
 from __future__ import annotations
@@ -83,7 +85,8 @@ def claim_ground_truth(settings: Settings, database: Database) -> str:
 
 
 def sweep(settings: Settings, database: Database) -> int:
-    """Remove uploads no queued or scoring job refers to, and every job's scratch folder."""
+    """Remove uploads no queued or scoring job refers to, and the scratch folders of jobs no worker
+    holds (a standalone ``mosxav-bench worker`` may be scoring while the server restarts)."""
     live = {os.path.dirname(u) for u in database.live_uploads()}
     removed = 0
     uploads = settings.data / "uploads"
@@ -92,7 +95,12 @@ def sweep(settings: Settings, database: Database) -> int:
             if str(folder.relative_to(settings.data)) not in live:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed += 1
-    shutil.rmtree(settings.data / "jobs", ignore_errors=True)
+    scratch = settings.data / "jobs"
+    if scratch.is_dir():
+        leased = {str(job) for job in database.leased_jobs()}
+        for folder in scratch.iterdir():
+            if folder.name not in leased:
+                shutil.rmtree(folder, ignore_errors=True)
     return removed
 
 

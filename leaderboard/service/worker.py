@@ -6,11 +6,13 @@ start, up to ``max_attempts`` times. The result is written in one transaction th
 lease is still this worker's, so a job enters the table exactly once. SIGTERM stops a worker
 gracefully: a job in progress is handed back to the queue and the worker exits.
 
-A worker lives and dies with its server: the kernel sends it SIGTERM when the server process dies
-(``PR_SET_PDEATHSIG`` on Linux), and it also exits when its parent changes (any other system). It
-scores only with the ground truth the service was started with: each worker hashes its ground truth
-at start, and stops as soon as the service's recorded fingerprint differs, so a restart with a
-corrected ``--gt`` can never be scored by a leftover of the old one. Each job records the hash that
+A server's worker lives and dies with its server: the kernel sends it SIGTERM when the server
+process dies (``PR_SET_PDEATHSIG`` on Linux), and it also exits when its parent changes (any other
+system). A standalone worker (``mosxav-bench worker``, beside a server on the same machine) joins
+through the database and the data folder and outlives server restarts. Every worker scores only
+with the ground truth the service was started with: each worker hashes its ground truth at start,
+and stops as soon as the service's recorded fingerprint differs, so a restart with a corrected
+``--gt`` can never be scored by a leftover of the old one. Each job records the hash that
 scored it. Worker names are unique (host, process id and a random suffix).
 """
 
@@ -160,24 +162,46 @@ def _heartbeat(database: Database, job_id: int, name: str, lease: float, done: t
             return
 
 
-def run_worker(settings: Settings, parent_pid: int | None = None, once: bool = False) -> None:
-    """The worker loop (the target of a worker process)."""
+class WrongGroundTruth(ValueError):
+    """The service scores with another ground truth than this worker's (or none was recorded yet)."""
+
+
+def run_worker(settings: Settings, parent_pid: int | None = None, once: bool = False) -> str:
+    """The worker loop: a server's worker process (``parent_pid``) or a standalone worker (None).
+
+    A server's worker dies with its server and ignores SIGINT (the server stops it with SIGTERM); a
+    standalone one (``mosxav-bench worker``) outlives server restarts and stops on SIGINT or SIGTERM,
+    handing back the job it holds. Both stop when the service's ground truth is not theirs.
+
+    Returns:
+        why it stopped: ``stopped`` (a signal), ``orphaned``, ``ground-truth-changed`` or ``idle`` (``once``).
+
+    Raises:
+        WrongGroundTruth: a standalone worker started against a service of another ground truth.
+    """
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    die_with_parent()
+    if parent_pid is not None:
+        die_with_parent()
     name = worker_name()
     database = Database(settings.db)
     gt_hashes = ground_truth_hashes(settings)
     mine = fingerprint(gt_hashes)
+    recorded = database.state(GT_STATE)
+    if parent_pid is None and recorded != mine:
+        raise WrongGroundTruth(
+            f"the service at {settings.db} scores with ground truth {str(recorded)[:12] or 'none yet'}, "
+            f"this worker's {settings.gt} is {mine[:12]}: start the server first, with the same --gt"
+        )
     stopping = threading.Event()
     current: dict[str, int] = {}
 
-    def on_term(signum: int, frame: object) -> None:
+    def on_signal(signum: int, frame: object) -> None:
         stopping.set()
         if current:
             raise Stop()
 
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops its workers with SIGTERM
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal if parent_pid is None else signal.SIG_IGN)
     database.register_worker(name, socket.gethostname(), os.getpid(), mine)
     last_beat = time.monotonic()
     log.info(json.dumps({"event": "worker-start", "worker": name, "pid": os.getpid(), "gt": mine[:12]}))
@@ -185,20 +209,21 @@ def run_worker(settings: Settings, parent_pid: int | None = None, once: bool = F
         while not stopping.is_set():
             if parent_pid is not None and os.getppid() != parent_pid:
                 log.info(json.dumps({"event": "worker-orphaned", "worker": name}))
-                return
+                return "orphaned"
             if database.state(GT_STATE) != mine:
                 log.warning(json.dumps({"event": "worker-ground-truth-changed", "worker": name}))
-                return
+                return "ground-truth-changed"
             if time.monotonic() - last_beat > 5.0:
                 database.beat(name)
                 last_beat = time.monotonic()
             job = database.claim(name, settings.lease_seconds, settings.max_attempts)
             if job is None:
                 if once:
-                    return
+                    return "idle"
                 stopping.wait(settings.poll_seconds)
                 continue
             _run_job(settings, database, job, name, gt_hashes, current)
+        return "stopped"
     finally:
         database.remove_worker(name)
 
