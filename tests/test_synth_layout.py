@@ -125,3 +125,16 @@ def test_loader_errors_name_the_file(tiny_copy):
     data = MOSXAV(tiny_copy, "train", annotated_only=True, sequences=[seq])
     with pytest.raises(ValueError, match=rf"{seq}/00005.png: unreadable image"):
         data[1]
+
+
+def test_check_reads_the_first_mask_file_the_dataset_reads(tiny_copy):
+    """A first-mask file beside ImageSets (the layout's fallback) is checked too, not skipped."""
+    from mosxav.data.layout import MosxavLayout
+
+    tv = tiny_copy / "trainval"
+    moved = tv / "val_first_mask.json"
+    (tv / "ImageSets" / "val_first_mask.json").rename(moved)
+    moved.write_text('{"videos": {"not-a-val-video": {"frames": {"00000": {"objects": ["1"]}}}}}')
+    assert MosxavLayout(tiny_copy).first_mask_file("val") == moved
+    problems = [str(p) for p in check_dataset(tiny_copy)]
+    assert any("val_first_mask.json: video 'not-a-val-video' is not in val.txt" in p for p in problems)

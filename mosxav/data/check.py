@@ -10,29 +10,28 @@ from pathlib import Path
 
 from mosxav.constants import (
     CLASS_COLOURS,
-    IMAGESETS_DIR,
     INSTANCE_DIR,
     JPEG_DIR,
     LABELS_FILE,
     MAX_INSTANCES,
     NUM_CLASSES,
+    OTHERS,
     SEMANTIC_DIR,
 )
 from mosxav.data.files import read_frame, read_index_mask, read_json
-from mosxav.data.layout import IMAGE_SUFFIXES, read_first_mask_json, read_split_file
+from mosxav.data.layout import (
+    IMAGE_SUFFIXES,
+    PART_SPLITS,
+    MosxavLayout,
+    files_by_stem,
+    read_first_mask_json,
+    read_split_file,
+)
 from mosxav.errors import DataError, Problem
-
-PART_SPLITS = {"trainval": ("train", "val"), "test": ("test",)}
-
-
-def _files(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
-    if not folder.is_dir():
-        return {}
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in suffixes and not p.name.startswith(".")}
 
 
 def _check_sequence(part_dir: Path, part: str, name: str) -> Iterator[Problem]:
-    frames = _files(part_dir / JPEG_DIR / name, IMAGE_SUFFIXES)
+    frames = files_by_stem(part_dir / JPEG_DIR / name, IMAGE_SUFFIXES)
     if not frames:
         yield Problem(part_dir / JPEG_DIR / name, "sequence has no frames (folder missing or empty)")
         return
@@ -65,7 +64,7 @@ def _check_sequence(part_dir: Path, part: str, name: str) -> Iterator[Problem]:
         (SEMANTIC_DIR, NUM_CLASSES - 1, CLASS_COLOURS),
         (INSTANCE_DIR, MAX_INSTANCES[part], None),
     ):
-        masks = _files(part_dir / folder / name, (".png",))
+        masks = files_by_stem(part_dir / folder / name, (".png",))
         for stem in sorted(set(masks) - set(frames)):
             yield Problem(masks[stem], "mask has no matching frame in JPEGImages")
         for path in masks.values():
@@ -76,7 +75,7 @@ def _check_sequence(part_dir: Path, part: str, name: str) -> Iterator[Problem]:
                 continue
             if shape is not None and mask.shape != shape:
                 yield Problem(path, f"mask is {mask.shape[1]}x{mask.shape[0]} but the frames are {shape[1]}x{shape[0]}")
-            if folder == SEMANTIC_DIR and part != "test" and (mask == 5).any():
+            if folder == SEMANTIC_DIR and part != "test" and (mask == OTHERS).any():
                 yield Problem(path, "class 5 (others) is expected in the test split only", "warning")
 
 
@@ -88,6 +87,7 @@ def check_dataset(root: str | Path, progress: Callable[[str], None] | None = Non
     parts = [p for p in PART_SPLITS if (root / p).is_dir()]
     if not parts:
         return [Problem(root, "neither trainval/ nor test/ found: not a MOSXAV root")]
+    layout = MosxavLayout(root)
     problems: list[Problem] = []
     for part in parts:
         part_dir = root / part
@@ -100,7 +100,7 @@ def check_dataset(root: str | Path, progress: Callable[[str], None] | None = Non
             problems.append(Problem(part_dir / LABELS_FILE, "labels.json missing", "warning"))
         listed: set[str] = set()
         for split in PART_SPLITS[part]:
-            split_file = part_dir / IMAGESETS_DIR / f"{split}.txt"
+            split_file = layout.split_file(split)
             try:
                 names = read_split_file(split_file)
             except DataError as exc:
@@ -110,8 +110,8 @@ def check_dataset(root: str | Path, progress: Callable[[str], None] | None = Non
                 if not (part_dir / JPEG_DIR / name).is_dir():
                     problems.append(Problem(split_file, f"names sequence {name!r}, which has no folder in {JPEG_DIR}/"))
             listed.update(names)
-            first_mask = part_dir / IMAGESETS_DIR / f"{split}_first_mask.json"
-            if first_mask.exists():
+            first_mask = layout.first_mask_file(split)  # the same file the dataset reads
+            if first_mask is not None:
                 try:
                     info = read_first_mask_json(first_mask)
                     for video in sorted(set(info) - set(names)):

@@ -58,7 +58,15 @@ def read_split_file(path: Path) -> list[str]:
     return names
 
 
-def _stems(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+#: Which splits each part folder of a MOSXAV root holds (``trainval/``: train and val; ``test/``: test).
+PART_SPLITS: dict[str, tuple[str, ...]] = {
+    part: tuple(split for split, home in SPLIT_PARTS.items() if home == part)
+    for part in dict.fromkeys(SPLIT_PARTS.values())
+}
+
+
+def files_by_stem(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+    """The files of ``folder`` with one of ``suffixes`` (any case), by stem, hidden files left out."""
     if not folder.is_dir():
         return {}
     return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in suffixes and not p.name.startswith(".")}
@@ -98,11 +106,11 @@ class MosxavLayout:
     def frames(self, split: str, sequence: str) -> list[FrameRecord]:
         """Every frame of a sequence in temporal order, with the masks it has."""
         part = self.part_dir(split)
-        images = _stems(part / JPEG_DIR / sequence, IMAGE_SUFFIXES)
+        images = files_by_stem(part / JPEG_DIR / sequence, IMAGE_SUFFIXES)
         if not images:
             raise DataError(part / JPEG_DIR / sequence, "sequence has no frames (folder missing or empty)")
-        semantic = _stems(part / SEMANTIC_DIR / sequence, (".png",))
-        instance = _stems(part / INSTANCE_DIR / sequence, (".png",))
+        semantic = files_by_stem(part / SEMANTIC_DIR / sequence, (".png",))
+        instance = files_by_stem(part / INSTANCE_DIR / sequence, (".png",))
         orphans = sorted((set(semantic) | set(instance)) - set(images))
         if orphans:
             raise DataError(part / JPEG_DIR / sequence, f"masks without a frame: {orphans[:5]}")

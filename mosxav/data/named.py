@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mosxav.data.download import cache_home, download
 from mosxav.data.files import read_json
+from mosxav.data.layout import MosxavLayout
 from mosxav.errors import DataError
 
 NAMED = ("mosxav", "mosxav-synthetic", "endoscapes2023")
@@ -47,7 +48,7 @@ def resolve_root(name: str, root: str | Path | None = None, *, offline: bool | N
         if stamp.is_file() and read_json(stamp) == synth_stamp(DEFAULT_SYNTH):
             return path
         return generate_dataset(path, DEFAULT_SYNTH, overwrite=True)  # missing, or made by another default or generator
-    if (path / "trainval" / "ImageSets" / "train.txt").is_file():
+    if path.is_dir() and MosxavLayout(path).has_split("train"):
         return path
     if offline:
         raise DataError(

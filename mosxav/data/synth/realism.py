@@ -35,8 +35,9 @@ from PIL import Image, ImageDraw
 from rich.progress import Progress
 from scipy import ndimage
 
-from mosxav.constants import JPEG_DIR, davis_palette
+from mosxav.constants import INSTANCE_DIR, JPEG_DIR, davis_palette
 from mosxav.data.files import atomic_path, read_frame, read_index_mask
+from mosxav.data.layout import PART_SPLITS
 
 #: Frame gap over which skeleton motion is measured (MOSXAV annotates every 5th frame).
 MOTION_GAP = 5
@@ -162,10 +163,10 @@ class RealismStats:
 def sequence_folders(root: str | Path, parts: tuple[str, ...] = ("trainval",)) -> list[Path]:
     """Sequence folders of instance masks: ``parts`` of a MOSXAV root, or the sub-folders of a plain folder."""
     root = Path(root)
-    if (root / "trainval").is_dir() or (root / "test").is_dir():
-        bases = [root / part / "Annotations" for part in parts]
-    elif (root / "Annotations").is_dir():
-        bases = [root / "Annotations"]
+    if any((root / part).is_dir() for part in PART_SPLITS):
+        bases = [root / part / INSTANCE_DIR for part in parts]
+    elif (root / INSTANCE_DIR).is_dir():
+        bases = [root / INSTANCE_DIR]
     else:
         bases = [root]
     return [p for base in bases for p in sorted(base.glob("*")) if p.is_dir() and any(p.glob("*.png"))]
