@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from mosxav.morphology import EIGHT_CONNECTED
 from mosxav.training.label_noise import corrupt_batch
 from mosxav.training.losses import masked_cross_entropy, ssl4mis_dice_loss
 from mosxav.training.protocol import Method, MethodOptions
@@ -44,8 +45,6 @@ from mosxav.training.unet import build_unet, ema_update, frozen_copy
 
 #: BCP's ``DiceLoss`` smoothing constant
 BCP_DICE_SMOOTH = 1e-10
-
-_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
 def random_box_mask(h: int, w: int, ratio: float, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -66,7 +65,7 @@ def largest_components(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     array = labels.cpu().numpy()
     for k in range(array.shape[0]):
         for c in range(1, num_classes):
-            components, count = ndimage.label(array[k] == c, structure=_EIGHT_CONNECTED)
+            components, count = ndimage.label(array[k] == c, structure=EIGHT_CONNECTED)
             if count == 0:
                 continue
             sizes = np.bincount(components.ravel())[1:]

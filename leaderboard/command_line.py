@@ -127,6 +127,7 @@ def cmd_export_hf(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from mosxav.harness.config import load_config
+    from mosxav.harness.report import ARM_COLUMNS
     from mosxav.harness.run import Shard, run, run_cells
     from mosxav_leaderboard.reference_runs import record_reference_runs
 
@@ -147,7 +148,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config.leaderboard and data.gt_root is not None:
         record_reference_runs(args.out, data, config, run_cells(config, shard))
         written.append("leaderboard.md")
-    means = summary[summary["class"] == "mean"].groupby(["method", "labeled_fraction", "label_noise"])["dice"]
+    means = summary[summary["class"] == "mean"].groupby(ARM_COLUMNS)["dice"]
     means = means.agg(["mean", "std", "count"]).reset_index()
     order = {name: i for i, name in enumerate(config.methods)}
     means = means.sort_values("method", key=lambda s: s.map(order), kind="stable")

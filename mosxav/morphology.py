@@ -1,8 +1,12 @@
-"""The structuring element every mask operation in the toolkit shares."""
+"""The structuring elements every mask operation in the toolkit shares."""
 
 from __future__ import annotations
 
 import numpy as np
+
+#: 8-connectivity, for labelling components: a vessel continuing diagonally is one component.
+EIGHT_CONNECTED: np.ndarray = np.ones((3, 3), dtype=bool)
+EIGHT_CONNECTED.flags.writeable = False
 
 
 def disk(radius: int) -> np.ndarray:

@@ -29,13 +29,13 @@ class FramePairs:
         masks = {p.stem[:-3] for p in self.root.glob("*_gt.png")}
         if not images:
             raise DataError(self.root, "no '<id>.png' images found")
-        missing = sorted(images - masks, key=_natural)
+        missing = sorted(images - masks, key=natural_key)
         if missing:
             raise DataError(self.root / f"{missing[0]}_gt.png", f"mask missing for images {missing[:5]}")
-        orphans = sorted(masks - images, key=_natural)
+        orphans = sorted(masks - images, key=natural_key)
         if orphans:
             raise DataError(self.root / f"{orphans[0]}_gt.png", f"masks without an image: {orphans[:5]}")
-        all_ids = sorted(images, key=_natural)
+        all_ids = sorted(images, key=natural_key)
         if ids is not None:
             unknown = sorted(set(ids) - set(all_ids))
             if unknown:
@@ -68,5 +68,6 @@ class FramePairs:
         return self.transform(item) if self.transform else item
 
 
-def _natural(key: str) -> tuple:
-    return (0, int(key), "") if key.isdigit() else (1, 0, key)
+def natural_key(key: str) -> tuple[int, int, str]:
+    """Sort key of an image id: numbers by value (``2`` before ``10``), then names; ties by the text."""
+    return (0, int(key), key) if key.isdigit() else (1, 0, key)

@@ -18,7 +18,11 @@ import pandas as pd
 
 from mosxav.evaluation.metrics import RANKED_METRICS
 
+#: Draws of a leaderboard row's interval: recomputed for every public/private part of a phase.
 BOOTSTRAP_SAMPLES = 2000
+#: Draws of a paired comparison's interval (``mosxav-bench compare``): one per method pair, so the
+#: interval's own Monte Carlo error can be smaller.
+COMPARISON_SAMPLES = 10_000
 
 
 @dataclass
@@ -101,20 +105,36 @@ class SequenceSums:
         return self.macro(metric, np.eye(len(self.sequences)))
 
 
+def resampled_units(n: int, samples: int, seed: int = 0) -> np.ndarray:
+    """(samples, n) indices of ``n`` units drawn with replacement, ``samples`` times (seeded): the one
+    bootstrap draw behind every interval of the toolkit."""
+    return np.random.default_rng(seed).integers(0, n, size=(samples, n))
+
+
+def percentile_interval(values: np.ndarray) -> tuple[float, float]:
+    """The percentile 95% interval of bootstrap statistics (NaN draws dropped; NaNs when none is left)."""
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return float("nan"), float("nan")
+    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
+
+
 def bootstrap_ci(
     sums: SequenceSums, metric: str, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
 ) -> tuple[float, float]:
-    """Percentile 95% interval of the headline metric when sequences are resampled with replacement."""
+    """Percentile 95% interval of the headline metric when sequences are resampled with replacement
+    (NaN when the metric is never evaluated: a structure absent from every frame)."""
     n = len(sums.sequences)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n, size=(samples, n))
+    draws = resampled_units(n, samples, seed)
     weights = np.zeros((samples, n))
     np.add.at(weights, (np.repeat(np.arange(samples), n), draws.ravel()), 1)
-    values = sums.macro(metric, weights)
-    values = values[~np.isnan(values)]
-    if values.size == 0:  # the metric is never evaluated (a structure absent from every frame)
-        return float("nan"), float("nan")
-    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
+    return percentile_interval(sums.macro(metric, weights))
+
+
+def bootstrap_mean_ci(values: np.ndarray, samples: int = COMPARISON_SAMPLES, seed: int = 0) -> tuple[float, float]:
+    """Percentile 95% interval of the mean of paired differences when units are resampled."""
+    values = np.asarray(values, float)
+    return percentile_interval(values[resampled_units(values.size, samples, seed)].mean(1))
 
 
 def paired_permutation_p(a: np.ndarray, b: np.ndarray, samples: int = 20000, seed: int = 0) -> float:

@@ -30,6 +30,7 @@ from mosxav.constants import INSTANCE_DIR
 from mosxav.data.files import read_index_mask, write_text
 from mosxav.data.layout import mask_frames, read_first_mask_json, sequence_folders
 from mosxav.errors import DataError
+from mosxav.evaluation.metrics.surface import bounding_box
 from mosxav.evaluation.parallel import map_sequences
 from mosxav.morphology import disk
 
@@ -130,16 +131,7 @@ def _crop(gt: np.ndarray, pred: np.ndarray) -> tuple[slice, slice] | None:
 
     One background pixel around the masks is all ``seg2bmap`` looks at, so the boundary maps of the crop
     are those of the full frame, cropped; every boundary pixel lies inside, so distances are unchanged."""
-    union = gt | pred
-    rows = np.flatnonzero(union.any(axis=1))
-    if not rows.size:
-        return None
-    cols = np.flatnonzero(union.any(axis=0))
-    height, width = gt.shape
-    return (
-        slice(max(int(rows[0]) - 1, 0), min(int(rows[-1]) + 2, height)),
-        slice(max(int(cols[0]) - 1, 0), min(int(cols[-1]) + 2, width)),
-    )
+    return bounding_box(gt | pred, margin=1)
 
 
 def boundary_f(gt: np.ndarray, pred: np.ndarray, threshold: float = BOUNDARY_THRESHOLD) -> float:

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from mosxav.data.files import write_text
-from mosxav.evaluation.uncertainty import paired_permutation_p
-from mosxav.harness.report import markdown_table
+from mosxav.evaluation.uncertainty import bootstrap_mean_ci, paired_permutation_p
+from mosxav.harness.report import ARM_COLUMNS, markdown_table
 
 
 def unit_scores(frames: pd.DataFrame, metric: str = "dice", structure: str | None = None) -> pd.DataFrame:
@@ -32,16 +32,10 @@ def unit_scores(frames: pd.DataFrame, metric: str = "dice", structure: str | Non
             )
     by_frame = rows["sequence"].nunique() == 1
     rows = rows.assign(unit=rows["sequence"].astype(str) + ("/" + rows["frame"].astype(str) if by_frame else ""))
-    cell = ["method", "labeled_fraction", "label_noise", "seed", "unit"]
+    cell = [*ARM_COLUMNS, "seed", "unit"]
     per_class = rows.groupby(cell + ["class"])[metric].mean()
     per_unit = per_class.groupby(level=cell).mean()
-    return per_unit.groupby(level=["method", "labeled_fraction", "label_noise", "unit"]).mean().reset_index()
-
-
-def _bootstrap_mean_ci(diff: np.ndarray, samples: int = 10000, seed: int = 0) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, diff.size, size=(samples, diff.size))].mean(1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+    return per_unit.groupby(level=[*ARM_COLUMNS, "unit"]).mean().reset_index()
 
 
 def format_p(p: float) -> str:
@@ -56,7 +50,7 @@ def paired_difference(values: np.ndarray, reference: np.ndarray) -> dict[str, fl
     values, reference = np.asarray(values, float), np.asarray(reference, float)
     both = ~(np.isnan(values) | np.isnan(reference))
     diff = values[both] - reference[both]
-    low, high = _bootstrap_mean_ci(diff) if diff.size else (np.nan, np.nan)
+    low, high = bootstrap_mean_ci(diff) if diff.size else (np.nan, np.nan)
     return {
         "units": int(diff.size),
         "reference_mean": float(reference[both].mean()) if diff.size else np.nan,

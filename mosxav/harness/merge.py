@@ -18,11 +18,8 @@ import pandas as pd
 from mosxav.data.files import read_yaml, write_text
 from mosxav.errors import DataError
 from mosxav.harness.config import RunConfig, parse_config
-from mosxav.harness.report import write_report
+from mosxav.harness.report import CELL_COLUMNS, write_report
 from mosxav.harness.run import matrix
-
-#: The columns of ``per_frame.csv`` that name a cell.
-CELL_COLUMNS = ["method", "labeled_fraction", "label_noise", "seed", "fold"]
 
 
 def _cell_key(method: str, fraction: float, noise: float, seed: int, fold: float | None) -> tuple:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from mosxav.data.files import write_semantic_mask
+from mosxav.morphology import EIGHT_CONNECTED
 from mosxav.training.batches import resize_pair
 from mosxav.training.network_input import InputConfig, network_input
 from mosxav.training.protocol import Method
@@ -24,9 +25,6 @@ from mosxav.training.trainer import in_layout
 
 #: The flips averaged by ``flips: true``: none (first), left-right, up-down, both (a 180 degree turn).
 FLIP_DIMS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
-
-#: 8-connectivity: a vessel continuing diagonally is one component.
-EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
 @dataclass(frozen=True)

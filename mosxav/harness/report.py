@@ -21,7 +21,10 @@ from mosxav.data.visualize import contact_sheet
 from mosxav.evaluation.metrics import RANKED_METRICS, SUMMARY_METRICS, summarize
 from mosxav.evaluation.uncertainty import SequenceSums, bootstrap_ci
 
-GROUP = ["method", "labeled_fraction", "label_noise"]
+#: The columns of ``per_frame.csv`` that name an arm: one method at one labeled fraction and noise rate.
+ARM_COLUMNS = ["method", "labeled_fraction", "label_noise"]
+#: ... and those that name a cell: an arm's seed and, in a cross-validated run, its fold.
+CELL_COLUMNS = [*ARM_COLUMNS, "seed", "fold"]
 HEADERS = {"dice": "Dice", "iou": "IoU", "hd95": "HD95 (px)", "assd": "ASSD (px)"}
 
 
@@ -49,13 +52,13 @@ def _rows(per_seed: pd.DataFrame, frames: pd.DataFrame, class_name: str) -> list
     """One row per (method, fraction, noise) for one class (or "mean"), with the cells as text."""
     rows = []
     selected = per_seed[per_seed["class"] == class_name]
-    for key, group in selected.groupby(GROUP, sort=False):
+    for key, group in selected.groupby(ARM_COLUMNS, sort=False):
         cell_frames = frames
-        for column, value in zip(GROUP, key, strict=False):
+        for column, value in zip(ARM_COLUMNS, key, strict=False):
             cell_frames = cell_frames[cell_frames[column] == value]
         if class_name != "mean":
             cell_frames = cell_frames[cell_frames["class"] == class_name]
-        row = dict(zip(GROUP, key, strict=False))
+        row = dict(zip(ARM_COLUMNS, key, strict=False))
         row["seeds"] = group["seed"].nunique()
         row["folds"] = group["fold"].nunique() if "fold" in group else 0
         row["dice_mean"] = group["dice"].mean()
@@ -89,7 +92,7 @@ def _headline_section(rows: list[dict[str, Any]], untrained: Sequence[str]) -> l
 def write_report(frames: pd.DataFrame, run_dir: Path, untrained: Sequence[str] = ()) -> pd.DataFrame:
     """Summary CSV, Markdown report and plots from the per-frame table; returns the per-seed summary."""
     units = ["seed"] + (["fold"] if "fold" in frames.columns else [])
-    per_seed = summarize(frames, by=GROUP + units)
+    per_seed = summarize(frames, by=ARM_COLUMNS + units)
     write_text(run_dir / "summary.csv", per_seed.to_csv(index=False, float_format="%.6f"))
     order = {m: i for i, m in enumerate(dict.fromkeys(frames["method"]))}
     per_seed = per_seed.sort_values("method", key=lambda s: s.map(order), kind="stable")
@@ -127,7 +130,7 @@ def _plots(per_seed: pd.DataFrame, order: dict[str, int], run_dir: Path) -> None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    agg = per_seed.groupby(GROUP + ["class_id", "class"])[list(SUMMARY_METRICS)].agg(["mean", "std"])
+    agg = per_seed.groupby(ARM_COLUMNS + ["class_id", "class"])[list(SUMMARY_METRICS)].agg(["mean", "std"])
     agg.columns = [f"{metric}_{stat}" for metric, stat in agg.columns]
     agg = agg.fillna({c: 0.0 for c in agg.columns if c.endswith("_std")}).reset_index()
     fig, ax = plt.subplots(figsize=(9, 4))

@@ -30,7 +30,7 @@ from mosxav.data.splits import make_partition
 from mosxav.harness.config import RunConfig, config_yaml
 from mosxav.harness.parallel import default_jobs, run_cells_in_parallel
 from mosxav.harness.predict import predict_items
-from mosxav.harness.report import write_overlays, write_report
+from mosxav.harness.report import CELL_COLUMNS, write_overlays, write_report
 from mosxav.harness.sources import RunData, build_source
 from mosxav.submission import SUBMISSION_FILE, SubmissionMeta
 from mosxav.training.batches import FrameTensors
@@ -237,11 +237,12 @@ def load_run_data(config: RunConfig, dist: DistContext, fold: int | None = None)
 
 
 def scored_table(cell: Cell, data: RunData, pred_dir: Path) -> pd.DataFrame:
-    """A cell's per-frame scores, keyed by the cell."""
-    scored = data.score(pred_dir).assign(
-        method=cell.method, labeled_fraction=cell.labeled_fraction, label_noise=cell.label_noise, seed=cell.seed
-    )
-    return scored if cell.fold is None else scored.assign(fold=cell.fold)
+    """A cell's per-frame scores, keyed by the cell (``CELL_COLUMNS``; no fold outside cross-validation)."""
+    values = (cell.method, cell.labeled_fraction, cell.label_noise, cell.seed, cell.fold)
+    identity = dict(zip(CELL_COLUMNS, values, strict=True))
+    if cell.fold is None:
+        del identity["fold"]
+    return data.score(pred_dir).assign(**identity)
 
 
 def score_cell(cell: Cell, config: RunConfig, run_dir: Path, progress: Any) -> pd.DataFrame:

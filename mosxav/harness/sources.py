@@ -16,7 +16,7 @@ import pandas as pd
 from mosxav.constants import CLASS_NAMES
 from mosxav.data.dataset import MOSXAV
 from mosxav.data.files import read_index_mask
-from mosxav.data.pairs import FramePairs
+from mosxav.data.pairs import FramePairs, natural_key
 from mosxav.errors import DataError
 from mosxav.evaluation.folder import evaluate_semantic
 from mosxav.evaluation.metrics import evaluate_frame, frame_table
@@ -114,13 +114,9 @@ def fold_ids(ids: list[str], folds: int, fold: int, seed: int = 0) -> tuple[list
     if len(ids) < folds:
         raise ValueError(f"{len(ids)} images cannot make {folds} folds")
     order = np.random.default_rng([seed, 7919]).permutation(len(ids))
-    test = sorted((ids[i] for k, i in enumerate(order) if k % folds == fold), key=_natural)
+    test = sorted((ids[i] for k, i in enumerate(order) if k % folds == fold), key=natural_key)
     held = set(test)
     return [i for i in ids if i not in held], test
-
-
-def _natural(key: str) -> tuple[int, str]:
-    return (int(key), key) if key.isdigit() else (1 << 62, key)
 
 
 def build_source(spec: DatasetSpec, resolve_named: Callable[[str], Path], fold: int | None = None) -> RunData:

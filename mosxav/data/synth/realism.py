@@ -38,14 +38,13 @@ from scipy import ndimage
 from mosxav.constants import INSTANCE_DIR, JPEG_DIR, davis_palette
 from mosxav.data.files import atomic_path, read_frame, read_index_mask
 from mosxav.data.layout import PART_SPLITS
+from mosxav.morphology import EIGHT_CONNECTED
 
 #: Frame gap over which skeleton motion is measured (MOSXAV annotates every 5th frame).
 MOTION_GAP = 5
 
 #: Smallest enclosed background region counted as a hole (smaller ones are annotation speckle).
 HOLE_MIN_PX = 10
-
-_EIGHT = np.ones((3, 3), bool)
 
 
 def _skeletonize(foreground: np.ndarray) -> np.ndarray:
@@ -73,13 +72,13 @@ def frame_stats(mask: np.ndarray) -> FrameStats:
     """Statistics of one instance mask (H, W) of object ids."""
     foreground = mask > 0
     skeleton = _skeletonize(foreground)
-    neighbours = ndimage.convolve(skeleton.astype(np.uint8), _EIGHT.astype(np.uint8), mode="constant") - 1
+    neighbours = ndimage.convolve(skeleton.astype(np.uint8), EIGHT_CONNECTED.astype(np.uint8), mode="constant") - 1
     junction = skeleton & (neighbours >= 3)
-    _, branch_points = ndimage.label(junction, structure=_EIGHT)
+    _, branch_points = ndimage.label(junction, structure=EIGHT_CONNECTED)
     enclosed = ndimage.binary_fill_holes(foreground) & ~foreground
     hole_labels, n_holes = ndimage.label(enclosed)
     hole_sizes = np.bincount(hole_labels.ravel())[1:] if n_holes else np.zeros(0, int)
-    _, components = ndimage.label(foreground, structure=_EIGHT)
+    _, components = ndimage.label(foreground, structure=EIGHT_CONNECTED)
     widths = 2.0 * ndimage.distance_transform_edt(foreground)[skeleton]
     return FrameStats(
         branch_points=int(branch_points),

@@ -16,7 +16,7 @@ import pandas as pd
 
 from mosxav.constants import CLASS_NAMES, FOREGROUND_CLASSES
 from mosxav.evaluation.metrics.pairwise import METRIC_NAMES, window_metrics
-from mosxav.evaluation.metrics.surface import Spacing, bounding_box
+from mosxav.evaluation.metrics.surface import Spacing, bounding_box, span
 
 
 def evaluate_frame(
@@ -70,12 +70,8 @@ def class_windows(gt: np.ndarray, pred: np.ndarray, classes: Sequence[int]) -> d
     in_cols = np.bitwise_or.reduce(bits, axis=0)
     windows = {}
     for cls in classes:
-        rows = np.flatnonzero(in_rows & (1 << cls))
-        if not len(rows):
-            windows[cls] = EMPTY_WINDOW
-            continue
-        cols = np.flatnonzero(in_cols & (1 << cls))
-        windows[cls] = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        rows = span(in_rows & (1 << cls))
+        windows[cls] = EMPTY_WINDOW if rows is None else (rows, span(in_cols & (1 << cls)))
     return windows
 
 

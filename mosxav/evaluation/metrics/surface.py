@@ -127,13 +127,22 @@ def _pair_contour_tables(spacing: Spacing) -> tuple[np.ndarray, np.ndarray, np.n
     return length_gt, length_pred, border
 
 
-def bounding_box(mask: np.ndarray) -> tuple[slice, slice] | None:
-    """The (rows, columns) slices of the bounding box of a 2-D boolean mask, None when it is empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if not len(rows):
+def span(occupied: np.ndarray, margin: int = 0) -> slice | None:
+    """The slice from the first to the last true entry of a 1-D profile, grown by ``margin`` on each
+    side within its length; None when nothing is occupied."""
+    where = np.flatnonzero(occupied)
+    if not where.size:
         return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    return slice(max(int(where[0]) - margin, 0), min(int(where[-1]) + 1 + margin, len(occupied)))
+
+
+def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice] | None:
+    """The (rows, columns) slices of the bounding box of a 2-D boolean mask, grown by ``margin``
+    pixels within the image; None when the mask is empty (the columns are then never looked at)."""
+    rows = span(mask.any(axis=1), margin)
+    if rows is None:
+        return None
+    return rows, span(mask.any(axis=0), margin)
 
 
 class PairStack:
