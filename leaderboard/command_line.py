@@ -125,6 +125,10 @@ def cmd_export_hf(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The files of a run folder a person reads (the report, tables and plots), listed after a run.
+_READABLE = (".md", ".csv", ".png", ".yaml")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from mosxav.harness.config import load_config
     from mosxav.harness.report import ARM_COLUMNS
@@ -137,17 +141,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result is None:  # a torchrun rank other than 0
         return 0
     summary, data = result
-    written = [
-        "results.md",
-        "summary.csv",
-        "per_frame.csv",
-        "dice_by_structure.png",
-        "dice_vs_fraction.png",
-        "overlays.png",
-    ]
     if config.leaderboard and data.gt_root is not None:
         record_reference_runs(args.out, data, config, run_cells(config, shard))
-        written.append("leaderboard.md")
+    written = sorted(p.name for p in Path(args.out).iterdir() if p.is_file() and p.suffix in _READABLE)
     means = summary[summary["class"] == "mean"].groupby(ARM_COLUMNS)["dice"]
     means = means.agg(["mean", "std", "count"]).reset_index()
     order = {name: i for i, name in enumerate(config.methods)}

@@ -69,3 +69,19 @@ def test_serve_without_the_extra_says_which_to_install(tmp_path, capsys, monkeyp
     assert main(["serve", "--gt", str(tmp_path)]) == 2
     said = " ".join(capsys.readouterr().err.split())
     assert "[serve] extra" in said and "install.sh --serve" in said and "Traceback" not in said
+
+
+def test_a_wrongly_registered_method_is_an_error_line_not_a_traceback(tiny_root, tmp_path, capsys, monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    import yaml
+
+    from mosxav.training import protocol
+
+    broken = EntryPoint(name="broken", value="pathlib:Path", group=protocol.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(protocol, "_registered", lambda: (broken,))
+    config = {"dataset": {"root": str(tiny_root)}, "size": 32, "methods": ["broken"], "seeds": [0]}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    assert main(["run", "--config", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "out")]) == 2
+    printed = " ".join(capsys.readouterr().err.split())
+    assert "entry point 'broken' does not name a mosxav.training.Method subclass" in printed

@@ -292,6 +292,9 @@ def test_tiny_end_to_end_run_writes_every_output(tiny_root, tmp_path, capsys):
     assert len(recorded) <= len(ALL_METHODS)  # clean-label cells only; identical tiny predictions recorded once
     board = (out / "leaderboard.md").read_text()
     assert "### tiny, labeled fraction 0.5" in board and "| Rank | ID | Method |" in board and "Dice (95% CI)" in board
+    printed = " ".join(capsys.readouterr().out.split())  # rich wraps the line
+    readable = [p.name for p in out.iterdir() if p.suffix in (".md", ".csv", ".png")]
+    assert readable and all(name in printed for name in readable), (readable, printed[-600:])
 
 
 def _pairs_folder(root: Path, out: Path, items) -> Path:

@@ -22,6 +22,7 @@ the option that reverts it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -166,13 +167,29 @@ class Method(nn.Module):
         return None
 
 
+class MethodRegistrationError(ValueError):
+    """An installed package registers a method wrongly (not a ``Method``, or under another name)."""
+
+
+@functools.cache
+def _registered() -> tuple[EntryPoint, ...]:
+    """The entry points of the method group, scanned once per process (a scan reads every installed
+    distribution's metadata; a run asks for method classes at many places)."""
+    return tuple(entry_points(group=ENTRY_POINT_GROUP))
+
+
 def available_methods() -> dict[str, EntryPoint]:
     """Registered methods by name (entry points, loaded lazily)."""
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return {ep.name: ep for ep in _registered()}
 
 
 def get_method(name: str) -> type[Method]:
-    """The method class registered as ``name``; its ``Method.name`` must be the same name."""
+    """The method class registered as ``name``; its ``Method.name`` must be the same name.
+
+    Raises:
+        ValueError: no method is registered as ``name``.
+        MethodRegistrationError: the entry point names something else than a ``Method`` of that name.
+    """
     methods = available_methods()
     if name not in methods:
         raise ValueError(
@@ -180,9 +197,9 @@ def get_method(name: str) -> type[Method]:
         )
     cls = methods[name].load()
     if not (isinstance(cls, type) and issubclass(cls, Method)):
-        raise TypeError(f"entry point {name!r} does not name a mosxav.training.Method subclass")
+        raise MethodRegistrationError(f"entry point {name!r} does not name a mosxav.training.Method subclass")
     if cls.name != name:
-        raise TypeError(
+        raise MethodRegistrationError(
             f"entry point {name!r} names {cls.__qualname__}, whose Method.name is {cls.name!r}: make them equal"
         )
     return cls
