@@ -38,8 +38,8 @@ prototype-based contrastive consistency that makes learning robust to noisy pseu
 ``diffproto_noproto`` is the same method with the prototype loss switched off (the ablation); it reads
 ``method_options.diffproto`` (``options_from``), so the two differ in that one switch.
 
-The bracketed defaults were measured against their alternatives (README, "DiffProto's design
-choices"; configs/diffproto_ablation.yaml and configs/xca_ssl.yaml, paired over test units): on real
+The bracketed defaults were measured against their alternatives (docs/diffproto-ablations.md;
+configs/diffproto_ablation.yaml and configs/xca_ssl.yaml, paired over test units): on real
 angiograms (5 XCA folds, 25 % labels) every alternative scored lower (-0.009 to -0.016 vessel Dice,
 none significant); on the synthetic default rectifying from noise or from 0.8 T scored higher on all
 four test sequences (+0.05 / +0.03 vessel) and detaching the condition lost the contrast catheter.
@@ -129,7 +129,7 @@ class DiffProto(Method):
     def compile_targets(self) -> list[torch.nn.Module]:
         """The segmenter, its EMA teacher and the denoiser: the step itself samples pixels per class and
         masks by confidence (data-dependent shapes), and compiled whole it did not finish its warm-up in
-        150 s on an H100; the three networks compile in 80 s and run 1.28x eager on an H200 (README,
+        150 s on an H100; the three networks compile in 80 s and run 1.28x eager on an H200 (docs/gpu.md,
         gpu_check)."""
         return [self.segmenter, self.teacher, self.denoiser]
 

@@ -3,7 +3,7 @@
 1. Every trained method of the paper config trains ``--steps`` steps at the paper's resolution, width,
    batch and method options, with bfloat16 autocast and ``torch.compile`` as the config asks, on a small
    synthetic MOSXAV generated at that resolution; then predicts two test frames. Compiling costs 40-115 s
-   a method, about two thirds of the whole check when the methods ran one after another (README), so
+   a method, about two thirds of the whole check when the methods ran one after another (docs/gpu.md), so
    each method runs in a process of its own: all compile and take their first ``--warm-steps`` steps at
    once (compilation is CPU work, the GPU machines have 16 cores), then, when every one is warm, they
    take turns on the GPU for the measured steps, keeping what they compiled in memory. Printed per
@@ -172,7 +172,7 @@ def _batch_assembly_ms(trainer: Trainer, device: torch.device, repeats: int = 20
 
 
 def results_table(rows: list[dict]) -> str:
-    """The per-method figures as the Markdown table the README keeps."""
+    """The per-method figures as the Markdown table docs/gpu.md keeps."""
     headers = [
         "method",
         "steps",

@@ -223,7 +223,7 @@ class Trainer:
 
     def _batches(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
         """This step's labeled (and unlabeled) batch, augmented on the training device: on a GPU, the
-        per-sample rotations on the CPU were half of a supervised step (README, gpu_check)."""
+        per-sample rotations on the CPU were half of a supervised step (docs/gpu.md, gpu_check)."""
         c, d = self.config, self.dist
         degrees = 20.0 if c.rotate else 0.0
         labeled_indices = batch_indices(len(self.labeled), c.batch_size, self.step, self.seed, 0, d.rank, d.world_size)
