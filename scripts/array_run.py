@@ -107,8 +107,8 @@ def main() -> int:
         if not finished:
             print(f"{path.stem}: no shard finished", flush=True)
             continue
-        merge = [sys.executable, "-m", "mosxav_leaderboard.command_line", "merge", str(args.out / path.stem)]
-        subprocess.run(merge + [str(f) for f in finished], check=False)
+        merge = [sys.executable, "-m", "mosxav_leaderboard.command_line", "merge", *map(str, finished)]
+        subprocess.run([*merge, "--out", str(args.out / path.stem)], check=False)
     return 0 if failed == 0 and not pending else 1
 
 

@@ -10,7 +10,7 @@ from mosxav_leaderboard.command_line import main
 
 def test_synth_check_and_semantic_evaluate(tmp_path, capsys):
     root = tmp_path / "syn"
-    assert main(["synth", str(root), "--sequences", "2", "--frames", "6", "--size", "48", "--seed", "5"]) == 0
+    assert main(["synth", "--out", str(root), "--sequences", "2", "--frames", "6", "--size", "48", "--seed", "5"]) == 0
     assert main(["check", str(root)]) == 0
     pred = tmp_path / "pred"
     for seq in (root / "test" / "Annotations_Semantic").iterdir():
@@ -85,3 +85,26 @@ def test_a_wrongly_registered_method_is_an_error_line_not_a_traceback(tiny_root,
     assert main(["run", "--config", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "out")]) == 2
     printed = " ".join(capsys.readouterr().err.split())
     assert "entry point 'broken' does not name a mosxav.training.Method subclass" in printed
+
+
+def test_every_exit_code_is_the_one_the_readme_states():
+    from pathlib import Path
+
+    from mosxav_leaderboard.cli.common import ExitCode
+
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    stated = readme[readme.index("Exit codes:") :].split(". The commands live")[0]
+    for code in ExitCode:
+        assert f" {code.value} " in stated, (code, stated)
+    assert "ExitCode" in (Path(__file__).parents[1] / "leaderboard" / "command_line.py").read_text()
+
+
+def test_outputs_are_out_and_inputs_positional():
+    from mosxav_leaderboard.command_line import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # argparse keeps them here
+    for name in ("synth", "merge", "export-hf", "run", "evaluate", "leaderboard"):
+        options = {o for action in commands[name]._actions for o in action.option_strings}
+        positionals = [a.dest for a in commands[name]._actions if not a.option_strings]
+        assert "--out" in options and "out" not in positionals, name

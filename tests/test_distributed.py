@@ -53,3 +53,35 @@ def test_prototypes_under_ddp_are_those_of_the_global_batch(tmp_path):
         state = torch.load(tmp_path / f"prototypes{rank}.pt", weights_only=True)
         assert torch.allclose(state["vectors"], reference.vectors, atol=1e-6), rank
         assert state["initialised"].tolist() == [True, True, True]
+
+
+def test_the_installed_command_runs_under_torchrun_without_python(tiny_root, tmp_path):
+    """``torchrun --no-python mosxav-bench run``, as the docs say: rank 0 writes the run folder."""
+    import yaml
+
+    command = Path(sys.executable).with_name("mosxav-bench")
+    if not command.is_file():
+        pytest.skip("mosxav-bench is not installed beside this Python")
+    config = {
+        "dataset": {"root": str(tiny_root)},
+        "size": 32,
+        "methods": ["supervised"],
+        "labeled_fractions": [0.5],
+        "seeds": [0],
+        "model": {"width": 4, "depth": 2},
+        "train": {"iterations": 2, "batch_size": 2, "val_every": 2, "checkpoint_every": 2, "log_every": 1},
+        "leaderboard": False,
+        "overlays": 0,
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "--no-python"]
+    result = subprocess.run(
+        [*torchrun, str(command), "run", "--config", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "out")],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "out" / "per_frame.csv").is_file()
+    assert "world size 2" in (tmp_path / "out" / "config.yaml").read_text()

@@ -472,14 +472,14 @@ def test_shards_merge_into_the_unsharded_run_and_name_the_cells_never_scored(tin
             == 0
         )
     shards = [str(tmp_path / f"{i}of4") for i in (3, 1, 0, 2)]  # any order
-    assert main(["merge", str(tmp_path / "merged"), *shards]) == 0
+    assert main(["merge", *shards, "--out", str(tmp_path / "merged")]) == 0
     whole = pd.read_csv(tmp_path / "whole" / "per_frame.csv")
     merged = pd.read_csv(tmp_path / "merged" / "per_frame.csv")
     pd.testing.assert_frame_equal(merged, whole)  # same rows in the same (matrix) order, same scores
     assert set(merged["method"]) == {"tophat_otsu", "supervised", "supervised_wide"}
     assert (tmp_path / "merged" / "results.md").read_text().count("supervised_wide") >= 2
     partial = tmp_path / "partial"
-    assert main(["merge", str(partial), shards[0]]) == 0
+    assert main(["merge", shards[0], "--out", str(partial)]) == 0
     report = (partial / "results.md").read_text()
     assert "2 of 9 cells scored" in report  # shard 3/4 holds cells 3 and 7
     assert "`supervised/frac1/noise0/seed0/fold0`" not in report and "`supervised/frac1/noise0/seed0/fold1`" in report

@@ -179,7 +179,10 @@ def _dice_curve(
 
 
 def write_overlays(data: Any, run_dir: Path, first_cells: dict[str, str], count: int) -> None:
-    """Ground truth and each method's first cell's prediction on ``count`` test frames, side by side."""
+    """Ground truth and each method's first cell's prediction on ``count`` test frames, side by side
+    (``overlays: 0`` in a run config: no ``overlays.png``)."""
+    if count <= 0 or len(data.test) == 0:
+        return
     picks = np.linspace(0, len(data.test) - 1, num=min(count, len(data.test))).astype(int)
     tiles = []
     for index in picks:

@@ -1,0 +1,110 @@
+"""``run``, ``merge`` and ``compare``: the experiment harness."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.table import Table
+
+from mosxav_leaderboard.cli.common import (
+    ExitCode,
+    console,
+    out_console,
+)
+
+#: The files of a run folder a person reads (the report, tables and plots), listed after a run.
+_READABLE = (".md", ".csv", ".png", ".yaml")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from mosxav.harness.config import load_config
+    from mosxav.harness.report import ARM_COLUMNS
+    from mosxav.harness.run import Shard, run, run_cells
+    from mosxav_leaderboard.reference_runs import record_reference_runs
+
+    config = load_config(args.config, scale=args.scale)
+    shard = Shard.parse(args.shard) if args.shard else None
+    result = run(config, args.out, shard=shard, jobs=args.jobs)
+    if result is None:  # a torchrun rank other than 0
+        return ExitCode.OK
+    summary, data = result
+    if config.leaderboard and data.gt_root is not None:
+        record_reference_runs(args.out, data, config, run_cells(config, shard))
+    written = sorted(p.name for p in Path(args.out).iterdir() if p.is_file() and p.suffix in _READABLE)
+    means = summary[summary["class"] == "mean"].groupby(ARM_COLUMNS)["dice"]
+    means = means.agg(["mean", "std", "count"]).reset_index()
+    order = {name: i for i, name in enumerate(config.methods)}
+    means = means.sort_values("method", key=lambda s: s.map(order), kind="stable")
+    view = Table("method", "labeled", "label noise", "seeds", "mean Dice (test)", title=f"run folder: {args.out}")
+    for _, row in means.iterrows():
+        dice = f"{row['mean']:.3f}" if row["count"] < 2 else f"{row['mean']:.3f} ± {row['std']:.3f}"
+        view.add_row(row["method"], f"{row['labeled_fraction']:g}", f"{row['label_noise']:g}", str(row["count"]), dice)
+    out_console.print(view)
+    out_console.print(f"wrote {args.out}/" + ", ".join(written) + " (intervals over test sequences in results.md)")
+    return ExitCode.OK
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from mosxav.harness.merge import merge_runs
+
+    _, missing = merge_runs(args.shards, args.out)
+    shards = len(args.shards)
+    out_console.print(f"wrote {args.out}/results.md, summary.csv, per_frame.csv and plots from {shards} shard(s)")
+    if missing:
+        console.print(f"[yellow]{len(missing)} cell(s) no shard scored[/yellow] (listed in results.md)")
+    return ExitCode.OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from mosxav.harness.compare import write_comparison
+
+    path = write_comparison(args.run, args.reference, args.metric, args.structure, args.arm)
+    out_console.print(path.read_text(encoding="utf-8"))
+    return ExitCode.OK
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this group's sub-commands to the parser."""
+    p = sub.add_parser("run", help="train and score methods x labeled fractions x seeds (default: quick synthetic run)")
+    p.add_argument("--config", type=Path, default=None, help="YAML overriding the quick default config")
+    p.add_argument("--out", type=Path, default=Path("runs/default"))
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=None,
+        help="multiply resolution and iterations (e.g. 0.25 to run configs/paper.yaml on a CPU)",
+    )
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="run only cells I, I+N, I+2N, ... of the matrix (an array job; join the shards with merge)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="cells trained at once in worker processes, the cores shared out (default: one per core on a CPU, "
+        "1 on a GPU); a cell's numbers do not depend on it",
+    )
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("merge", help="join the run folders of a sharded run (run --shard I/N) into one")
+    p.add_argument("shards", type=Path, nargs="+", help="the shards' run folders, all of one config")
+    p.add_argument("--out", type=Path, required=True, help="the merged run folder")
+    p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser("compare", help="every method of a run against one, paired over test units")
+    p.add_argument("run", type=Path, help="a run folder (its per_frame.csv)")
+    p.add_argument("--reference", required=True, help="the method the others are compared with")
+    p.add_argument("--structure", default=None, help="one structure (e.g. vessel) instead of the macro mean")
+    p.add_argument("--metric", default="dice", choices=("dice", "iou", "nsd"))
+    p.add_argument(
+        "--arm",
+        action="append",
+        metavar="NAME=RUN[:METHOD]",
+        help="also compare METHOD (default: the reference) of another run folder, as NAME (repeatable)",
+    )
+    p.set_defaults(func=cmd_compare)
