@@ -674,7 +674,7 @@ def test_paired_difference_drops_unpaired_units():
     assert (stats["better"], stats["worse"]) == (1, 1) and stats["p"] == 1.0
 
 
-def test_width_recall_script_pairs_thin_trunk_and_precision_per_image(tmp_path):
+def test_width_recall_pairs_thin_trunk_and_precision_per_image(tmp_path):
     import subprocess
     import sys
 
@@ -693,9 +693,8 @@ def test_width_recall_script_pairs_thin_trunk_and_precision_per_image(tmp_path):
         folder.mkdir(parents=True)
         for image in ("1", "2", "3"):
             Image.fromarray(mask).save(folder / f"{image}.png")
-    script = Path(__file__).resolve().parents[1] / "scripts" / "width_recall.py"
-    args = [sys.executable, str(script), str(run), "--gt", str(gt_dir), "--reference", "full"]
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    args = [sys.executable, "-m", "mosxav_leaderboard.command_line", "width-recall", str(run), "--gt", str(gt_dir)]
+    out = subprocess.run([*args, "--reference", "full"], capture_output=True, text=True, check=True).stdout
     cells = [[cell.strip() for cell in line.split("|")[1:-1]] for line in out.splitlines() if "|" in line]
     paired = [row for row in cells if row[1] in ("thin recall", "trunk recall", "precision")]
     difference = {(row[0], row[1]): float(row[5].split()[0]) for row in paired}
@@ -704,3 +703,24 @@ def test_width_recall_script_pairs_thin_trunk_and_precision_per_image(tmp_path):
     assert difference[("no_thin", "trunk recall")] == 0 and difference[("no_thin", "precision")] == 0
     assert difference[("spill", "thin recall")] == 0 and difference[("spill", "trunk recall")] == 0
     assert difference[("spill", "precision")] < 0 and better_worse[("spill", "precision")] == "0/3"
+
+
+def test_array_run_runs_each_cell_as_a_shard_and_merges_them(tiny_root, tmp_path):
+    config = {
+        "dataset": {"root": str(tiny_root)},
+        "size": 32,
+        "methods": ["supervised"],
+        "labeled_fractions": [0.5],
+        "seeds": [0, 1],
+        "model": {"width": 4, "depth": 2},
+        "train": {"iterations": 2, "batch_size": 2, "val_every": 2, "checkpoint_every": 2, "log_every": 1},
+        "leaderboard": False,
+        "overlays": 0,
+    }
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "study"
+    assert main(["array-run", str(tmp_path / "tiny.yaml"), "--out", str(out), "--jobs", "2"]) == 0
+    merged = pd.read_csv(out / "tiny" / "per_frame.csv")
+    assert sorted(merged["seed"].unique()) == [0, 1]
+    assert len(list((out / "tiny" / "shards").glob("*/per_frame.csv"))) == 2
+    assert (out / "shards.log").read_text().count(": ok") == 2

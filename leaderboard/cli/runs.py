@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from rich.table import Table
@@ -64,6 +65,35 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_width_recall(args: argparse.Namespace) -> int:
+    from mosxav.data.files import write_text
+    from mosxav.harness.width_report import width_report
+
+    text = width_report(args.runs, args.gt, args.radius, args.reference)
+    print(text)
+    if args.out:
+        write_text(args.out, text)
+    return ExitCode.OK
+
+
+def cmd_array_run(args: argparse.Namespace) -> int:
+    from mosxav_leaderboard.array_run import run_array
+
+    done, failed, never = run_array(
+        args.configs,
+        args.out,
+        then=args.then,
+        parallel=args.jobs,
+        deadline=args.deadline,
+        grace=args.grace,
+        scale=args.scale,
+    )
+    out_console.print(
+        f"{done} shards ok, {failed} failed or stopped, {never} never started (log: {args.out}/shards.log)"
+    )
+    return ExitCode.OK if failed == 0 and never == 0 else ExitCode.PROBLEMS
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's sub-commands to the parser."""
     p = sub.add_parser("run", help="train and score methods x labeled fractions x seeds (default: quick synthetic run)")
@@ -108,3 +138,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also compare METHOD (default: the reference) of another run folder, as NAME (repeatable)",
     )
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("width-recall", help="vessel recall split into trunk and thin branches, per method of runs")
+    p.add_argument("runs", nargs="+", type=Path, help="run folders of a pairs dataset")
+    p.add_argument("--gt", required=True, type=Path, help="the folder of N_gt.png masks")
+    p.add_argument("--radius", type=int, default=2, help="trunk = survives an opening by this disk")
+    p.add_argument("--reference", default=None, help="pair every other method with this one, image by image")
+    p.add_argument("--out", type=Path, default=None, help="also write the table(s) here")
+    p.set_defaults(func=cmd_width_recall)
+
+    p = sub.add_parser("array-run", help="every cell of run configs as its own shard, many at a time, then merged")
+    p.add_argument("configs", type=Path, nargs="+")
+    p.add_argument("--then", type=Path, nargs="*", default=[], help="configs to start after all the others")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N", help="shards running at once")
+    p.add_argument("--deadline", type=float, default=float("inf"), help="seconds after which no shard starts")
+    p.add_argument("--grace", type=float, default=60.0, help="seconds after the deadline before shards stop")
+    p.add_argument("--scale", type=float, default=None, help="passed to every run (a smoke test: 0.05)")
+    p.set_defaults(func=cmd_array_run)

@@ -9,19 +9,18 @@ with it per image (values averaged over seeds): the mean difference of thin reca
 precision, its 95 % bootstrap interval, the sign-flip p and the images better/worse, as
 ``mosxav-bench compare`` pairs Dice: where a method loses, thin branches, trunk or false positives.
 
-Usage: ``python scripts/width_recall.py --gt ../shared/data/xca-coronary-cimat-80/training
-runs/xca-cv runs/xca-cv-crop [--radius 2] [--reference supervised] [--out width_recall.md]``.
+Command: ``mosxav-bench width-recall runs/xca-cv runs/xca-cv-crop --gt
+../shared/data/xca-coronary-cimat-80/training [--radius 2] [--reference supervised] [--out width_recall.md]``.
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from mosxav.data.files import read_index_mask, write_text
+from mosxav.data.files import read_index_mask
 from mosxav.evaluation.metrics.width import WidthRecall, width_recall
 from mosxav.harness.compare import format_p, paired_difference
 from mosxav.harness.report import markdown_table
@@ -99,7 +98,7 @@ def paired_table(records: pd.DataFrame, reference: str) -> str:
     """Every method against ``reference`` per image (means over seeds) for each measure."""
     per_image = records.groupby(["method", "image"], sort=False)[list(MEASURES)].mean()
     if reference not in per_image.index.get_level_values("method"):
-        raise SystemExit(f"reference method {reference!r} not found; methods: {sorted(set(records['method']))}")
+        raise ValueError(f"reference method {reference!r} not found; methods: {sorted(set(records['method']))}")
     base = per_image.loc[reference]
     rows = []
     for method in dict.fromkeys(records["method"]):
@@ -128,24 +127,16 @@ def paired_table(records: pd.DataFrame, reference: str) -> str:
     return f"{title}\n\n{markdown_table(headers, rows)}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="run folders of a pairs dataset")
-    parser.add_argument("--gt", required=True, type=Path, help="the folder of N_gt.png masks")
-    parser.add_argument("--radius", type=int, default=2, help="trunk = survives an opening by this disk")
-    parser.add_argument("--reference", help="pair every other method with this one, image by image")
-    parser.add_argument("--out", type=Path, help="also write the table(s) here")
-    args = parser.parse_args()
-    records = image_records(args.runs, args.gt, args.radius)
+def width_report(runs: list[Path], gt: Path, radius: int = 2, reference: str | None = None) -> str:
+    """The Markdown table of every method's recall by width, and the paired table against ``reference``.
+
+    Raises:
+        ValueError: no predictions in the run folders, or no method named ``reference``.
+    """
+    records = image_records(runs, gt, radius)
     if records.empty:
-        raise SystemExit(f"no predictions under {[str(run / 'submissions') for run in args.runs]}")
-    text = table(records, args.radius)
-    if args.reference:
-        text += "\n\n" + paired_table(records, args.reference)
-    print(text)
-    if args.out:
-        write_text(args.out, text)
-
-
-if __name__ == "__main__":
-    main()
+        raise ValueError(f"no predictions under {[str(run / 'submissions') for run in runs]}")
+    text = table(records, radius)
+    if reference:
+        text += "\n\n" + paired_table(records, reference)
+    return text
