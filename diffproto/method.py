@@ -6,44 +6,46 @@ Semi-supervised Medical Image Segmentation Using Diffusion Model" (arXiv 2507.16
 semantic labels, conditioned on the image; class prototypes in that latent space as anchors; a
 prototype-based contrastive consistency that makes learning robust to noisy pseudo-labels.
 
-**Our choices (not the paper's; all configurable, defaults in brackets):**
+**Our choices (not the paper's; each option named here is a field of ``DiffProto.Options``, which holds
+its default):**
 
 * segmenter f: the shared U-Net (its last decoder features condition the denoiser);
-  EMA teacher of f [decay 0.99] gives pseudo-labels on weak views, kept where confident [0.8];
+  an EMA teacher of f (``ema_decay``) gives pseudo-labels on weak views, kept where confident
+  (``confidence_threshold``);
 * label space: one-hot labels scaled to [-1, 1] in pixel space (no label autoencoder);
-* schedule: cosine, T = [1000] training steps; denoiser x0-parameterised, trained with CE + Dice on
-  its logits; DDIM sampling with [5] steps, eta 0, the starting noise of each image seeded from
-  (``sample_seed``, its pixels), so a prediction depends neither on the batch nor on its place in it;
+* schedule: ``schedule`` over T = ``train_steps`` steps; denoiser x0-parameterised, trained with CE +
+  Dice on its logits; DDIM sampling with ``sample_steps`` steps and ``eta``, the starting noise of each
+  image seeded from (``sample_seed``, its pixels), so a prediction depends neither on the batch nor on
+  its place in it;
 * **Rectification**: pseudo-labels are *rectified* by the denoiser, the teacher's probabilities
   averaged with the denoiser's label for the same view (in the spirit of DiffRect, MICCAI 2024):
-  [``rectify_from="teacher_label"``] one denoising step from the teacher's own argmax noised at
-  [``rectify_t`` = 0.5] x T, or ``"noise"``: full DDIM sampling from pure noise; used from step
-  [``rectify_start`` = 0] on (DiffRect waits 1,000 iterations);
+  ``rectify_from``: ``"teacher_label"``, one denoising step from the teacher's own argmax noised at
+  ``rectify_t`` x T, or ``"noise"``, full DDIM sampling from pure noise; used from step
+  ``rectify_start`` on (DiffRect waits 1,000 iterations);
 * supervised term of f: the toolkit's shared one (``supervised_loss``, SSL4MIS's 0.5 (CE + Dice)), as
   every baseline's; the denoiser's own term on ground truth: CE + foreground Dice on its x0 logits;
 * unlabeled losses: confidence-masked CE of f on the strong view and of g on noised pseudo-labels,
-  weight [1.0] with the harness's sigmoid ramp-up (over the whole run, DiffRect's horizon);
-* prototypes: EMA [0.99] of masked mean denoiser embeddings (dim [32], L2-normalised), updated from
-  labeled pixels (ground truth) only, so noisy pseudo-labels never move the anchors; InfoNCE over
-  class-balanced sampled pixels [256 per class] of labeled (GT) and confident unlabeled (pseudo)
-  pixels, temperature [0.1], weight [0.1]; the terms that exist are averaged (no unlabeled pixel
-  passing the gate leaves the labeled term whole); [``prototype_rampup`` off]: the unlabeled term
-  is not ramped up like the other unlabeled losses; under DDP the class sums are reduced over ranks;
+  weight ``unlabeled_weight`` with the harness's sigmoid ramp-up (over the whole run, DiffRect's
+  horizon);
+* prototypes: EMA (``prototype_momentum``) of masked mean denoiser embeddings (``embed_dim``,
+  L2-normalised), updated from labeled pixels (ground truth) only, so noisy pseudo-labels never move
+  the anchors; InfoNCE over class-balanced sampled pixels (``pixels_per_class``) of labeled (GT) and
+  confident unlabeled (pseudo) pixels, ``temperature``, weight ``prototype_weight``; the terms that
+  exist are averaged (no unlabeled pixel passing the gate leaves the labeled term whole);
+  ``prototype_rampup``: whether the unlabeled term ramps up like the other unlabeled losses; under
+  DDP the class sums are reduced over ranks;
 * conditioning: the denoiser sees the segmenter's last decoder features; with
-  [``detach_condition`` off] its losses also train the segmenter through them (DiffRect trains its
+  ``detach_condition`` unset its losses also train the segmenter through them (DiffRect trains its
   rectifier apart);
-* prediction: DDIM-sampled labels from the denoiser ["diffusion"], or the segmenter alone
-  ["segmenter"], or their mean ["ensemble"].
+* prediction (``predict_with``): DDIM-sampled labels from the denoiser (``"diffusion"``), the
+  segmenter alone (``"segmenter"``) or their mean (``"ensemble"``).
 
 ``diffproto_noproto`` is the same method with the prototype loss switched off (the ablation); it reads
 ``method_options.diffproto`` (``options_from``), so the two differ in that one switch.
 
-The bracketed defaults were measured against their alternatives (docs/diffproto-ablations.md;
-configs/diffproto_ablation.yaml and configs/xca_ssl.yaml, paired over test units): on real
-angiograms (5 XCA folds, 25 % labels) every alternative scored lower (-0.009 to -0.016 vessel Dice,
-none significant); on the synthetic default rectifying from noise or from 0.8 T scored higher on all
-four test sequences (+0.05 / +0.03 vessel) and detaching the condition lost the contrast catheter.
-The defaults stay; the switches stay so the choice can be re-measured on real MOSXAV.
+The defaults were measured against their alternatives, paired over test units
+(``configs/diffproto_ablation.yaml``, ``configs/xca_ssl.yaml``; the figures are in
+docs/diffproto-ablations.md); the switches stay so the choice can be re-measured on real MOSXAV.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ from mosxav_diffproto.schedule import DDIMSampler, NoiseSchedule, labels_to_z0
 
 def _noise_like(z: torch.Tensor) -> torch.Tensor:
     """Standard normal noise of ``z``'s shape, drawn contiguous: ``randn_like`` keeps the one-hot's
-    channels-last strides and is then about 6x slower on a CPU (24 vs 4 ms for a 4x6x128x128 map)."""
+    channels-last strides and is then several times slower on a CPU."""
     return torch.randn(z.shape, dtype=z.dtype, device=z.device)
 
 
@@ -128,9 +130,8 @@ class DiffProto(Method):
 
     def compile_targets(self) -> list[torch.nn.Module]:
         """The segmenter, its EMA teacher and the denoiser: the step itself samples pixels per class and
-        masks by confidence (data-dependent shapes), and compiled whole it did not finish its warm-up in
-        150 s on an H100; the three networks compile in 80 s and run 1.28x eager on an H200 (docs/gpu.md,
-        gpu_check)."""
+        masks by confidence (data-dependent shapes), so compiled whole it recompiles as the shapes
+        change and its warm-up does not end; the three networks compile once (docs/gpu.md, gpu_check)."""
         return [self.segmenter, self.teacher, self.denoiser]
 
     # -- pieces ---------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Scoring folders of semantic predictions against MOSXAV ground truth (``evaluate --task semantic``).
 
 Frames are streamed: each worker reads one (gt, pred) pair at a time, so memory stays at a few
-frames whatever the split size. Sequences are spread over processes (2 cores score a 488-frame,
-MOSXAV-test-sized split in 0.6-1.1 s; ``bench/metrics.py``).
+frames whatever the split size. Sequences are spread over processes (``bench/metrics.py`` times a
+MOSXAV-test-sized split; figures in docs/benchmarks.md).
 """
 
 from __future__ import annotations

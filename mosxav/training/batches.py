@@ -25,8 +25,8 @@ from mosxav.training.network_input import InputConfig, network_input
 
 #: Prepared frames (resized, normalized, label noise applied) a ``FrameTensors`` keeps in memory: every
 #: step otherwise decodes its frames' PNGs again, resizes them and, with ``input.contrast: local``, runs
-#: two Gaussian filters per frame (20-30 ms of a core per 256-px XCA frame; ``bench/frame_cache.py``
-#: measures 1.10x per training step with them, 1.05-1.07x on the quick default).
+#: two Gaussian filters per frame (``bench/frame_cache.py`` measures what keeping them saves; figures
+#: in docs/benchmarks.md).
 #: A 256-px frame with its mask takes 320 KB, so the XCA folds and the quick default fit whole; a
 #: larger split keeps the frames it met first and prepares the others on every access.
 FRAME_CACHE_BYTES = 512 * 1024 * 1024
