@@ -94,7 +94,17 @@ class MethodOptions(BackboneOptions):
 
 
 class Method(nn.Module):
-    """Base class of every method; subclasses set ``name``, ``uses_unlabeled`` and ``Options``."""
+    """Base class of every method; subclasses set ``name``, ``uses_unlabeled`` and ``Options``.
+
+    The trainer owns the loop, the optimiser, the schedule and DDP; a method owns its networks and
+    its losses. It is built once per cell as ``Method(options, num_classes, in_channels)``.
+
+    Args:
+        options: ``Options``, or a mapping of its fields (every key and type checked; a typo is an
+            error naming the key).
+        num_classes: classes of the label maps (6 for MOSXAV: background and five structures).
+        in_channels: channels of the network input (1: grey frames, what the harness feeds).
+    """
 
     name: ClassVar[str] = "method"
     Options: ClassVar[type[MethodOptions]] = MethodOptions
@@ -108,8 +118,8 @@ class Method(nn.Module):
     uses_pseudo_labels: ClassVar[bool] = False
     #: a registered method whose ``method_options`` this one inherits (an ablation of that method)
     options_from: ClassVar[str | None] = None
-    #: Seconds of one training step relative to the supervised U-Net's (measured at the quick default on
-    #: 2 CPU cores); the harness starts the costliest cells first when it trains cells in parallel.
+    #: Seconds of one training step relative to the supervised U-Net's (``bench/train_throughput.py``);
+    #: the harness starts the costliest cells first when it trains cells in parallel.
     relative_step_cost: ClassVar[float] = 1.0
 
     def __init__(
@@ -140,6 +150,18 @@ class Method(nn.Module):
     def training_step(
         self, labeled: dict[str, torch.Tensor], unlabeled: dict[str, torch.Tensor] | None, step: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
+        """One step's loss.
+
+        Args:
+            labeled: ``image`` (B, C, H, W) in [0, 1], augmented, and ``mask`` (B, H, W) class ids
+                (label noise already applied when the run asks for it).
+            unlabeled: ``weak`` (B, C, H, W), a weakly augmented view, and ``strong``, a strong
+                augmentation of that view; None for methods with ``uses_unlabeled = False``.
+            step: the optimiser step, from 0 (ramp-ups and schedules read it).
+
+        Returns:
+            the scalar loss to back-propagate, and the named figures to log (floats).
+        """
         raise NotImplementedError
 
     def forward(
@@ -153,6 +175,15 @@ class Method(nn.Module):
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """Class probabilities of a batch, for validation and the scored predictions.
+
+        Args:
+            images: (B, C, H, W) in [0, 1], as ``labeled["image"]`` but never augmented.
+
+        Returns:
+            (B, num_classes, H, W) probabilities (the harness takes their argmax, or averages them
+            over flips first).
+        """
         raise NotImplementedError
 
     def trainable_parameters(self) -> list[nn.Parameter]:
