@@ -92,7 +92,24 @@ def load_dataset(
     cache_dir: str | None = None,
     offline: bool | None = None,
 ):
-    """Load MOSXAV (or a named relative) as a ``datasets.DatasetDict``, or a ``Dataset`` for one split."""
+    """Load MOSXAV (or a named relative) as a ``datasets.DatasetDict``, or a ``Dataset`` for one split.
+
+    Args:
+        path: ``"mosxav"`` (downloaded into ``$MOSXAV_HOME``), ``"mosxav-synthetic"`` (generated there
+            on first use), ``"endoscapes2023"`` (give ``root``) or the path of a local MOSXAV root.
+        name: unused (the ``datasets.load_dataset`` signature).
+        task: ``"semantic"`` (class masks) or ``"vos"`` (instance masks).
+        split: one split (``"train"``, ``"val"``, ``"test"``); None: every split the root holds.
+        root: where a named dataset is (or goes), instead of the cache.
+        cache_dir: the ``datasets`` cache for the Arrow files.
+        offline: never download (default: ``$HF_HUB_OFFLINE`` or ``$MOSXAV_OFFLINE`` set).
+
+    Returns:
+        a ``DatasetDict`` of the splits, or the ``Dataset`` of ``split``.
+
+    Raises:
+        DataError: the root holds no split files, or a named dataset is absent and offline.
+    """
     if path == "endoscapes2023":
         return _load_endoscapes(resolve_root(path, root), split, cache_dir)
     dataset_root = resolve_root(path, root, offline=offline)

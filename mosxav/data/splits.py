@@ -114,7 +114,24 @@ def make_partition(
     """Draw a labeled set from the annotated ``records`` of a split.
 
     Give either ``fraction`` (of annotated frames, or of sequences) or ``count``. At least one
-    item is always labeled, so tiny fractions on tiny datasets stay trainable.
+    item is always labeled, so tiny fractions on tiny datasets stay trainable. Items are drawn from
+    one seeded permutation, so a smaller fraction's set is a subset of a larger one's.
+
+    Args:
+        records: the split's frames (``MOSXAV(root, split).samples``); only annotated ones are drawn.
+        fraction: the share of annotated frames (``unit="frame"``) or of sequences to label.
+        count: how many frames or sequences to label instead.
+        unit: ``"frame"`` or ``"sequence"`` (whole videos labeled).
+        seed: the permutation's seed.
+        split: the split named in the partition file.
+        mask_key: the record field that says a frame is annotated.
+
+    Returns:
+        the ``Partition`` (write it with ``to_yaml``; every method of a run reads the same file).
+
+    Raises:
+        ValueError: both or neither of ``fraction`` and ``count``, no annotated frame, or more asked than
+            there are.
     """
     if (fraction is None) == (count is None):
         raise ValueError("give exactly one of fraction or count")

@@ -139,7 +139,26 @@ def evaluate_semantic(
     workers: int | None = None,
     on_sequence: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
-    """Per-(frame, class) metrics of every ground-truth frame; see ``mosxav.evaluation.metrics`` for conventions."""
+    """Per-(frame, class) metrics of every ground-truth frame; see ``mosxav.evaluation.metrics`` for conventions.
+
+    Args:
+        gt: a MOSXAV root (with ``split``) or a folder of sequence folders of semantic masks.
+        pred: the predictions (``<sequence>/<frame>.png`` class ids), or a root laid out as ``gt``.
+        split: the split when ``gt`` is a MOSXAV root.
+        classes: the classes scored (default: the five foreground structures).
+        spacing: the pixel spacing (rows, columns) distances are in.
+        tolerance: the NSD tolerance in units of ``spacing``.
+        sequences: score only these sequences.
+        workers: processes over the sequences (default: the cores).
+        on_sequence: called with each sequence's name once it is scored.
+
+    Returns:
+        one row per (sequence, frame, class) (``frame_table``; ``summarize`` aggregates it).
+
+    Raises:
+        DataError: a prediction missing, unreadable, out of range or of the wrong size (the first
+            one, named with its file; ``evaluate_predictions`` collects every one).
+    """
     gt_root, names = sequence_folders(gt, split, SEMANTIC_DIR)
     if sequences is not None:
         names = [n for n in names if n in set(sequences)]

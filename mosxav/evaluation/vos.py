@@ -284,8 +284,23 @@ def evaluate_vos(
     sequences: Sequence[str] | None = None,
     workers: int | None = 1,
 ) -> VosResult:
-    """Evaluate predicted instance masks against ground truth with the MOSXAV J&F protocol, sequences
-    spread over ``workers`` processes (None: one per core)."""
+    """Evaluate predicted instance masks against ground truth with the MOSXAV J&F protocol.
+
+    Args:
+        gt: a MOSXAV root (with ``split``) or a folder of sequence folders of instance masks.
+        pred: the predictions, laid out as ``gt``.
+        first_mask: ``*_first_mask.json``: each object's first frame and the seen/unseen split (the
+            test headline is the mean of J and F over seen and unseen objects).
+        split: the split when ``gt`` is a MOSXAV root.
+        sequences: score only these sequences.
+        workers: processes over the sequences (None: one per core).
+
+    Returns:
+        the per-object J and F (``VosResult``; ``write_results_csv`` writes the official CSV).
+
+    Raises:
+        DataError: a missing, unreadable or wrongly sized mask, named with its file.
+    """
     gt_root, names = sequence_folders(gt, split, INSTANCE_DIR)
     pred_root, _ = sequence_folders(pred, split, INSTANCE_DIR)
     if sequences is not None:

@@ -127,7 +127,23 @@ def _first_mask_json(info: dict[str, dict]) -> dict:
 def generate_dataset(
     out: str | Path, config: SynthConfig, *, overwrite: bool = False, progress: Progress | None = None
 ) -> Path:
-    """Generate the dataset into ``out`` (a MOSXAV root) and a ``contact_sheet.png`` beside the parts."""
+    """Generate the dataset into ``out`` (a MOSXAV root) and a ``contact_sheet.png`` beside the parts.
+
+    Written into a staging folder beside ``out`` and moved into place at the end, so an interrupted
+    run leaves no half-made root.
+
+    Args:
+        out: the new root.
+        config: what to generate (sizes, counts, seed).
+        overwrite: replace a non-empty ``out``.
+        progress: a ``rich`` progress to report into (default: one of its own).
+
+    Returns:
+        ``out``.
+
+    Raises:
+        FileExistsError: ``out`` exists, is not empty, and ``overwrite`` is False.
+    """
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
