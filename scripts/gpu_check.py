@@ -68,7 +68,7 @@ class MethodRun:
 def prepare_method(name: str, config: RunConfig, root: Path, steps: int, work: Path, device: str) -> MethodRun:
     """The method built from the config's options with a trainer for ``steps`` steps on ``root``."""
     train = dataclasses.replace(
-        config.effective_train(), iterations=steps, val_every=steps, checkpoint_every=steps, log_every=1
+        config.effective_train, iterations=steps, val_every=steps, checkpoint_every=steps, log_every=1
     )
     size = config.effective_size()
     options = method_options(dataclasses.replace(config, train=train), Cell(name, 0.25, 0.0, 0))

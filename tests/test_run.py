@@ -181,7 +181,7 @@ def test_label_noise_targets_decide_where_the_rate_goes():
 
 def test_scale_multiplies_resolution_and_iterations():
     config = load_config(CONFIGS / "paper.yaml", scale=0.25)
-    assert config.effective_size() == 128 and config.effective_train().iterations == 7500
+    assert config.effective_size() == 128 and config.effective_train.iterations == 7500
     assert dataclasses.replace(config, scale=0.1).effective_size() == 48  # 51.2 snapped to the stride 16
     with pytest.raises(ConfigError, match="scale: must be positive"):
         load_config(None, scale=0)
@@ -189,10 +189,10 @@ def test_scale_multiplies_resolution_and_iterations():
 
 def test_a_training_crop_scales_and_snaps_like_the_size_and_never_exceeds_it():
     config = parse_config({"size": 304, "train": {"crop": 256}})
-    assert config.effective_size() == 304 and config.effective_train().crop == 256
-    assert dataclasses.replace(config, scale=0.5).effective_train().crop == 128
-    assert dataclasses.replace(config, scale=0.01).effective_train().crop == 16  # never below the stride
-    assert parse_config({}).effective_train().crop is None
+    assert config.effective_size() == 304 and config.effective_train.crop == 256
+    assert dataclasses.replace(config, scale=0.5).effective_train.crop == 128
+    assert dataclasses.replace(config, scale=0.01).effective_train.crop == 16  # never below the stride
+    assert parse_config({}).effective_train.crop is None
     with pytest.raises(ConfigError, match=r"train.crop: 320 must be positive and no larger than size \(304\)"):
         parse_config({"size": 304, "train": {"crop": 320}})
 

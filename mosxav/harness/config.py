@@ -9,6 +9,7 @@ defaults live in its ``Options`` alone.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -105,9 +106,10 @@ class RunConfig:
         stride = 2**self.model.depth
         return max(stride, int(round(self.size * self.scale / stride)) * stride)
 
+    @functools.cached_property
     def effective_train(self) -> TrainConfig:
         """``train`` with iterations times ``scale`` (and the intervals no longer than the run), a crop
-        scaled and snapped like ``size``."""
+        scaled and snapped like ``size``: resolved once per config, every user reads the same object."""
         iterations = max(1, int(round(self.train.iterations * self.scale)))
         crop = self.train.crop
         if crop is not None:
@@ -214,7 +216,7 @@ def config_yaml(config: RunConfig, world_size: int = 1) -> str:
     """The resolved config as YAML that ``--config`` reads back, with the effective settings as a comment."""
     import yaml
 
-    train = config.effective_train()
+    train = config.effective_train
     header = (
         f"# effective: size {config.effective_size()} px, {train.iterations} iterations, world size {world_size}\n"
         "# (size and iterations below are before --scale)\n"

@@ -26,14 +26,15 @@ import pandas as pd
 import torch
 from rich.progress import Progress
 
+from mosxav.harness.cells import Cell
 from mosxav.harness.config import RunConfig
 from mosxav.training.distributed import DistContext, resolve_device
 
 #: What a worker runs: (cell, config, run folder, progress sink) -> the cell's scored per-frame table.
-CellJob = Callable[[Any, RunConfig, Path, Any], pd.DataFrame]
+CellJob = Callable[[Cell, RunConfig, Path, Any], pd.DataFrame]
 
 
-def default_jobs(config: RunConfig, cells: list[Any], dist: DistContext) -> int:
+def default_jobs(config: RunConfig, cells: list[Cell], dist: DistContext) -> int:
     """One cell per core on a CPU (never more than the cells that train); one on a GPU or under torchrun."""
     if dist.enabled or resolve_device(config.device, dist).type != "cpu":
         return 1
@@ -41,12 +42,12 @@ def default_jobs(config: RunConfig, cells: list[Any], dist: DistContext) -> int:
     return max(1, min(os.cpu_count() or 1, trained))
 
 
-def cost(config: RunConfig, cell: Any) -> float:
+def cost(config: RunConfig, cell: Cell) -> float:
     """Rough training cost of a cell, for the start order only."""
     cls = config.method_class(cell.method)
     if not cls.needs_training:
         return 0.0
-    return cls.relative_step_cost * config.effective_train().iterations
+    return cls.relative_step_cost * config.effective_train.iterations
 
 
 class QueueProgress:
@@ -80,13 +81,13 @@ def _relay(events: Any, progress: Progress, stop: threading.Event) -> None:
             progress.update(tasks[key], completed=completed, description=description)
 
 
-def _work(job: CellJob, cell: Any, config: RunConfig, run_dir: Path, threads: int, events: Any) -> pd.DataFrame:
+def _work(job: CellJob, cell: Cell, config: RunConfig, run_dir: Path, threads: int, events: Any) -> pd.DataFrame:
     torch.set_num_threads(threads)
     return job(cell, config, run_dir, QueueProgress(events, cell.tag, cell.tag.rsplit("/", 1)[0]))
 
 
 def run_cells_in_parallel(
-    job: CellJob, cells: list[Any], config: RunConfig, run_dir: Path, jobs: int, progress: Progress
+    job: CellJob, cells: list[Cell], config: RunConfig, run_dir: Path, jobs: int, progress: Progress
 ) -> list[pd.DataFrame]:
     """``job`` for every cell in ``jobs`` spawned processes with the cores shared out; the tables come
     back in the order of ``cells``. A failing cell stops the run with its error (cells not yet started

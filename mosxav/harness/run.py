@@ -27,6 +27,7 @@ from mosxav import toolkit_version
 from mosxav.data.files import write_text
 from mosxav.data.named import resolve_root
 from mosxav.data.splits import make_partition
+from mosxav.harness.cells import Cell
 from mosxav.harness.config import RunConfig, config_yaml
 from mosxav.harness.parallel import default_jobs, run_cells_in_parallel
 from mosxav.harness.predict import predict_items
@@ -42,23 +43,6 @@ from mosxav.training.trainer import ProgressSink, Trainer, progress_bar
 #: Who a reference run's submission names as its authors and contact.
 REFERENCE_AUTHORS = ["MOSXAV-Bench reference run"]
 REFERENCE_CONTACT = "reference@mosxav-bench.invalid"
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One trained-and-scored configuration of the run matrix."""
-
-    method: str
-    labeled_fraction: float
-    label_noise: float
-    seed: int
-    fold: int | None = None  # the test fold of a cross-validated dataset
-
-    @property
-    def tag(self) -> str:
-        """The cell's folder below ``work/`` and ``submissions/``."""
-        tag = f"{self.method}/frac{self.labeled_fraction:g}/noise{self.label_noise:g}/seed{self.seed}"
-        return tag if self.fold is None else f"{tag}/fold{self.fold}"
 
 
 @dataclass(frozen=True)
@@ -118,7 +102,7 @@ def method_options(config: RunConfig, cell: Cell) -> Any:
     values = {
         **dataclasses.asdict(config.model),
         **config.options_for(cell.method),
-        "iterations": config.effective_train().iterations,
+        "iterations": config.effective_train.iterations,
         "pseudo_label_noise_rate": pseudo_rate,
     }
     return cls.make_options(values, prefix=f"method_options.{cell.method}")
@@ -159,7 +143,7 @@ def run_cell(
             labeled,
             unlabeled,
             val,
-            config.effective_train(),
+            config.effective_train,
             work,
             seed=cell.seed,
             device=device,
@@ -169,7 +153,7 @@ def run_cell(
         trainer.fit()
     pred_dir = run_dir / "submissions" / cell.tag / "predictions"
     if dist.is_main:
-        layout = config.effective_train().channels_last and cls.needs_training
+        layout = config.effective_train.channels_last and cls.needs_training
         predict_items(
             method.to(device),
             data.test,
@@ -195,7 +179,7 @@ def method_input(config: RunConfig, cls: type[Method]) -> InputConfig:
 def run_notes(config: RunConfig, input_config: InputConfig | None = None) -> str:
     """A submission's ``notes``: the resolution, the steps, the input the method saw (``input_config``,
     default the run's) and any test-time trick a reader must know of."""
-    train = config.effective_train()
+    train = config.effective_train
     parts = [f"mosxav-bench run, {config.effective_size()} px, {train.iterations} iterations"]
     if train.crop is not None:
         parts.append(f"trained on {train.crop}-px crops")
