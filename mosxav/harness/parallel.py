@@ -1,9 +1,8 @@
 """The cells of one run trained side by side in worker processes, on a machine without an accelerator.
 
-Why: the small U-Nets of a CPU run use two cores poorly. On the reference machine (2 cores) one
-training step with one thread is only 1.3-1.45x slower than with two, so two cells trained at once,
-one thread each, finish 1.45x sooner than the same cells one after another (measured with CPS beside
-DiffProto at the default settings). A cell's numbers do not depend on it (up to the floating-point
+Why: the small U-Nets of a CPU run use two cores poorly: one training step on one thread is not much
+slower than on two, so cells trained at once, one thread each, finish sooner than one after another
+(the figures are in docs/runs.md). A cell's numbers do not depend on it (up to the floating-point
 rounding of a different thread count); GPU runs and ``torchrun`` keep one process.
 
 Cells start most expensive first (``Method.relative_step_cost`` x iterations), so the run ends when

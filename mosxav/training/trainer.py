@@ -56,9 +56,8 @@ class TrainConfig:
     crop: int | None = None
     amp: bool = False  # bfloat16 autocast (GPU)
     compile: bool = False  # torch.compile the training step (GPU)
-    #: NHWC weights and images: on 2 CPU cores the quick default's steps took 40-51 % less time per
-    #: method (with DiffProto's own changes of the same session; bench/train_throughput.py prints
-    #: NHWC / NCHW), and it is the layout tensor cores want under AMP.
+    #: NHWC weights and images: faster steps for the small U-Nets on a CPU (``bench/train_throughput.py``
+    #: prints NHWC / NCHW; docs/benchmarks.md) and the layout tensor cores want under AMP.
     channels_last: bool = True
 
 
