@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from mosxav.data.files import write_text
+from mosxav.harness.cells import Cell
 from mosxav.harness.config import RunConfig
-from mosxav.harness.run import Cell
 from mosxav.harness.sources import RunData
 from mosxav_leaderboard.board import build_table, default_db, submit
 from mosxav_leaderboard.render import to_markdown

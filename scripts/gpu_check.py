@@ -39,9 +39,10 @@ import yaml
 
 from mosxav import MOSXAV
 from mosxav.data.synth import SynthConfig, generate_dataset
+from mosxav.harness.cells import Cell
 from mosxav.harness.config import RunConfig, load_config
+from mosxav.harness.plan import method_options
 from mosxav.harness.report import markdown_table
-from mosxav.harness.run import Cell, method_options
 from mosxav.training.batches import FrameTensors
 from mosxav.training.protocol import get_method
 from mosxav.training.trainer import Trainer, mean_dice

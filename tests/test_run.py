@@ -14,8 +14,10 @@ from PIL import Image
 from mosxav import MOSXAV
 from mosxav.data.files import write_frame, write_semantic_mask
 from mosxav.errors import DataError
+from mosxav.harness.cells import Cell
 from mosxav.harness.config import DatasetSpec, RunConfig, load_config, parse_config
-from mosxav.harness.run import Cell, matrix, method_options
+from mosxav.harness.plan import method_options, plan_cell
+from mosxav.harness.run import matrix
 from mosxav.harness.sources import build_source, fold_ids
 from mosxav.schema import ConfigError
 from mosxav.training.protocol import available_methods
@@ -599,8 +601,9 @@ def test_cells_trained_in_parallel_processes_score_as_in_one_process(tiny_root, 
     config, path = _three_method_cv(tiny_root, tmp_path)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     parsed = parse_config(config)
-    assert default_jobs(parsed, matrix(parsed), DistContext()) == 2
-    assert default_jobs(parsed, matrix(parsed), DistContext(rank=0, world_size=2)) == 1
+    plans = [plan_cell(parsed, cell) for cell in matrix(parsed)]
+    assert default_jobs(parsed, plans, DistContext()) == 2
+    assert default_jobs(parsed, plans, DistContext(rank=0, world_size=2)) == 1
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

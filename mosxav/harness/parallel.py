@@ -25,28 +25,20 @@ import pandas as pd
 import torch
 from rich.progress import Progress
 
-from mosxav.harness.cells import Cell
 from mosxav.harness.config import RunConfig
+from mosxav.harness.plan import CellPlan
 from mosxav.training.distributed import DistContext, resolve_device
 
 #: What a worker runs: (cell, config, run folder, progress sink) -> the cell's scored per-frame table.
-CellJob = Callable[[Cell, RunConfig, Path, Any], pd.DataFrame]
+CellJob = Callable[[CellPlan, RunConfig, Path, Any], pd.DataFrame]
 
 
-def default_jobs(config: RunConfig, cells: list[Cell], dist: DistContext) -> int:
+def default_jobs(config: RunConfig, plans: list[CellPlan], dist: DistContext) -> int:
     """One cell per core on a CPU (never more than the cells that train); one on a GPU or under torchrun."""
     if dist.enabled or resolve_device(config.device, dist).type != "cpu":
         return 1
-    trained = sum(1 for cell in cells if config.method_class(cell.method).needs_training)
+    trained = sum(1 for plan in plans if plan.trained)
     return max(1, min(os.cpu_count() or 1, trained))
-
-
-def cost(config: RunConfig, cell: Cell) -> float:
-    """Rough training cost of a cell, for the start order only."""
-    cls = config.method_class(cell.method)
-    if not cls.needs_training:
-        return 0.0
-    return cls.relative_step_cost * config.effective_train.iterations
 
 
 class QueueProgress:
@@ -80,19 +72,19 @@ def _relay(events: Any, progress: Progress, stop: threading.Event) -> None:
             progress.update(tasks[key], completed=completed, description=description)
 
 
-def _work(job: CellJob, cell: Cell, config: RunConfig, run_dir: Path, threads: int, events: Any) -> pd.DataFrame:
+def _work(job: CellJob, plan: CellPlan, config: RunConfig, run_dir: Path, threads: int, events: Any) -> pd.DataFrame:
     torch.set_num_threads(threads)
-    return job(cell, config, run_dir, QueueProgress(events, cell.tag, cell.tag.rsplit("/", 1)[0]))
+    return job(plan, config, run_dir, QueueProgress(events, plan.tag, plan.tag.rsplit("/", 1)[0]))
 
 
 def run_cells_in_parallel(
-    job: CellJob, cells: list[Cell], config: RunConfig, run_dir: Path, jobs: int, progress: Progress
+    job: CellJob, plans: list[CellPlan], config: RunConfig, run_dir: Path, jobs: int, progress: Progress
 ) -> list[pd.DataFrame]:
     """``job`` for every cell in ``jobs`` spawned processes with the cores shared out; the tables come
     back in the order of ``cells``. A failing cell stops the run with its error (cells not yet started
     are dropped, the ones running finish first)."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    order = sorted(range(len(cells)), key=lambda i: -cost(config, cells[i]))
+    order = sorted(range(len(plans)), key=lambda i: -plans[i].cost)
     context = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
     with context.Manager() as manager:
         events = manager.Queue()
@@ -101,13 +93,13 @@ def run_cells_in_parallel(
         relay.start()
         try:
             with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-                futures = {i: pool.submit(_work, job, cells[i], config, run_dir, threads, events) for i in order}
+                futures = {i: pool.submit(_work, job, plans[i], config, run_dir, threads, events) for i in order}
                 wait(futures.values(), return_when=FIRST_EXCEPTION)
                 failed = [future for future in futures.values() if future.done() and future.exception()]
                 if failed:  # cells not started are dropped; the ones running finish first
                     pool.shutdown(wait=True, cancel_futures=True)
                     raise failed[0].exception()
-                tables = [futures[i].result() for i in range(len(cells))]
+                tables = [futures[i].result() for i in range(len(plans))]
         finally:
             stop.set()
             relay.join()

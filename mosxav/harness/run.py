@@ -14,7 +14,6 @@ rank 0 predicts, scores and writes the report.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from mosxav.data.splits import make_partition
 from mosxav.harness.cells import Cell
 from mosxav.harness.config import RunConfig, config_yaml
 from mosxav.harness.parallel import default_jobs, run_cells_in_parallel
+from mosxav.harness.plan import CellPlan, plan_cell
 from mosxav.harness.predict import predict_items
 from mosxav.harness.report import CELL_COLUMNS, write_overlays, write_report
 from mosxav.harness.sources import RunData, build_source
@@ -95,44 +95,28 @@ def run_cells(config: RunConfig, shard: Shard | None = None) -> list[Cell]:
     return cells if shard is None else shard.select(cells)
 
 
-def method_options(config: RunConfig, cell: Cell) -> Any:
-    """The cell's typed method options: backbone, the method's own options, and what the harness sets."""
-    cls = config.method_class(cell.method)
-    pseudo_rate = cell.label_noise if "pseudo_labels" in config.label_noise_applies_to else 0.0
-    values = {
-        **dataclasses.asdict(config.model),
-        **config.options_for(cell.method),
-        "iterations": config.effective_train.iterations,
-        "pseudo_label_noise_rate": pseudo_rate,
-    }
-    return cls.make_options(values, prefix=f"method_options.{cell.method}")
-
-
 def run_cell(
-    cell: Cell, data: RunData, config: RunConfig, run_dir: Path, progress: ProgressSink | None, dist: DistContext
+    plan: CellPlan, data: RunData, config: RunConfig, run_dir: Path, progress: ProgressSink | None, dist: DistContext
 ) -> Path:
     """Train one cell and write its test predictions as a submission; returns the predictions folder."""
-    size = config.effective_size()
+    cell, size, input_config = plan.cell, plan.size, plan.input
     device = resolve_device(config.device, dist)
-    cls = config.method_class(cell.method)
-    input_config = method_input(config, cls)
     work = run_dir / "work" / cell.tag
     torch.manual_seed(cell.seed)
-    method = cls(method_options(config, cell), data.num_classes)
-    if cls.needs_training:
+    method = plan.method(plan.options, data.num_classes)
+    if plan.trained:
         partition = make_partition(data.records, fraction=cell.labeled_fraction, seed=cell.seed)
         if dist.is_main:
             partition.to_yaml(work / "partition.yaml")
         labeled_ids = partition.labeled_set()
         labeled_idx = [i for i, r in enumerate(data.records) if f"{r.sequence}/{r.stem}" in labeled_ids]
         unlabeled_idx = [i for i, r in enumerate(data.records) if f"{r.sequence}/{r.stem}" not in labeled_ids]
-        labeled_noise = cell.label_noise if "labeled" in config.label_noise_applies_to else 0.0
         labeled = FrameTensors(
             data.train,
             labeled_idx,
             size,
             True,
-            label_noise=labeled_noise,
+            label_noise=plan.labeled_noise,
             noise_seed=cell.seed,
             input_config=input_config,
         )
@@ -143,7 +127,7 @@ def run_cell(
             labeled,
             unlabeled,
             val,
-            config.effective_train,
+            plan.train,
             work,
             seed=cell.seed,
             device=device,
@@ -153,7 +137,7 @@ def run_cell(
         trainer.fit()
     pred_dir = run_dir / "submissions" / cell.tag / "predictions"
     if dist.is_main:
-        layout = config.effective_train.channels_last and cls.needs_training
+        layout = plan.train.channels_last and plan.trained
         predict_items(
             method.to(device),
             data.test,
@@ -164,16 +148,9 @@ def run_cell(
             channels_last=layout,
             input_config=input_config,
         )
-        write_submission_meta(pred_dir.parent, cell, method, work / "partition.yaml", config)
+        write_submission_meta(pred_dir.parent, plan, method, work / "partition.yaml", config)
     barrier(dist)
     return pred_dir
-
-
-def method_input(config: RunConfig, cls: type[Method]) -> InputConfig:
-    """What ``cls`` is fed: ``input`` for the networks the harness trains; a fixed pipeline (top-hat +
-    Otsu) keeps the grey levels it is defined on (local contrast took it from 0.71 to 0.39 Dice on real
-    angiograms)."""
-    return config.input if cls.needs_training else InputConfig()
 
 
 def run_notes(config: RunConfig, input_config: InputConfig | None = None) -> str:
@@ -193,8 +170,9 @@ def run_notes(config: RunConfig, input_config: InputConfig | None = None) -> str
     return ", ".join(parts)
 
 
-def write_submission_meta(folder: Path, cell: Cell, method: Method, partition: Path, config: RunConfig) -> None:
+def write_submission_meta(folder: Path, plan: CellPlan, method: Method, partition: Path, config: RunConfig) -> None:
     """``submission.yaml`` (+ the partition) beside a cell's predictions: a valid leaderboard submission."""
+    cell = plan.cell
     has_partition = partition.is_file()
     if has_partition:
         write_text(folder / "partition.yaml", partition.read_text(encoding="utf-8"))
@@ -207,7 +185,7 @@ def write_submission_meta(folder: Path, cell: Cell, method: Method, partition: P
         parameters=sum(p.numel() for p in method.parameters() if p.requires_grad),
         extra_training_data=False,
         toolkit_version=toolkit_version(),
-        notes=f"{run_notes(config, method_input(config, type(method)))}, predict_with: {method.options.predict_with}",
+        notes=f"{run_notes(config, plan.input)}, predict_with: {method.options.predict_with}",
         partition="partition.yaml" if has_partition else None,
     )
     write_text(folder / SUBMISSION_FILE, yaml.safe_dump(meta.to_mapping(), sort_keys=False))
@@ -229,12 +207,12 @@ def scored_table(cell: Cell, data: RunData, pred_dir: Path) -> pd.DataFrame:
     return data.score(pred_dir).assign(**identity)
 
 
-def score_cell(cell: Cell, config: RunConfig, run_dir: Path, progress: Any) -> pd.DataFrame:
+def score_cell(plan: CellPlan, config: RunConfig, run_dir: Path, progress: Any) -> pd.DataFrame:
     """Train, predict and score one cell in a process of its own (the parallel path of ``run``)."""
     dist = DistContext()
-    data = load_run_data(config, dist, cell.fold)
-    pred_dir = run_cell(cell, data, config, run_dir, progress, dist)
-    return scored_table(cell, data, pred_dir)
+    data = load_run_data(config, dist, plan.cell.fold)
+    pred_dir = run_cell(plan, data, config, run_dir, progress, dist)
+    return scored_table(plan.cell, data, pred_dir)
 
 
 def run(
@@ -251,21 +229,22 @@ def run(
     cells = run_cells(config, shard)
     if not cells:
         raise ValueError(f"shard {shard} of a run of {len(matrix(config))} cells is empty")
+    plans = [plan_cell(config, cell) for cell in cells]  # the config resolved once, before anything trains
     folds = list(dict.fromkeys(cell.fold for cell in cells))
     data_by_fold = {fold: load_run_data(config, dist, fold) for fold in folds}
-    jobs = default_jobs(config, cells, dist) if jobs is None else jobs
+    jobs = default_jobs(config, plans, dist) if jobs is None else jobs
     if jobs > 1 and dist.enabled:
         raise ValueError("--jobs runs cells in parallel processes on one machine; under torchrun use one")
     tables = []
     with progress_bar() as progress:
         if jobs > 1 and len(cells) > 1:
-            tables = run_cells_in_parallel(score_cell, cells, config, run_dir, jobs, progress)
+            tables = run_cells_in_parallel(score_cell, plans, config, run_dir, jobs, progress)
         else:
-            for cell in cells:
-                data = data_by_fold[cell.fold]
-                pred_dir = run_cell(cell, data, config, run_dir, progress if dist.is_main else None, dist)
+            for plan in plans:
+                data = data_by_fold[plan.cell.fold]
+                pred_dir = run_cell(plan, data, config, run_dir, progress if dist.is_main else None, dist)
                 if dist.is_main:
-                    tables.append(scored_table(cell, data, pred_dir))
+                    tables.append(scored_table(plan.cell, data, pred_dir))
     if not dist.is_main:
         return None
     frames = pd.concat(tables, ignore_index=True)
