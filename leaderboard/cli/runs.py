@@ -1,4 +1,4 @@
-"""``run``, ``merge`` and ``compare``: the experiment harness."""
+"""``run``, ``merge``, ``compare``, ``array-run`` and ``width-recall``: the experiment harness."""
 
 from __future__ import annotations
 
