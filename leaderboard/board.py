@@ -129,7 +129,7 @@ def score_submission(
             split=split,
             labeled_fraction=prepared.meta.labeled_fraction,
             prediction_hash=stored_hash,
-            predictions_dir=str(kept.relative_to(store.path.parent)),
+            predictions_dir=str(kept.relative_to(store.home)),
             is_reference=is_reference,
             meta=meta,
             score=score,
@@ -163,7 +163,7 @@ def rescore_stale(store: Store, gt: str | Path, split: str = "test") -> list[int
     for sub in store.submissions():
         if sub["dataset_hash"] != data_hash or sub["id"] in current:
             continue
-        predictions = store.path.parent / sub["predictions_dir"]
+        predictions = store.home / sub["predictions_dir"]
         store.add_score(sub["id"], _score_row(sub["id"], score_predictions(gt, predictions, split), data_hash))
         done.append(sub["id"])
     return done

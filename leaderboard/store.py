@@ -1,20 +1,20 @@
-"""The leaderboard's storage: one SQLite file (stdlib ``sqlite3``) in WAL mode, append-only.
+"""The leaderboard's storage: append-only submissions and their scores, in a SQLite file or on PostgreSQL.
 
 * ``submissions``: one row per accepted submission (metadata, prediction hash, dataset hash, where
   its predictions are kept); ``UNIQUE(prediction_hash, dataset_hash)`` detects re-submissions, even
   when two identical ones race.
 * ``scores``: one row per (submission, metric version); a metric change adds rows, never edits.
-* Triggers make both tables append-only; each submission is written in one ``BEGIN IMMEDIATE``
-  transaction, so concurrent ``submit`` calls serialise on the write lock (busy timeout 60 s) and a
-  killed process leaves either the whole submission or nothing (WAL, ``synchronous=FULL``).
+* Triggers make both tables append-only (``mosxav_leaderboard.migrations``); each submission is
+  written in one transaction, so a killed process leaves either the whole submission or nothing, and
+  concurrent ``submit`` calls serialise on SQLite's write lock (``mosxav_leaderboard.engine``).
+
+Predictions are kept content-addressed under ``home/predictions/<hash>``: ``home`` is the database
+file's folder for SQLite, and must be given for a database server (a folder every writer shares).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,41 +22,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS submissions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created TEXT NOT NULL,
-    method TEXT NOT NULL,
-    dataset TEXT NOT NULL,
-    dataset_hash TEXT NOT NULL,
-    split TEXT NOT NULL,
-    labeled_fraction REAL NOT NULL,
-    prediction_hash TEXT NOT NULL,
-    predictions_dir TEXT NOT NULL,
-    is_reference INTEGER NOT NULL DEFAULT 0,
-    meta_json TEXT NOT NULL,
-    UNIQUE (prediction_hash, dataset_hash)
-);
-CREATE TABLE IF NOT EXISTS scores (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    submission_id INTEGER NOT NULL REFERENCES submissions(id),
-    created TEXT NOT NULL,
-    metric_version TEXT NOT NULL,
-    toolkit_version TEXT NOT NULL,
-    dataset_hash TEXT NOT NULL,
-    summary_json TEXT NOT NULL,
-    sequences_json TEXT NOT NULL,
-    UNIQUE (submission_id, metric_version)
-);
-CREATE TRIGGER IF NOT EXISTS submissions_append_only_u BEFORE UPDATE ON submissions
-    BEGIN SELECT RAISE(ABORT, 'the leaderboard is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS submissions_append_only_d BEFORE DELETE ON submissions
-    BEGIN SELECT RAISE(ABORT, 'the leaderboard is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS scores_append_only_u BEFORE UPDATE ON scores
-    BEGIN SELECT RAISE(ABORT, 'the leaderboard is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS scores_append_only_d BEFORE DELETE ON scores
-    BEGIN SELECT RAISE(ABORT, 'the leaderboard is append-only'); END;
-"""
+from sqlalchemy import Connection, Engine, exists, func, insert, select, text
+from sqlalchemy.exc import IntegrityError
+
+from mosxav_leaderboard.engine import BEGIN_OPTION, database_url, open_engine, shown, sqlite_file
+from mosxav_leaderboard.tables import scores, submissions
 
 
 class DuplicateSubmission(Exception):
@@ -75,76 +45,83 @@ class ScoreRow:
     sequences: dict[str, Any]
 
 
-def _only(ids: set[int] | None, column: str, joiner: str = "WHERE") -> str:
-    """A SQL filter on integer ids (formatted from ints only, so nothing from outside reaches SQL)."""
-    if ids is None:
-        return ""
-    return f" {joiner} {column} IN ({','.join(str(int(i)) for i in sorted(ids)) or 'NULL'})"
-
-
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 class Store:
-    """A leaderboard database file and the content-addressed prediction folders beside it."""
+    """A leaderboard database (a SQLite file or a PostgreSQL URL) and the prediction folders it keeps.
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        with self.reading() as db:
-            db.executescript(SCHEMA)
+    Args:
+        db: a path (SQLite) or a URL (``postgresql://user:password@host/name``).
+        home: where predictions are kept (``home/predictions/<hash>``); default: the SQLite file's
+            folder. A database server has none unless given: a folder every machine that scores can
+            write (reading rows and administration need none).
+    """
+
+    def __init__(self, db: str | Path, home: str | Path | None = None) -> None:
+        self.url = database_url(db)
+        self.path = sqlite_file(self.url)
+        folder = home if home is not None else (self.path.parent if self.path is not None else None)
+        self._home = None if folder is None else Path(folder)
+        open_engine(self.url)  # migrates the schema now, before anything reads it
+
+    @property
+    def engine(self) -> Engine:
+        """This process's engine (a store handed across a fork opens its own pool in the child)."""
+        return open_engine(self.url)
+
+    def __repr__(self) -> str:
+        return f"Store({shown(self.url)!r}, home={str(self._home)!r})"
+
+    @property
+    def home(self) -> Path:
+        """The folder that holds ``predictions/`` (the SQLite file's, or the one given)."""
+        if self._home is None:
+            raise ValueError(
+                f"{shown(self.url)} is a database server: give the folder its predictions are kept in "
+                "(--uploads, shared by every machine that scores)"
+            )
+        return self._home
+
+    @property
+    def where(self) -> str:
+        """The database, for messages (a file path, or the URL without its password)."""
+        return str(self.path) if self.path is not None else shown(self.url)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.path is not None or self.url.startswith("sqlite")
 
     @property
     def predictions_home(self) -> Path:
-        return self.path.parent / "predictions"
-
-    def connect(self) -> sqlite3.Connection:
-        """This thread's connection, opened once per thread and process (opening a connection and
-        setting its pragmas cost more than the statements a request runs; one made before a fork is
-        never used after it)."""
-        db = getattr(self._local, "db", None)
-        if db is not None and self._local.pid == os.getpid():
-            return db
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA foreign_keys=ON")
-        db.row_factory = sqlite3.Row
-        self._local.db, self._local.pid = db, os.getpid()
-        return db
-
-    def close(self) -> None:
-        """Close this thread's connection (others close when their thread ends)."""
-        db = getattr(self._local, "db", None)
-        if db is not None and self._local.pid == os.getpid():
-            db.close()
-        self._local.db = None
+        return self.home / "predictions"
 
     @contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
-        yield self.connect()
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self.connect()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+    def reading(self) -> Iterator[Connection]:
+        """A connection for reads (its snapshot ends with the block)."""
+        with self.engine.connect() as db:
             yield db
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One write transaction: committed at the end of the block, rolled back on an exception.
+        On SQLite it takes the write lock at its start (``BEGIN IMMEDIATE``)."""
+        with self.engine.connect().execution_options(**{BEGIN_OPTION: "IMMEDIATE"}) as db:
+            with db.begin():
+                yield db
 
     def find_duplicate(self, prediction_hash: str, dataset_hash: str) -> int | None:
         with self.reading() as db:
-            row = db.execute(
-                "SELECT id FROM submissions WHERE prediction_hash = ? AND dataset_hash = ?",
-                (prediction_hash, dataset_hash),
-            ).fetchone()
-        return int(row["id"]) if row else None
+            return self._duplicate_of(db, prediction_hash, dataset_hash)
+
+    @staticmethod
+    def _duplicate_of(db: Connection, prediction_hash: str, dataset_hash: str) -> int | None:
+        query = select(submissions.c.id).where(
+            submissions.c.prediction_hash == prediction_hash, submissions.c.dataset_hash == dataset_hash
+        )
+        found = db.execute(query).scalar()
+        return None if found is None else int(found)
 
     def add_submission(self, **fields: Any) -> int:
         """Insert a submission and its first score atomically (fields: see ``insert_submission``);
@@ -154,7 +131,7 @@ class Store:
 
     def insert_submission(
         self,
-        db: sqlite3.Connection,
+        db: Connection,
         *,
         method: str,
         dataset: str,
@@ -169,78 +146,67 @@ class Store:
     ) -> int:
         """Insert a submission and its first score inside the caller's transaction (so a service can
         write its own rows in the same one); raises DuplicateSubmission, leaving the transaction usable."""
-        db.execute("SAVEPOINT add_submission")
+        row = {
+            "created": now(),
+            "method": method,
+            "dataset": dataset,
+            "dataset_hash": dataset_hash,
+            "split": split,
+            "labeled_fraction": float(labeled_fraction),
+            "prediction_hash": prediction_hash,
+            "predictions_dir": predictions_dir,
+            "is_reference": int(is_reference),
+            "meta_json": json.dumps(meta, sort_keys=True, default=str),
+        }
         try:
-            cursor = db.execute(
-                "INSERT INTO submissions (created, method, dataset, dataset_hash, split, labeled_fraction, "
-                "prediction_hash, predictions_dir, is_reference, meta_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    now(),
-                    method,
-                    dataset,
-                    dataset_hash,
-                    split,
-                    float(labeled_fraction),
-                    prediction_hash,
-                    predictions_dir,
-                    int(is_reference),
-                    json.dumps(meta, sort_keys=True, default=str),
-                ),
-            )
-            submission_id = int(cursor.lastrowid)
-            self._insert_score(db, submission_id, score)
-        except sqlite3.IntegrityError as exc:
-            db.execute("ROLLBACK TO add_submission")
-            db.execute("RELEASE add_submission")
-            if "UNIQUE" in str(exc) and "prediction_hash" in str(exc):
-                row = db.execute(
-                    "SELECT id FROM submissions WHERE prediction_hash = ? AND dataset_hash = ?",
-                    (prediction_hash, dataset_hash),
-                ).fetchone()
-                raise DuplicateSubmission(int(row["id"]) if row else -1) from None
-            raise
-        db.execute("RELEASE add_submission")
+            with db.begin_nested():
+                submission_id = int(db.execute(insert(submissions).returning(submissions.c.id), row).scalar_one())
+                self._insert_score(db, submission_id, score)
+        except IntegrityError:
+            existing = self._duplicate_of(db, prediction_hash, dataset_hash)
+            if existing is None:
+                raise
+            raise DuplicateSubmission(existing) from None
         return submission_id
 
     def add_score(self, submission_id: int, score: ScoreRow) -> None:
         """A re-score under a new metric version (idempotent: an existing version is kept)."""
         with self.transaction() as db:
-            exists = db.execute(
-                "SELECT 1 FROM scores WHERE submission_id = ? AND metric_version = ?",
-                (submission_id, score.metric_version),
-            ).fetchone()
-            if not exists:
+            present = select(
+                exists().where(scores.c.submission_id == submission_id, scores.c.metric_version == score.metric_version)
+            )
+            if not db.execute(present).scalar():
                 self._insert_score(db, submission_id, score)
 
     @staticmethod
-    def _insert_score(db: sqlite3.Connection, submission_id: int, score: ScoreRow) -> None:
-        db.execute(
-            "INSERT INTO scores (submission_id, created, metric_version, toolkit_version, dataset_hash, summary_json, "
-            "sequences_json) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                submission_id,
-                now(),
-                score.metric_version,
-                score.toolkit_version,
-                score.dataset_hash,
-                json.dumps(score.summary),
-                json.dumps(score.sequences),
-            ),
-        )
+    def _insert_score(db: Connection, submission_id: int, score: ScoreRow) -> None:
+        row = {
+            "submission_id": submission_id,
+            "created": now(),
+            "metric_version": score.metric_version,
+            "toolkit_version": score.toolkit_version,
+            "dataset_hash": score.dataset_hash,
+            "summary_json": json.dumps(score.summary),
+            "sequences_json": json.dumps(score.sequences),
+        }
+        db.execute(insert(scores), row)
 
     def submissions(self, ids: set[int] | None = None) -> list[dict[str, Any]]:
         """Every submission (or those in ``ids``), oldest first, with its metadata decoded."""
+        query = select(submissions).order_by(submissions.c.id)
+        if ids is not None:
+            query = query.where(submissions.c.id.in_(sorted(int(i) for i in ids)))
         with self.reading() as db:
-            rows = db.execute(f"SELECT * FROM submissions{_only(ids, 'id')} ORDER BY id").fetchall()
+            rows = db.execute(query).mappings().all()
         return [{**dict(r), "meta": json.loads(r["meta_json"])} for r in rows]
 
     def scores(self, metric_version: str, ids: set[int] | None = None) -> dict[int, ScoreRow]:
         """Submission id -> its score under ``metric_version`` (of every submission, or those in ``ids``)."""
+        query = select(scores).where(scores.c.metric_version == metric_version)
+        if ids is not None:
+            query = query.where(scores.c.submission_id.in_(sorted(int(i) for i in ids)))
         with self.reading() as db:
-            rows = db.execute(
-                f"SELECT * FROM scores WHERE metric_version = ?{_only(ids, 'submission_id', 'AND')}", (metric_version,)
-            ).fetchall()
+            rows = db.execute(query).mappings().all()
         return {
             int(r["submission_id"]): ScoreRow(
                 int(r["submission_id"]),
@@ -253,6 +219,14 @@ class Store:
             for r in rows
         }
 
-    def integrity_ok(self) -> bool:
+    def count(self) -> int:
+        """How many submissions are stored."""
         with self.reading() as db:
-            return db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            return int(db.execute(select(func.count()).select_from(submissions)).scalar_one())
+
+    def integrity_ok(self) -> bool:
+        """SQLite's own page-level check; a database server keeps its own integrity (always True)."""
+        if not self.is_sqlite:
+            return True
+        with self.reading() as db:
+            return db.execute(text("PRAGMA integrity_check")).scalar() == "ok"

@@ -49,16 +49,64 @@ def tiny_copy(tiny_root: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(tiny_root, tmp_path / "copy"))
 
 
-@pytest.fixture(scope="module")
-def server(tiny_root, tmp_path_factory):
-    """A live leaderboard service over the tiny dataset, one per test module (needs the [serve] extra)."""
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server tests may make databases on (``tests/postgres.py``); skips, saying why, where
+    none can be had."""
+    pytest.importorskip("psycopg")
+    from postgres import Unavailable, open_server
+
+    from mosxav_leaderboard.engine import dispose_engines
+
+    try:
+        made, cluster = open_server()
+    except Unavailable as exc:
+        pytest.skip(f"PostgreSQL: {exc}")
+    yield made
+    dispose_engines()
+    if cluster is not None:
+        cluster.stop()
+
+
+@pytest.fixture
+def database_url(request, tmp_path):
+    """``database_url(backend)``: a fresh leaderboard database, a SQLite file under ``tmp_path`` or a new
+    PostgreSQL database (dropped after the test)."""
+    from mosxav_leaderboard.engine import dispose_engines
+
+    made: list[str] = []
+
+    def make(backend: str) -> str:
+        if backend == "sqlite":
+            return str(tmp_path / f"leaderboard-{len(made)}.sqlite")
+        url = request.getfixturevalue("postgres_server").new_database()
+        made.append(url)
+        return url
+
+    yield make
+    if made:
+        dispose_engines()
+        for url in made:
+            request.getfixturevalue("postgres_server").drop_database(url)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(request, tiny_root, tmp_path_factory):
+    """A live leaderboard service over the tiny dataset, one per test module and database backend
+    (needs the [serve] extra; the PostgreSQL one skips where no server can be had)."""
     pytest.importorskip("fastapi")
     from live_server import start_server
 
-    running = start_server(tmp_path_factory.mktemp("serve"), tiny_root)
+    db = request.getfixturevalue("postgres_server").new_database() if request.param == "postgresql" else None
+    running = start_server(tmp_path_factory.mktemp("serve"), tiny_root, db=db)
     yield running
     running.stop()
     assert running.process.returncode == 0, running.log.read_text()[-3000:]
+    if db is not None:
+        from mosxav_leaderboard.engine import dispose_engines
+
+        dispose_engines()
+        request.getfixturevalue("postgres_server").drop_database(db)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from sqlalchemy import text
 
+from mosxav_leaderboard.engine import database_url, sqlite_file
 from mosxav_leaderboard.service import client
 from mosxav_leaderboard.service.database import Database
 
@@ -27,10 +29,19 @@ def free_port() -> int:
 class Server:
     url: str
     home: Path
-    db: Path
+    db: str  # a SQLite file's path or a PostgreSQL URL
     data: Path
+    uploads: Path
     process: subprocess.Popen
     log: Path
+
+    @property
+    def backend(self) -> str:
+        return "postgresql" if "://" in self.db else "sqlite"
+
+    def rows(self, sql: str, **params: object) -> list[tuple]:
+        """The rows a SQL query (``:name`` parameters) returns from the server's database."""
+        return query(self.db, sql, **params)
 
     def team(self, name: str, per_day: dict[str, int] | None = None) -> str:
         """A new team's token (straight into the database, as `admin add-team` does)."""
@@ -49,19 +60,38 @@ class Server:
                 self.process.kill()
 
 
+def query(db: str | Path, sql: str, **params: object) -> list[tuple]:
+    """The rows a SQL query (``:name`` parameters) returns from a leaderboard database."""
+    with Database(db).reading() as connection:
+        return [tuple(row) for row in connection.execute(text(sql), params)]
+
+
 def start_server(
-    home: Path, gt: Path, *, workers: int = 2, lease: float = 3.0, max_upload_mb: int = 2, extra: tuple = ()
+    home: Path,
+    gt: Path,
+    *,
+    db: str | None = None,
+    workers: int = 2,
+    lease: float = 3.0,
+    max_upload_mb: int = 2,
+    extra: tuple = (),
 ) -> Server:
+    """A server over ``gt``; ``db`` a PostgreSQL URL (its uploads folder then ``home/uploads``), or a
+    SQLite file in ``home`` by default (uploads in the data folder, as ``serve`` defaults them)."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = home / "server.log"
-    db, data = home / "leaderboard.sqlite", home / "data"
+    db = db or str(home / "leaderboard.sqlite")
+    data = home / "data"
+    uploads = data / "uploads" if sqlite_file_of(db) else home / "uploads"
     command = [sys.executable, "-m", "mosxav_leaderboard.command_line", "serve", "--gt", str(gt)]
-    command += ["--db", str(db), "--data", str(data), "--port", str(port), "--workers", str(workers)]
+    command += ["--db", db, "--data", str(data), "--port", str(port), "--workers", str(workers)]
     command += ["--lease-seconds", str(lease), "--max-upload-mb", str(max_upload_mb), *extra]
+    if not sqlite_file_of(db):
+        command += ["--uploads", str(uploads)]
     with open(log, "ab") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
-    server = Server(f"http://127.0.0.1:{port}", home, db, data, process, log)
+    server = Server(f"http://127.0.0.1:{port}", home, db, data, uploads, process, log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -73,6 +103,10 @@ def start_server(
             break
     server.stop()
     raise RuntimeError(f"server did not start:\n{log.read_text()[-3000:]}")
+
+
+def sqlite_file_of(db: str | Path) -> Path | None:
+    return sqlite_file(database_url(db))
 
 
 def upload(server: Server, token: str | None, data: bytes, *, phase: str = "test", name: str = "s.zip", **kw):

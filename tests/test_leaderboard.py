@@ -3,7 +3,6 @@ kills, re-scoring on a metric change, and the table."""
 
 import os
 import shutil
-import sqlite3
 import struct
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy
 import yaml
 
 from mosxav.constants import SEMANTIC_DIR
@@ -261,15 +261,14 @@ def test_metric_change_rescores_instead_of_mixing(tiny_root, tmp_path, store, mo
     assert len(store.scores("999")) == 1 and len(store.scores("1.0")) == 1  # both kept, never mixed
 
 
-def test_storage_is_append_only(tiny_root, tmp_path, store):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_storage_is_append_only(tiny_root, tmp_path, backend, database_url):
+    store = Store(database_url(backend), tmp_path / "home")
     submit(make_submission(tiny_root, tmp_path / "a"), tiny_root, store)
-    db = sqlite3.connect(store.path)
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        db.execute("UPDATE submissions SET method = 'better'")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        db.execute("DELETE FROM scores")
-    db.close()
-    assert store.integrity_ok()
+    for statement in ("UPDATE submissions SET method = 'better'", "DELETE FROM scores"):
+        with pytest.raises(sqlalchemy.exc.DBAPIError, match="append-only"), store.transaction() as db:
+            db.exec_driver_sql(statement)
+    assert store.integrity_ok() and [s["method"] for s in store.submissions()] == ["perfect"]
 
 
 def test_concurrent_submissions_lose_nothing(tiny_root, tmp_path, store):
@@ -304,7 +303,7 @@ import sys, time
 from mosxav_leaderboard.store import Store
 store = Store(sys.argv[1])
 with store.transaction() as db:
-    db.execute("INSERT INTO submissions (created, method, dataset, dataset_hash, split, labeled_fraction, "
+    db.exec_driver_sql("INSERT INTO submissions (created, method, dataset, dataset_hash, split, labeled_fraction, "
                "prediction_hash, predictions_dir, is_reference, meta_json) "
                "VALUES ('t', 'half', 'd', 'h', 'test', 0.1, 'p', 'x', 0, '{}')")
     print("inserted", flush=True)
@@ -445,24 +444,19 @@ def test_an_oversize_prediction_is_refused_from_its_header(tiny_root, tmp_path):
     assert first.is_file()  # a submitted folder is never moved or changed
 
 
-def test_store_connections_are_one_per_thread_and_never_cross_a_fork(tmp_path):
+def test_store_engines_are_one_per_process_and_never_cross_a_fork(tmp_path):
     import multiprocessing
-    import threading
 
     store = Store(tmp_path / "lb.sqlite")
-    mine = store.connect()
-    assert store.connect() is mine
-    seen = []
-    thread = threading.Thread(target=lambda: seen.append(store.connect()))
-    thread.start()
-    thread.join()
-    assert seen[0] is not mine
-    child = multiprocessing.get_context("fork").Process(target=_child_uses_its_own_connection, args=(store, id(mine)))
+    assert Store(tmp_path / "lb.sqlite").engine is store.engine  # one pool per database and process
+    child = multiprocessing.get_context("fork").Process(
+        target=_child_uses_its_own_engine, args=(store, id(store.engine))
+    )
     child.start()
     child.join(30)
     assert child.exitcode == 0
 
 
-def _child_uses_its_own_connection(store: Store, parent_connection: int) -> None:
-    ok = id(store.connect()) != parent_connection and store.submissions() == []
+def _child_uses_its_own_engine(store: Store, parent_engine: int) -> None:
+    ok = id(store.engine) != parent_engine and store.submissions() == []
     os._exit(0 if ok else 1)

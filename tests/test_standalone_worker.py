@@ -4,7 +4,6 @@ the data folder; it outlives a server restart and keeps its ground truth's promi
 from __future__ import annotations
 
 import signal
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -28,8 +27,8 @@ def _worker(server: Server, gt: Path, log: Path, *extra: str) -> subprocess.Pope
 
 
 def _scored_by(server: Server, job: int) -> str:
-    with sqlite3.connect(server.db) as db:
-        return db.execute("SELECT scored_by FROM jobs WHERE id = ?", (job,)).fetchone()[0]
+    [(scored_by,)] = server.rows("SELECT scored_by FROM jobs WHERE id = :id", id=job)
+    return scored_by
 
 
 def _other_ground_truth(tiny_copy: Path) -> Path:

@@ -11,7 +11,9 @@ from mosxav.data.files import write_text
 from mosxav_leaderboard.cli.common import (
     CLIENT_EXTRA,
     ExitCode,
+    add_database_options,
     console,
+    database_arguments,
     need,
     out_console,
     print_problems,
@@ -26,11 +28,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
         raise ValueError(
             "give --gt ROOT (score locally, as an operator) or --server URL --token T (submit to a server)"
         )
-    from mosxav_leaderboard.board import default_db, submit
+    from mosxav_leaderboard.board import submit
     from mosxav_leaderboard.store import DuplicateSubmission, Store
     from mosxav_leaderboard.submission import SubmissionInvalid
 
-    store = Store(args.db or default_db())
+    store = Store(*database_arguments(args))
     try:
         with console.status(f"validating and scoring {args.path}"):
             submission_id = submit(args.path, args.gt, store, split=args.split, dataset=args.dataset)
@@ -40,7 +42,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     except DuplicateSubmission as exc:
         console.print(f"[yellow]not recorded:[/yellow] {exc}")
         return ExitCode.DUPLICATE
-    out_console.print(f"recorded submission #{submission_id} in {store.path}")
+    out_console.print(f"recorded submission #{submission_id} in {store.where}")
     return ExitCode.OK
 
 
@@ -89,11 +91,11 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from mosxav.evaluation.metrics import METRIC_VERSION
-    from mosxav_leaderboard.board import build_table, default_db, rescore_stale
+    from mosxav_leaderboard.board import build_table, rescore_stale
     from mosxav_leaderboard.render import to_csv, to_html, to_json, to_markdown, to_rich
     from mosxav_leaderboard.store import Store
 
-    store = Store(args.db or default_db())
+    store = Store(*database_arguments(args))
     if args.gt is not None:
         rescored = rescore_stale(store, args.gt)
         if rescored:
@@ -137,12 +139,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dataset", default=None, help="dataset name shown in the table (default: the ground-truth folder name)"
     )
-    p.add_argument(
-        "--db",
-        type=Path,
-        default=None,
-        help="leaderboard database (default: $MOSXAV_HOME/leaderboard/leaderboard.sqlite)",
-    )
+    add_database_options(p, uploads=True)
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("leaderboard", help="show or export the leaderboard table")
@@ -157,7 +154,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="only entries with this labeled fraction",
     )
     p.add_argument("--gt", type=Path, default=None, help="ground truth, to re-score entries after a metric change")
-    p.add_argument("--db", type=Path, default=None)
+    add_database_options(p, uploads=True)
     p.add_argument("--out", type=Path, default=None, help="write to a file instead of stdout")
     p.set_defaults(func=cmd_leaderboard)
 

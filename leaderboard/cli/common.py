@@ -7,6 +7,7 @@ import argparse
 import enum
 import importlib.util
 import os
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -53,6 +54,44 @@ def print_problems(problems: list[tuple[str, str]]) -> None:
     for path, message in problems:
         table.add_row(path, message)
     out_console.print(table)
+
+
+DB_HELP = (
+    "the leaderboard database: a SQLite file (default: $MOSXAV_HOME/leaderboard/leaderboard.sqlite) or a "
+    "PostgreSQL URL, postgresql://USER:PASSWORD@HOST/NAME"
+)
+UPLOADS_HELP = (
+    "the folder every machine of the service shares: uploads arrive in it and, with a PostgreSQL database, "
+    "scored predictions are kept in it (default: DATA/uploads)"
+)
+
+
+def add_database_options(parser: argparse.ArgumentParser, *, uploads: bool) -> None:
+    """``--db PATH|URL`` (and ``--uploads DIR``, the shared folder), the same on every command that opens it."""
+    parser.add_argument("--db", default=None, metavar="PATH|URL", help=DB_HELP)
+    if uploads:
+        parser.add_argument("--uploads", type=Path, default=None, metavar="DIR", help=UPLOADS_HELP)
+
+
+def database_arguments(args: argparse.Namespace) -> tuple[str | Path, Path | None]:
+    """The database (``--db`` or the default file) and the folder its store keeps predictions in
+    (``--uploads`` with a database server; the file's folder for SQLite)."""
+    from mosxav_leaderboard.board import default_db
+    from mosxav_leaderboard.engine import database_url, sqlite_file
+
+    db = args.db or default_db()
+    uploads = getattr(args, "uploads", None)
+    return db, None if sqlite_file(database_url(db)) is not None else uploads
+
+
+def scratch_folder(args: argparse.Namespace, db: str | Path) -> Path:
+    """``--data``, or ``service/`` beside a SQLite file (beside the default one for a database server)."""
+    from mosxav_leaderboard.board import default_db
+    from mosxav_leaderboard.engine import database_url, sqlite_file
+
+    if args.data is not None:
+        return args.data
+    return (sqlite_file(database_url(db)) or default_db()).parent / "service"
 
 
 def team_token(args: argparse.Namespace) -> str:

@@ -10,15 +10,17 @@ from rich.table import Table
 from mosxav_leaderboard.cli.common import (
     SERVE_EXTRA,
     ExitCode,
+    add_database_options,
     console,
+    database_arguments,
     need,
     out_console,
+    scratch_folder,
 )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     need(("fastapi", "uvicorn", "python_multipart", "httpx"), SERVE_EXTRA)
-    from mosxav_leaderboard.board import default_db
     from mosxav_leaderboard.service.server import serve
     from mosxav_leaderboard.service.settings import (
         DEFAULT_MAX_UPLOAD_BYTES,
@@ -28,11 +30,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         read_phases,
     )
 
-    db = args.db or default_db()
+    db, _ = database_arguments(args)
     settings = Settings(
         gt=args.gt,
         db=db,
-        data=args.data or db.parent / "service",
+        data=scratch_folder(args, db),
+        uploads=args.uploads,
         host=args.host,
         port=args.port,
         workers=default_scoring_workers() if args.workers is None else args.workers,
@@ -51,15 +54,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """A scoring worker of its own beside a running server: it joins through the database and the
     data folder, outlives server restarts and stops on Ctrl-C or when the ground truth changes."""
     need(("fastapi", "uvicorn", "python_multipart", "httpx"), SERVE_EXTRA)
-    from mosxav_leaderboard.board import default_db
     from mosxav_leaderboard.service.settings import Settings
     from mosxav_leaderboard.service.worker import run_worker
 
-    db = args.db or default_db()
+    db, _ = database_arguments(args)
     settings = Settings(
         gt=args.gt,
         db=db,
-        data=args.data or db.parent / "service",
+        data=scratch_folder(args, db),
+        uploads=args.uploads,
         workers=0,
         lease_seconds=args.lease_seconds,
     )
@@ -69,10 +72,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_admin(args: argparse.Namespace) -> int:
-    from mosxav_leaderboard.board import default_db
     from mosxav_leaderboard.service.database import Database
 
-    database = Database(args.db or default_db())
+    database = Database(database_arguments(args)[0])
     if args.action == "add-team":
         team, token = database.add_team(args.name)
         out_console.print(f"team {team.name!r} (#{team.id}) added; its token, shown only now:")
@@ -103,8 +105,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's sub-commands to the parser."""
     p = sub.add_parser("serve", help="run the leaderboard service (HTTP API, pages, scoring workers)")
     p.add_argument("--gt", type=Path, required=True, help="MOSXAV root with the val and (hidden) test ground truth")
-    p.add_argument("--db", type=Path, default=None, help="database (default: $MOSXAV_HOME/leaderboard/...)")
-    p.add_argument("--data", type=Path, default=None, help="uploads and scratch (default: beside the database)")
+    add_database_options(p, uploads=True)
+    p.add_argument("--data", type=Path, default=None, help="this machine's scratch (default: beside the database)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=None, help="scoring worker processes (default: one per core but one)")
@@ -126,16 +128,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("worker", help="a scoring worker of its own beside a running server (same machine)")
+    p = sub.add_parser(
+        "worker", help="a scoring worker of its own: beside a server, or on another machine (PostgreSQL --db)"
+    )
     p.add_argument("--gt", type=Path, required=True, help="the ground truth the server was started with")
-    p.add_argument("--db", type=Path, default=None, help="the server's database (default: as serve's)")
-    p.add_argument("--data", type=Path, default=None, help="the server's data folder, where uploads arrive")
+    add_database_options(p, uploads=True)
+    p.add_argument("--data", type=Path, default=None, help="this worker's scratch (default: beside the database)")
     p.add_argument("--lease-seconds", type=float, default=120.0, help="as the server's: a dead worker's job is retaken")
     p.add_argument("--once", action="store_true", help="stop when the queue is empty")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("admin", help="leaderboard service administration: teams, tokens, limits, hidden rows")
-    p.add_argument("--db", type=Path, default=None)
+    add_database_options(p, uploads=False)
     actions = p.add_subparsers(dest="action", required=True)
     a = actions.add_parser("add-team", help="add a team and print its API token (once)")
     a.add_argument("name")

@@ -78,7 +78,7 @@ class Guard:
 
 def create_app(settings: Settings) -> FastAPI:
     """The service for ``settings`` (its database schema is made here, once)."""
-    database = Database(settings.db)
+    database = Database(settings.db, settings.store_home)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202 - FastAPI's lifespan protocol

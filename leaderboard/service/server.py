@@ -19,9 +19,11 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import threading
+from pathlib import PurePosixPath
 
 import uvicorn
 
@@ -31,6 +33,8 @@ from mosxav_leaderboard.service.settings import Settings
 from mosxav_leaderboard.service.worker import GT_STATE, LIVE_SECONDS, ground_truth_hashes, run_worker
 
 log = logging.getLogger("mosxav.serve")
+#: An upload's folder name (``uploads.receive``): anything else in the shared folder is not the sweep's.
+UPLOAD_FOLDER = re.compile(r"[0-9a-f]{32}")
 
 
 class WorkerPool:
@@ -87,12 +91,12 @@ def claim_ground_truth(settings: Settings, database: Database) -> str:
 def sweep(settings: Settings, database: Database) -> int:
     """Remove uploads no queued or scoring job refers to, and the scratch folders of jobs no worker
     holds (a standalone ``mosxav-bench worker`` may be scoring while the server restarts)."""
-    live = {os.path.dirname(u) for u in database.live_uploads()}
+    live = {PurePosixPath(u).parts[0] for u in database.live_uploads()}
     removed = 0
-    uploads = settings.data / "uploads"
+    uploads = settings.upload_root
     if uploads.is_dir():
         for folder in uploads.iterdir():
-            if str(folder.relative_to(settings.data)) not in live:
+            if UPLOAD_FOLDER.fullmatch(folder.name) and folder.name not in live:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed += 1
     scratch = settings.data / "jobs"
@@ -107,6 +111,7 @@ def sweep(settings: Settings, database: Database) -> int:
 def serve(settings: Settings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings.data.mkdir(parents=True, exist_ok=True)
+    settings.upload_root.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)  # creates the tables before any worker opens the database
     database: Database = app.state.database
     claim_ground_truth(settings, database)

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from mosxav.data.files import read_yaml
 from mosxav.errors import DataError
+from mosxav_leaderboard.engine import database_url, sqlite_file
 
 PHASE_NAMES = ("validation", "test")
 #: The labeled fractions of the benchmark's partitions (configs/paper.yaml) plus 0 (no labels: the
@@ -150,8 +151,12 @@ class Settings:
 
     Args:
         gt: the ground-truth root (val and hidden test splits).
-        db: the leaderboard database.
-        data: uploads, scratch and the session secret.
+        db: the leaderboard database: a SQLite file, or a PostgreSQL URL for workers on several machines.
+        data: this machine's scratch folder (each job's unpacked upload while it is scored).
+        uploads: the folder every machine of the service shares (a network file system): uploads
+            arrive in it and, with a database server, the store keeps scored predictions in its
+            ``predictions/``. Default: ``data/uploads`` (one machine; a SQLite store keeps predictions
+            beside its file).
         workers: scoring processes (default: one per core but one, ``default_scoring_workers``).
         public_url: the address users open (``https://lb.example.org``) when a reverse proxy
             terminates HTTPS: sign-in accepts that origin, cookies are ``Secure``, and uvicorn trusts
@@ -163,8 +168,9 @@ class Settings:
     """
 
     gt: Path
-    db: Path
+    db: str | Path
     data: Path
+    uploads: Path | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = field(default_factory=default_scoring_workers)
@@ -192,8 +198,20 @@ class Settings:
                 raise ValueError(f"public URL {self.public_url!r} must look like https://host[:port]")
         if self.team_rows not in ("best", "latest"):
             raise ValueError("team_rows must be 'best' or 'latest'")
+        if self.uploads is None and sqlite_file(database_url(self.db)) is None:
+            raise ValueError("with a database server, give --uploads: a folder every machine of the service shares")
         if self.max_attempts < 1 or self.workers < 0:
             raise ValueError("max_attempts must be >= 1 and workers >= 0")
+
+    @property
+    def upload_root(self) -> Path:
+        """Where uploads arrive (``<id>/upload.zip``); a job records its upload relative to it."""
+        return self.uploads if self.uploads is not None else self.data / "uploads"
+
+    @property
+    def store_home(self) -> Path | None:
+        """Where the store keeps predictions: beside a SQLite file, else in the shared uploads folder."""
+        return None if sqlite_file(database_url(self.db)) is not None else self.upload_root
 
     @property
     def secure_cookies(self) -> bool:

@@ -209,13 +209,13 @@ def _settle(part_file: Path, folder: Path) -> Path:
 
 
 async def receive(request: Request, team: Team, settings: Settings, database: Database) -> int:
-    """Stream an upload to the data folder, check it cheaply, and queue it; returns the submission id.
+    """Stream an upload to the uploads folder, check it cheaply, and queue it; returns the submission id.
 
     Raises:
         UploadRefused: with the HTTP status and the reason (the upload's folder is removed).
         LimitReached: the phase's rules refuse another submission today.
     """
-    folder = settings.data / "uploads" / uuid.uuid4().hex
+    folder = settings.upload_root / uuid.uuid4().hex
     folder.mkdir(parents=True)
     body = folder / "body"
     try:
@@ -246,7 +246,7 @@ def _check_and_queue(
     """Parse and vet the saved body, check the phase, queue the job (one thread hop for all of it)."""
     parsed = parse_multipart(body, content_type, folder)
     phase = _open_phase(settings, parsed.phase)
-    upload = str(parsed.file.relative_to(settings.data))
+    upload = parsed.file.relative_to(settings.upload_root).as_posix()
     return database.enqueue(team, phase.name, phase.per_day, upload, parsed.filename)
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from mosxav.errors import DataError
 from mosxav_leaderboard.board import score_submission
+from mosxav_leaderboard.engine import database_url, shown
 from mosxav_leaderboard.scoring import dataset_hash
 from mosxav_leaderboard.service.database import Database, Job, fingerprint
 from mosxav_leaderboard.service.settings import Settings
@@ -90,14 +91,15 @@ def _problems(exc: BaseException, settings: Settings, work: Path, upload: Path) 
 
     def inside(path: object) -> str:
         text = str(path)
-        for prefix, shown in (
+        for prefix, replacement in (
             (str(work / "unpacked") + os.sep, ""),
             (str(work) + os.sep, ""),
             (str(upload), "upload.zip"),
             (str(settings.gt), "<ground truth>"),
+            (str(settings.upload_root), "<server>"),
             (str(settings.data), "<server>"),
         ):
-            text = text.replace(prefix, shown)
+            text = text.replace(prefix, replacement)
         return text
 
     if isinstance(exc, SubmissionInvalid):
@@ -110,7 +112,7 @@ def _problems(exc: BaseException, settings: Settings, work: Path, upload: Path) 
 def process(settings: Settings, database: Database, job: Job, name: str, gt_hashes: dict[str, str]) -> str:
     """Score one claimed job and record the outcome; returns the final status (or 'lost-lease')."""
     work = settings.data / "jobs" / str(job.id) / "work"
-    upload = settings.data / job.upload
+    upload = settings.upload_root / job.upload
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     split = settings.phase(job.phase).split
@@ -183,13 +185,14 @@ def run_worker(settings: Settings, parent_pid: int | None = None, once: bool = F
     if parent_pid is not None:
         die_with_parent()
     name = worker_name()
-    database = Database(settings.db)
+    database = Database(settings.db, settings.store_home)
     gt_hashes = ground_truth_hashes(settings)
     mine = fingerprint(gt_hashes)
     recorded = database.state(GT_STATE)
     if parent_pid is None and recorded != mine:
         raise WrongGroundTruth(
-            f"the service at {settings.db} scores with ground truth {str(recorded)[:12] or 'none yet'}, "
+            f"the service at {shown(database_url(settings.db))} scores with ground truth "
+            f"{str(recorded)[:12] or 'none yet'}, "
             f"this worker's {settings.gt} is {mine[:12]}: start the server first, with the same --gt"
         )
     stopping = threading.Event()

@@ -1,0 +1,35 @@
+"""Jobs know what was submitted; team names unique case-insensitively in the database; uploads relative
+to the shared uploads folder.
+
+* ``jobs.kind``: ``predictions`` (the team's masks) or ``model`` (weights the server runs); every job
+  before this revision uploaded predictions. A row's provenance on the table reads it.
+* ``teams_name_folded``: the rule "one team per name, case aside" was checked in the statement that
+  adds a team, which two servers on one PostgreSQL could both pass; the index makes it the database's.
+* ``jobs.upload``: was relative to the data folder (``uploads/<id>/upload.zip``); it is now relative to
+  the uploads folder every worker reads (``--uploads``, by default the data folder's ``uploads/``).
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-12-06
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute(
+        "ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'predictions' "
+        "CONSTRAINT jobs_kind CHECK (kind IN ('predictions', 'model'))"
+    )
+    op.create_index("teams_name_folded", "teams", [sa.text("lower(name)")], unique=True)
+    op.execute("UPDATE jobs SET upload = substr(upload, 9) WHERE upload LIKE 'uploads/%'")
+
+
+def downgrade() -> None:
+    raise NotImplementedError("SQLite cannot drop a column under a CHECK: restore the copy taken before upgrading")
