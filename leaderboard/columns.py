@@ -61,7 +61,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("hd95", "HD95 (px)", "HD95", digits=2, views=EVERYWHERE),
     Column("assd", "ASSD (px)", "ASSD", digits=2, views=EVERYWHERE),
     Column("p_vs_leader", "p vs leader", "p", views=_views("md", "html", "terminal", "public")),
-    Column("reference", "Reference run", "ref", views=_views("md", "html", "terminal", "public")),
+    Column("reference", "Reference run", "ref"),
+    # predictions (uploaded masks), model (predicted by the server from uploaded weights) or reference
+    # (trained and predicted by the harness): a service's job overrides the store's guess (board_view.annotate).
+    Column("provenance", "Provenance", "from", text=True, views=EVERYWHERE),
     Column("extra_data", "Extra data", "extra", views=_views("md", "html", "public")),
     Column("parameters", "Parameters", "params", views=_views("public")),
     Column("seeds", "Seeds", "seeds", views=_views("public")),

@@ -169,7 +169,10 @@ def public_page(settings: Settings, groups: list[Group], signed: tuple[str, str]
     if not groups:
         parts.append("<p>No published results yet.</p>")
     else:
-        parts.append("<p><label>Filter rows <input id='filter' type='search' placeholder='method or team'></label></p>")
+        parts.append(
+            "<p><label>Filter rows <input id='filter' type='search' placeholder='method, team or provenance'>"
+            "</label></p>"
+        )
     for group in groups:
         part = {"public": " (public part of the sequences)", "private": " (private part: final)"}.get(
             group.part or "", ""
@@ -179,8 +182,11 @@ def public_page(settings: Settings, groups: list[Group], signed: tuple[str, str]
     parts.append(
         "<p class='muted'>Dice: macro mean over structures; 95% bootstrap interval over sequences; ranks tie where "
         "intervals overlap; p vs leader: paired sign-flip permutation test. One row per team and group (the "
-        f"organizers' rule: its {settings.team_rows}). Italic rows are reference runs of <code>mosxav-bench run"
-        "</code>. Click a header to sort.</p>"
+        f"organizers' rule: its {settings.team_rows}). Click a header to sort.</p>"
+        "<p class='muted'>Provenance: <b>predictions</b>, masks a team uploaded (the team ran its own method); "
+        "<b>model</b>, masks this server predicted from the weights a team uploaded, with the benchmark's own "
+        "prediction code (the method is what ran); <b>reference</b>, a run of <code>mosxav-bench run</code> "
+        "by the organizers, trained and predicted by the harness (italic rows).</p>"
     )
     return layout(settings, settings.title, "".join(parts), signed)
 

@@ -35,6 +35,7 @@ from mosxav_leaderboard.service.models import (
     errors,
 )
 from mosxav_leaderboard.service.settings import Settings
+from mosxav_leaderboard.tables import PROVENANCES
 
 router = APIRouter()
 #: A submission number as the API accepts it: a positive SQLite integer.
@@ -67,7 +68,9 @@ def rows_json(table: pd.DataFrame) -> list[dict[str, Any]]:
 def team_rows(database: Database, settings: Settings, jobs: list[Job], by_structure: bool) -> pd.DataFrame:
     """The scored rows of ``jobs``, with the service's columns (ranks are meaningless here: dropped)."""
     entries = {
-        j.submission_id: PublicEntry(j.submission_id, j.id, j.team, j.phase, j.created, settings.phase(j.phase).split)
+        j.submission_id: PublicEntry(
+            j.submission_id, j.id, j.team, j.phase, j.created, settings.phase(j.phase).split, j.kind
+        )
         for j in jobs
         if j.submission_id is not None
     }
@@ -180,17 +183,29 @@ def set_published(database: Database, team: Team, job_id: int, published: bool) 
 
 @router.get("/api/leaderboard", response_model=LeaderboardOut, responses=errors(400), tags=["leaderboard"])
 def leaderboard(
-    board: BoardDep, settings: SettingsDep, phase: str | None = None, labeled_fraction: float | None = None
+    board: BoardDep,
+    settings: SettingsDep,
+    phase: str | None = None,
+    labeled_fraction: float | None = None,
+    provenance: str | None = None,
 ):
-    """The public table: one ranked group per phase and labeled fraction, one row per team in each."""
+    """The public table: one ranked group per phase and labeled fraction, one row per team in each;
+    ``provenance`` keeps the rows of one kind (``predictions``, ``model``, ``reference``), ranks as ranked."""
     if phase is not None and phase not in settings.phase_names:
         raise HTTPException(400, f"phase must be one of {list(settings.phase_names)}")
-    groups = [
-        {"phase": g.phase, "labeled_fraction": g.labeled_fraction, "part": g.part, "rows": rows_json(g.rows)}
-        for g in board.groups()
-        if (phase is None or g.phase == phase)
-        and (labeled_fraction is None or abs(g.labeled_fraction - labeled_fraction) < 1e-12)
-    ]
+    if provenance is not None and provenance not in PROVENANCES:
+        raise HTTPException(400, f"provenance must be one of {list(PROVENANCES)}")
+    groups = []
+    for g in board.groups():
+        if phase is not None and g.phase != phase:
+            continue
+        if labeled_fraction is not None and abs(g.labeled_fraction - labeled_fraction) >= 1e-12:
+            continue
+        rows = g.rows if provenance is None else g.rows[g.rows["provenance"] == provenance]
+        if not rows.empty:
+            groups.append(
+                {"phase": g.phase, "labeled_fraction": g.labeled_fraction, "part": g.part, "rows": rows_json(rows)}
+            )
     return {"metric_version": METRIC_VERSION, "groups": groups}
 
 
