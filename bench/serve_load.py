@@ -8,7 +8,12 @@ end-to-end latency from upload to a scored row (each team's list polled every 0.
 behind the workers the whole time. Goal: p95 acknowledge < 200 ms with 20 uploaders while the
 workers are busy (scoring never blocks the event loop).
 
-Run: ``python bench/serve_load.py [--clients 20] [--uploads 5] [--workers N]``
+Each database backend is measured in the same run (``--backends sqlite,postgresql``: a SQLite file, and
+a database on the PostgreSQL of ``$MOSXAV_TEST_POSTGRES`` or a private cluster, as the tests make),
+each with every worker count of ``--workers`` (default ``1,2``), and a last table puts them side by
+side with PostgreSQL's ratios to SQLite.
+
+Run: ``python bench/serve_load.py [--clients 20] [--uploads 5] [--workers 1,2] [--backends sqlite,postgresql]``
 """
 
 from __future__ import annotations
@@ -26,12 +31,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from live_server import start_server  # noqa: E402
+from postgres import open_server  # noqa: E402
 from test_leaderboard import make_submission  # noqa: E402
 
 from mosxav.data.files import read_index_mask, write_semantic_mask  # noqa: E402
 from mosxav.data.synth import SynthConfig, generate_dataset  # noqa: E402
+from mosxav_leaderboard.engine import dispose_engines  # noqa: E402
 from mosxav_leaderboard.service import client  # noqa: E402
-from mosxav_leaderboard.service.settings import default_scoring_workers  # noqa: E402
 
 
 def variant(base: Path, out: Path, k: int) -> Path:
@@ -54,82 +60,113 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q)) if values else float("nan")
 
 
+def measure(home: Path, gt: Path, zips: list[Path], clients: int, uploads: int, workers: int, db: str | None) -> dict:
+    """One live server (``db``: a PostgreSQL URL, or None for a SQLite file) under the upload storm."""
+    server = start_server(home, gt, db=db, workers=workers, lease=120.0, max_upload_mb=64)
+    total = clients * uploads
+    try:
+        tokens = [server.team(f"load-{c}", {"test": 10_000}) for c in range(clients)]
+        acks: list[float] = []
+        submitted: dict[int, tuple[str, float]] = {}
+        lock = threading.Lock()
+
+        def uploader(c: int) -> None:
+            with httpx.Client(timeout=60) as http:
+                for u in range(uploads):
+                    data = zips[c * uploads + u].read_bytes()
+                    started = time.perf_counter()
+                    answer = http.post(
+                        server.url + "/api/submissions",
+                        headers={"Authorization": f"Bearer {tokens[c]}"},
+                        files={"file": ("s.zip", data, "application/zip")},
+                        data={"phase": "test"},
+                    )
+                    elapsed = time.perf_counter() - started
+                    if answer.status_code != 202:
+                        raise RuntimeError(f"upload refused: {answer.status_code} {answer.text}")
+                    with lock:
+                        acks.append(elapsed)
+                        submitted[answer.json()["id"]] = (tokens[c], started)
+
+        began = time.perf_counter()
+        threads = [threading.Thread(target=uploader, args=(c,)) for c in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        upload_seconds = time.perf_counter() - began
+        done: dict[int, float] = {}
+        with httpx.Client(timeout=60) as http:
+            while workers and len(done) < len(submitted):  # 0 workers: the acknowledge path alone
+                for token in tokens:  # one request per team lists its submissions
+                    own = http.get(f"{server.url}/api/teams/me", headers={"Authorization": f"Bearer {token}"})
+                    for entry in own.json()["submissions"]:
+                        job, status = entry["id"], entry["status"]
+                        if job in done or job not in submitted or status not in ("scored", "failed"):
+                            continue
+                        done[job] = time.perf_counter() - submitted[job][1]
+                        if status == "failed":
+                            print(f"job {job} failed")
+                time.sleep(0.5)
+    finally:
+        server.stop()
+    end_to_end = list(done.values())
+    return {
+        "acks_per_s": total / upload_seconds,
+        "p50_ms": 1000 * percentile(acks, 50),
+        "p95_ms": 1000 * percentile(acks, 95),
+        "max_ms": 1000 * max(acks),
+        "scored_per_s": total / max(end_to_end) if end_to_end else float("nan"),
+        "row_p50_s": percentile(end_to_end, 50),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--uploads", type=int, default=5, help="uploads per client")
-    parser.add_argument("--workers", type=int, default=None, help="scoring workers (default: serve's)")
+    parser.add_argument("--workers", default="1,2", help="scoring worker counts to measure, comma-separated")
+    parser.add_argument("--backends", default="sqlite,postgresql", help="database backends, comma-separated")
     parser.add_argument("--size", type=int, default=128, help="frame size of the synthetic ground truth")
     args = parser.parse_args()
-    args.workers = default_scoring_workers() if args.workers is None else args.workers
+    counts = [int(w) for w in args.workers.split(",")]
+    backends = [b.strip() for b in args.backends.split(",")]
+    results: dict[tuple[str, int], dict] = {}
     with tempfile.TemporaryDirectory(prefix="mosxav-serve-load-") as scratch:
         home = Path(scratch)
         gt = generate_dataset(home / "gt", SynthConfig(sequences=4, frames=25, size=args.size, test_sequences=4))
         base = make_submission(gt, home / "perfect")
         total = args.clients * args.uploads
         zips = [variant(base, home / "variants", k) for k in range(total)]
-        print(f"{total} distinct submissions of {zips[0].stat().st_size / 1024:.0f} KiB each; starting the server")
-        server = start_server(home / "server", gt, workers=args.workers, lease=120.0, max_upload_mb=64)
+        print(f"{total} distinct submissions of {zips[0].stat().st_size / 1024:.0f} KiB each, {args.clients} uploaders")
+        postgres, cluster = open_server() if "postgresql" in backends else (None, None)
         try:
-            tokens = [server.team(f"load-{c}", {"test": 10_000}) for c in range(args.clients)]
-            acks: list[float] = []
-            submitted: dict[int, tuple[str, float]] = {}
-
-            lock = threading.Lock()
-
-            def uploader(c: int) -> None:
-                with httpx.Client(timeout=60) as http:
-                    for u in range(args.uploads):
-                        data = zips[c * args.uploads + u].read_bytes()
-                        started = time.perf_counter()
-                        answer = http.post(
-                            server.url + "/api/submissions",
-                            headers={"Authorization": f"Bearer {tokens[c]}"},
-                            files={"file": ("s.zip", data, "application/zip")},
-                            data={"phase": "test"},
-                        )
-                        elapsed = time.perf_counter() - started
-                        if answer.status_code != 202:
-                            raise RuntimeError(f"upload refused: {answer.status_code} {answer.text}")
-                        with lock:
-                            acks.append(elapsed)
-                            submitted[answer.json()["id"]] = (tokens[c], started)
-
-            began = time.perf_counter()
-            threads = [threading.Thread(target=uploader, args=(c,)) for c in range(args.clients)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            upload_seconds = time.perf_counter() - began
-            done: dict[int, float] = {}
-            with httpx.Client(timeout=60) as http:
-                while args.workers and len(done) < len(submitted):  # 0 workers: the acknowledge path alone
-                    for token in tokens:  # one request per team lists its submissions
-                        own = http.get(f"{server.url}/api/teams/me", headers={"Authorization": f"Bearer {token}"})
-                        for entry in own.json()["submissions"]:
-                            job, status = entry["id"], entry["status"]
-                            if job in done or job not in submitted or status not in ("scored", "failed"):
-                                continue
-                            done[job] = time.perf_counter() - submitted[job][1]
-                            if status == "failed":
-                                print(f"job {job} failed")
-                    time.sleep(0.5)
-            end_to_end = list(done.values())
+            for backend in backends:
+                for workers in counts:
+                    db = postgres.new_database() if backend == "postgresql" else None
+                    run_home = home / f"{backend}-{workers}"
+                    results[backend, workers] = measure(run_home, gt, zips, args.clients, args.uploads, workers, db)
+                    figures = results[backend, workers]
+                    print(
+                        f"{backend:10s} workers {workers}: {figures['acks_per_s']:.1f} uploads/s, acknowledge p50 "
+                        f"{figures['p50_ms']:.0f} ms, p95 {figures['p95_ms']:.0f} ms, max {figures['max_ms']:.0f} ms; "
+                        f"{figures['scored_per_s']:.2f} scored/s (goal: p95 < 200 ms)"
+                    )
+                    if db is not None:
+                        dispose_engines()
+                        postgres.drop_database(db)
         finally:
-            server.stop()
-    print(f"clients {args.clients}, uploads {total}, workers {args.workers}")
-    print(f"uploads acknowledged per second: {total / upload_seconds:.1f}")
-    print(
-        f"acknowledge latency: p50 {1000 * percentile(acks, 50):.0f} ms, p95 {1000 * percentile(acks, 95):.0f} ms, "
-        f"max {1000 * max(acks):.0f} ms (goal: p95 < 200 ms)"
-    )
-    if not end_to_end:
-        return 0
-    print(
-        f"upload to scored row: p50 {percentile(end_to_end, 50):.1f} s, p95 {percentile(end_to_end, 95):.1f} s, "
-        f"max {max(end_to_end):.1f} s ({total / max(end_to_end):.2f} submissions scored per second)"
-    )
+            if cluster is not None:
+                cluster.stop()
+    if "sqlite" in backends and "postgresql" in backends:
+        print("\nPostgreSQL / SQLite, same run and machine:")
+        for workers in counts:
+            sqlite, server = results["sqlite", workers], results["postgresql", workers]
+            print(
+                f"  workers {workers}: acknowledge p95 x{server['p95_ms'] / sqlite['p95_ms']:.2f}, "
+                f"p50 x{server['p50_ms'] / sqlite['p50_ms']:.2f}, "
+                f"scored/s x{server['scored_per_s'] / sqlite['scored_per_s']:.2f}"
+            )
     return 0
 
 

@@ -227,7 +227,7 @@ def build_table(
             "hd95": mean["hd95"],
             "assd": mean["assd"],
             "reference": bool(sub["is_reference"]),
-            "provenance": "reference" if sub["is_reference"] else "predictions",
+            "provenance": sub["provenance"],
             "extra_data": bool(meta.get("extra_training_data", False)),
             "parameters": meta.get("parameters"),
             "seeds": meta.get("seeds"),

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, exists, func, insert, select, text
+from sqlalchemy import Connection, Engine, exists, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from mosxav_leaderboard.engine import BEGIN_OPTION, database_url, open_engine, shown, sqlite_file
@@ -143,9 +143,13 @@ class Store:
         is_reference: bool,
         meta: dict[str, Any],
         score: ScoreRow,
+        provenance: str | None = None,
     ) -> int:
         """Insert a submission and its first score inside the caller's transaction (so a service can
-        write its own rows in the same one); raises DuplicateSubmission, leaving the transaction usable."""
+        write its own rows in the same one); raises DuplicateSubmission, leaving the transaction usable.
+
+        ``provenance``: ``model`` for masks a server predicted with a team's model; by default
+        ``reference`` for a harness run, else ``predictions``."""
         row = {
             "created": now(),
             "method": method,
@@ -157,6 +161,7 @@ class Store:
             "predictions_dir": predictions_dir,
             "is_reference": int(is_reference),
             "meta_json": json.dumps(meta, sort_keys=True, default=str),
+            "provenance": provenance or ("reference" if is_reference else "predictions"),
         }
         try:
             with db.begin_nested():
@@ -218,11 +223,6 @@ class Store:
             )
             for r in rows
         }
-
-    def count(self) -> int:
-        """How many submissions are stored."""
-        with self.reading() as db:
-            return int(db.execute(select(func.count()).select_from(submissions)).scalar_one())
 
     def integrity_ok(self) -> bool:
         """SQLite's own page-level check; a database server keeps its own integrity (always True)."""

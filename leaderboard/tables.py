@@ -34,6 +34,12 @@ Id = BigInteger().with_variant(Integer(), "sqlite")
 
 metadata = MetaData()
 
+#: What a job's upload holds: a team's masks, or a model (card and weights) the server runs.
+JOB_KINDS = ("predictions", "model")
+#: Where a row's numbers come from: masks a team uploaded, masks the server predicted with a team's
+#: model, or a run of the harness by the organizers.
+PROVENANCES = ("predictions", "model", "reference")
+
 submissions = Table(
     "submissions",
     metadata,
@@ -48,6 +54,13 @@ submissions = Table(
     Column("predictions_dir", Text, nullable=False),
     Column("is_reference", Integer, nullable=False, server_default="0"),
     Column("meta_json", Text, nullable=False),
+    Column(
+        "provenance",
+        Text,
+        CheckConstraint("provenance IN ('predictions', 'model', 'reference')", name="submissions_provenance"),
+        nullable=False,
+        server_default="predictions",
+    ),
     UniqueConstraint("prediction_hash", "dataset_hash"),
     sqlite_autoincrement=True,
 )
@@ -96,10 +109,6 @@ limits = Table(
     Column("phase", Text, primary_key=True),
     Column("per_day", Integer, nullable=False),
 )
-
-#: Where a row's numbers come from: predictions a team uploaded, a model the server ran, or a run of
-#: the harness (reference rows have no job).
-PROVENANCES = ("predictions", "model", "reference")
 
 jobs = Table(
     "jobs",
@@ -170,6 +179,7 @@ board_revision = Table(
 )
 
 __all__ = [
+    "JOB_KINDS",
     "PROVENANCES",
     "board_revision",
     "jobs",

@@ -109,10 +109,21 @@ def sqlite_file_of(db: str | Path) -> Path | None:
     return sqlite_file(database_url(db))
 
 
-def upload(server: Server, token: str | None, data: bytes, *, phase: str = "test", name: str = "s.zip", **kw):
+def upload(
+    server: Server,
+    token: str | None,
+    data: bytes,
+    *,
+    phase: str = "test",
+    name: str = "s.zip",
+    kind: str | None = None,
+    **kw,
+):
+    """POST a zip as a team would (``kind``: the form field naming predictions or a model; None sends none)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     files = {"file": (name, data, "application/zip")}
-    return httpx.post(server.url + "/api/submissions", headers=headers, files=files, data={"phase": phase}, **kw)
+    form = {"phase": phase} | ({"kind": kind} if kind is not None else {})
+    return httpx.post(server.url + "/api/submissions", headers=headers, files=files, data=form, **kw)
 
 
 def wait_for(server: Server, token: str, job_id: int, timeout: float = 120) -> dict:

@@ -52,7 +52,8 @@ def _submit_to_server(args: argparse.Namespace) -> int:
 
     token = team_token(args)
     try:
-        submission_id = client.upload(args.server, token, args.path, args.phase, show_progress=True)
+        kind = "model" if args.model else "predictions"
+        submission_id = client.upload(args.server, token, args.path, args.phase, show_progress=True, kind=kind)
         out_console.print(f"submission #{submission_id} queued on {args.server}")
         if not args.wait:
             return ExitCode.OK
@@ -132,6 +133,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--token", default=None, help="your team's API token (default: $MOSXAV_TOKEN)")
     p.add_argument("--phase", default="test", choices=("validation", "test"))
     p.add_argument("--wait", action="store_true", help="wait for the score and print the row or the problems")
+    p.add_argument(
+        "--model",
+        action="store_true",
+        help="submit the model instead of its predictions: PATH is a run cell (submissions/<cell>/) whose "
+        "model/ the server runs on the phase's frames",
+    )
     p.add_argument(
         "--gt", type=Path, default=None, help="operators: MOSXAV root (or sequence folders) with the ground truth"
     )

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from mosxav_leaderboard.model_runs import ModelPolicy
 
 from mosxav_leaderboard.cli.common import (
     SERVE_EXTRA,
@@ -45,9 +49,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
         trusted_proxies=args.trusted_proxies,
         team_rows=args.team_rows,
         phases=read_phases(args.phases) if args.phases else DEFAULT_PHASES,
+        models=model_policy(args),
     )
     serve(settings)
     return ExitCode.OK
+
+
+def model_policy(args: argparse.Namespace) -> ModelPolicy:
+    """``--model-methods`` and the limits of one model job."""
+    from mosxav.training.protocol import available_methods
+    from mosxav_leaderboard.model_runs import ModelPolicy
+
+    methods = tuple(m.strip() for m in (args.model_methods or "").split(",") if m.strip())
+    unknown = sorted(set(methods) - set(available_methods()))
+    if unknown:
+        raise ValueError(f"--model-methods: {unknown} not registered (registered: {sorted(available_methods())})")
+    return ModelPolicy(
+        methods=methods,
+        seconds=args.model_seconds,
+        memory_bytes=int(args.model_memory_gb * 1024**3),
+        weights_bytes=args.max_weights_mb * 1024**2,
+        device=args.model_device,
+    )
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -120,6 +143,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--trusted-proxies", default="127.0.0.1", help="addresses whose X-Forwarded-* headers count")
     p.add_argument("--phases", type=Path, default=None, help="phases.yaml: each phase's dates, limit and text")
+    p.add_argument(
+        "--model-methods",
+        default=None,
+        metavar="NAME[,NAME]",
+        help="take model submissions of these registered methods: the server predicts with them (default: none)",
+    )
+    p.add_argument("--model-seconds", type=float, default=900.0, help="wall-clock limit of one model's prediction")
+    p.add_argument("--model-memory-gb", type=float, default=8.0, help="memory limit of the process running a model")
+    p.add_argument("--max-weights-mb", type=int, default=512, help="largest weights file a model submission may hold")
+    p.add_argument("--model-device", default="cpu", help="where workers run models: cpu, or cuda on GPU machines")
     p.add_argument(
         "--team-rows",
         choices=("best", "latest"),

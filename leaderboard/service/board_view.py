@@ -61,13 +61,12 @@ def _moment(text: str) -> datetime:
 
 def annotate(table: pd.DataFrame, entries: dict[int, PublicEntry], split_phases: dict[str, str]) -> pd.DataFrame:
     """Add the service's columns to ``build_table``'s rows: team, phase (a reference run's from its
-    split), the date submitted, the provenance (a job's kind), and the public id in place of the store's."""
+    split), the date submitted, and the public id in place of the store's."""
     table = table.copy()
     shown = [entries[int(i)] for i in table["id"]]
     table["team"] = [e.team or "–" for e in shown]
     table["phase"] = [e.phase or split_phases.get(e.split, e.split) for e in shown]
     table["submitted"] = [e.created for e in shown]
-    table["provenance"] = [e.provenance for e in shown]
     table["id"] = [public_id(e) for e in shown]
     return table
 

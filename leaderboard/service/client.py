@@ -24,20 +24,33 @@ class ServerRefused(Exception):
         super().__init__(f"server answered {status}: {detail}")
 
 
-def zip_folder(folder: Path, target: Path) -> Path:
-    """Zip a submission folder (regular files only, paths relative to the folder)."""
+#: What each kind of submission leaves out of a run cell's folder (which holds both).
+LEFT_OUT = {"predictions": "model", "model": "predictions"}
+KINDS = tuple(LEFT_OUT)
+
+
+def zip_folder(folder: Path, target: Path, kind: str = "predictions") -> Path:
+    """Zip a submission folder (regular files only, paths relative to the folder).
+
+    A run cell's folder holds both its predictions and its model (``model/``): a predictions
+    submission leaves the model out, a model submission the predictions.
+    """
+    left_out = folder / LEFT_OUT[kind]
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(folder.rglob("*")):
             if path.is_symlink():
                 raise ValueError(f"{path}: symbolic links are not allowed in a submission")
-            if path.is_file():
+            if path.is_file() and not path.is_relative_to(left_out):
                 archive.write(path, path.relative_to(folder).as_posix())
     return target
 
 
-def _multipart(zip_path: Path, phase: str, boundary: str, progress: Progress | None) -> tuple[Iterator[bytes], int]:
+def _multipart(
+    zip_path: Path, phase: str, kind: str, boundary: str, progress: Progress | None
+) -> tuple[Iterator[bytes], int]:
     head = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="phase"\r\n\r\n{phase}\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="kind"\r\n\r\n{kind}\r\n'
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{zip_path.name}"\r\n'
         "Content-Type: application/zip\r\n\r\n"
     ).encode()
@@ -58,14 +71,22 @@ def _multipart(zip_path: Path, phase: str, boundary: str, progress: Progress | N
     return chunks(), total
 
 
-def upload(server: str, token: str, path: Path, phase: str = "test", show_progress: bool = True) -> int:
-    """Upload a submission folder or .zip; returns the submission id the server gave it."""
+def upload(
+    server: str, token: str, path: Path, phase: str = "test", show_progress: bool = True, kind: str = "predictions"
+) -> int:
+    """Upload a submission folder or .zip; returns the submission id the server gave it.
+
+    ``kind``: ``predictions`` (the masks) or ``model`` (a run cell's ``model/``, which the server runs).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {list(KINDS)}")
     with tempfile.TemporaryDirectory(prefix="mosxav-upload-") as scratch:
-        zip_path = path if path.is_file() else zip_folder(path, Path(scratch) / f"{path.name or 'submission'}.zip")
+        name = f"{path.name or 'submission'}.zip"
+        zip_path = path if path.is_file() else zip_folder(path, Path(scratch) / name, kind)
         boundary = os.urandom(16).hex()
         columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn())
         with Progress(*columns, transient=True, disable=not show_progress) as progress:
-            body, total = _multipart(zip_path, phase, boundary, progress)
+            body, total = _multipart(zip_path, phase, kind, boundary, progress)
             response = httpx.post(
                 server.rstrip("/") + "/api/submissions",
                 content=body,

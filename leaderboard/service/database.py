@@ -115,7 +115,6 @@ class PublicEntry:
     phase: str | None
     created: str
     split: str  # the ground-truth split scored (names the phase of a reference run)
-    provenance: str  # predictions, model or reference (mosxav_leaderboard.tables.PROVENANCES)
 
 
 #: A job with its team's name.
@@ -506,7 +505,6 @@ class Database:
                 jobs.c.id.label("job_id"),
                 jobs.c.phase,
                 jobs.c.published,
-                jobs.c.kind,
                 jobs.c.created.label("job_created"),
                 teams.c.name.label("team"),
             )
@@ -522,10 +520,9 @@ class Database:
         for r in rows:
             if int(r.submission_id) in hidden or (r.job_id is not None and not r.published):
                 continue
-            provenance = "reference" if r.job_id is None else r.kind
             job_id = None if r.job_id is None else int(r.job_id)
             created = r.job_created or r.created
-            entries.append(PublicEntry(int(r.submission_id), job_id, r.team, r.phase, created, r.split, provenance))
+            entries.append(PublicEntry(int(r.submission_id), job_id, r.team, r.phase, created, r.split))
         return entries
 
     def revision(self) -> int:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from mosxav.data.files import read_yaml
 from mosxav.errors import DataError
 from mosxav_leaderboard.engine import database_url, sqlite_file
+from mosxav_leaderboard.model_runs import ModelPolicy
 
 PHASE_NAMES = ("validation", "test")
 #: The labeled fractions of the benchmark's partitions (configs/paper.yaml) plus 0 (no labels: the
@@ -48,6 +49,8 @@ class Phase:
     closes: datetime | None = None
     freeze: datetime | None = None
     public_fraction: float | None = None
+    #: whether the phase takes model submissions (when the service runs any: ``Settings.models``)
+    models: bool = True
 
     def part(self, now: datetime) -> Literal["public", "private"] | None:
         """Which part of the split the table ranks on now: the public part while the phase runs, the
@@ -107,19 +110,23 @@ def _when(value: Any, where: str) -> datetime | None:
 
 def read_phases(path: Path) -> tuple[Phase, ...]:
     """Phases from YAML: a mapping ``validation:`` / ``test:`` of ``per_day``, ``description``, ``opens``,
-    ``closes``, ``freeze`` (ISO dates, UTC unless a zone is given). Phases left out keep their defaults."""
+    ``closes``, ``freeze`` (ISO dates, UTC unless a zone is given), ``public_fraction`` and ``models``
+    (false: predictions only). Phases left out keep their defaults."""
     data = read_yaml(path, "phases file")
     if not isinstance(data, dict) or not set(data) <= set(PHASE_NAMES):
         raise DataError(path, f"expected a mapping with keys among {list(PHASE_NAMES)}")
     phases = []
     for default in DEFAULT_PHASES:
         entry = data.get(default.name) or {}
-        unknown = set(entry) - {"per_day", "description", "opens", "closes", "freeze", "public_fraction"}
+        unknown = set(entry) - {"per_day", "description", "opens", "closes", "freeze", "public_fraction", "models"}
         if unknown:
             raise DataError(path, f"{default.name}: unknown key(s) {sorted(unknown)}")
         per_day = entry.get("per_day", default.per_day)
         if not isinstance(per_day, int) or isinstance(per_day, bool) or per_day < 0:
             raise DataError(path, f"{default.name}.per_day must be an integer >= 0")
+        models = entry.get("models", default.models)
+        if not isinstance(models, bool):
+            raise DataError(path, f"{default.name}.models must be true or false")
         phase = replace(
             default,
             per_day=per_day,
@@ -127,6 +134,7 @@ def read_phases(path: Path) -> tuple[Phase, ...]:
             opens=_when(entry.get("opens"), f"{path}: {default.name}.opens"),
             closes=_when(entry.get("closes"), f"{path}: {default.name}.closes"),
             freeze=_when(entry.get("freeze"), f"{path}: {default.name}.freeze"),
+            models=models,
         )
         fraction = entry.get("public_fraction")
         if fraction is not None:
@@ -161,6 +169,8 @@ class Settings:
         public_url: the address users open (``https://lb.example.org``) when a reverse proxy
             terminates HTTPS: sign-in accepts that origin, cookies are ``Secure``, and uvicorn trusts
             ``X-Forwarded-*`` from ``trusted_proxies``.
+        models: the model submissions the service runs (an allow-list of methods, and each job's limits);
+            the default runs none.
         team_rows: which of a team's published rows the public table shows per phase and fraction:
             its ``best`` (highest Dice) or its ``latest``.
         max_attempts: a job whose worker died this many times fails instead of being retried.
@@ -183,6 +193,7 @@ class Settings:
     public_url: str | None = None
     trusted_proxies: str = "127.0.0.1"
     team_rows: Literal["best", "latest"] = "best"
+    models: ModelPolicy = field(default_factory=ModelPolicy)
     fractions: tuple[float, ...] = BENCHMARK_FRACTIONS
     phases: tuple[Phase, ...] = field(default=DEFAULT_PHASES)
     title: str = "MOSXAV-Bench leaderboard"

@@ -33,8 +33,9 @@ from mosxav_leaderboard.service.accounts import Team
 from mosxav_leaderboard.service.database import Database
 from mosxav_leaderboard.service.settings import Phase, Settings
 from mosxav_leaderboard.submission import SUBMISSION_LIMITS
+from mosxav_leaderboard.tables import JOB_KINDS
 
-_FIELDS = {"file", "phase"}
+_FIELDS = {"file", "phase", "kind"}
 #: RFC 2046: a boundary is 1-70 characters.
 MAX_BOUNDARY = 70
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -100,6 +101,7 @@ class ParsedUpload:
     phase: str
     file: Path
     filename: str
+    kind: str  # predictions or model
 
 
 def safe_filename(name: str) -> str:
@@ -141,7 +143,7 @@ def parse_multipart(body: Path, content_type: str | None, folder: Path) -> Parse
         name = params.get(b"name", b"").decode("utf-8", "replace")
         filename = params.get(b"filename")
         if name not in _FIELDS:
-            raise UploadRefused(400, f"unexpected form field {name[:40]!r}; send 'file' and 'phase'")
+            raise UploadRefused(400, f"unexpected form field {name[:40]!r}; send 'file', 'phase' (and 'kind')")
         if any(p["name"] == name for p in state["parts"]):
             raise UploadRefused(400, f"form field {name!r} sent twice")
         state["current"] = {"name": name, "filename": None if filename is None else filename.decode("utf-8", "replace")}
@@ -154,7 +156,7 @@ def parse_multipart(body: Path, content_type: str | None, folder: Path) -> Parse
         else:
             state["data"] += data[start:end]
             if len(state["data"]) > 64:
-                raise UploadRefused(400, "form field 'phase' is too long")
+                raise UploadRefused(400, f"form field {state['current']['name']!r} is too long")
 
     def on_part_end() -> None:
         if state["sink"] is not None:
@@ -189,8 +191,11 @@ def parse_multipart(body: Path, content_type: str | None, folder: Path) -> Parse
     if "file" not in parts or parts["file"]["filename"] is None:
         raise UploadRefused(400, "missing form field 'file' (the submission folder as a .zip)")
     phase = parts.get("phase", {"value": b"test"})["value"].decode("utf-8", "replace").strip()
+    kind = parts.get("kind", {"value": b"predictions"})["value"].decode("utf-8", "replace").strip()
+    if kind not in JOB_KINDS:
+        raise UploadRefused(400, f"kind {kind[:40]!r} is not one of {list(JOB_KINDS)}")
     filename = safe_filename(parts["file"]["filename"])
-    return ParsedUpload(phase, _settle(part_file, folder), filename)
+    return ParsedUpload(phase, _settle(part_file, folder), filename, kind)
 
 
 def _settle(part_file: Path, folder: Path) -> Path:
@@ -246,8 +251,13 @@ def _check_and_queue(
     """Parse and vet the saved body, check the phase, queue the job (one thread hop for all of it)."""
     parsed = parse_multipart(body, content_type, folder)
     phase = _open_phase(settings, parsed.phase)
+    if parsed.kind == "model":
+        if not settings.models.enabled:
+            raise UploadRefused(403, "this server takes predictions only: its organizers run no submitted models")
+        if not phase.models:
+            raise UploadRefused(403, f"the {phase.name} phase takes predictions only, not models")
     upload = parsed.file.relative_to(settings.upload_root).as_posix()
-    return database.enqueue(team, phase.name, phase.per_day, upload, parsed.filename)
+    return database.enqueue(team, phase.name, phase.per_day, upload, parsed.filename, parsed.kind)
 
 
 def _open_phase(settings: Settings, name: str) -> Phase:

@@ -33,11 +33,12 @@ from pathlib import Path
 from mosxav.errors import DataError
 from mosxav_leaderboard.board import score_submission
 from mosxav_leaderboard.engine import database_url, shown
+from mosxav_leaderboard.model_runs import POLICY_STATE, ModelPolicy, predict_submission
 from mosxav_leaderboard.scoring import dataset_hash
 from mosxav_leaderboard.service.database import Database, Job, fingerprint
 from mosxav_leaderboard.service.settings import Settings
 from mosxav_leaderboard.store import DuplicateSubmission
-from mosxav_leaderboard.submission import SubmissionInvalid
+from mosxav_leaderboard.submission import SubmissionInvalid, unpack
 
 log = logging.getLogger("mosxav.serve.worker")
 GT_STATE = "gt_fingerprint"
@@ -116,13 +117,18 @@ def process(settings: Settings, database: Database, job: Job, name: str, gt_hash
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     split = settings.phase(job.phase).split
+    policy = ModelPolicy.from_json(database.state(POLICY_STATE)) if job.kind == "model" else None
     outcome: dict[str, object] = {}
 
     def score() -> None:
         lower_this_thread()
         try:
+            source = upload
+            if policy is not None:  # a model: the server makes the predictions first, then scores them alike
+                source = unpack(upload, work)
+                predict_submission(source, settings.gt, split, policy)
             outcome["scored"] = score_submission(
-                upload,
+                source,
                 settings.gt,
                 database.store,
                 work,
@@ -150,6 +156,8 @@ def process(settings: Settings, database: Database, job: Job, name: str, gt_hash
         problems = _problems(error, settings, work, upload)
     else:
         fields = outcome["scored"].fields  # type: ignore[union-attr]
+        if job.kind == "model":
+            fields = {**fields, "provenance": "model"}
     status = database.record_result(job, name, gt_hashes.get(split, ""), fields, problems)
     shutil.rmtree(settings.data / "jobs" / str(job.id), ignore_errors=True)
     if status != "lost-lease":

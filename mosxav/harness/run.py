@@ -28,6 +28,7 @@ from mosxav.data.named import resolve_root
 from mosxav.data.splits import make_partition
 from mosxav.harness.cells import Cell
 from mosxav.harness.config import RunConfig, config_yaml
+from mosxav.harness.model_card import MODEL_FOLDER, write_model
 from mosxav.harness.parallel import default_jobs, run_cells_in_parallel
 from mosxav.harness.plan import CellPlan, plan_cell
 from mosxav.harness.predict import predict_items
@@ -149,6 +150,7 @@ def run_cell(
             input_config=input_config,
         )
         write_submission_meta(pred_dir.parent, plan, method, work / "partition.yaml", config)
+        write_model(pred_dir.parent / MODEL_FOLDER, plan, method, data.num_classes, config.predict)
     barrier(dist)
     return pred_dir
 

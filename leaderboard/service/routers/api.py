@@ -68,9 +68,7 @@ def rows_json(table: pd.DataFrame) -> list[dict[str, Any]]:
 def team_rows(database: Database, settings: Settings, jobs: list[Job], by_structure: bool) -> pd.DataFrame:
     """The scored rows of ``jobs``, with the service's columns (ranks are meaningless here: dropped)."""
     entries = {
-        j.submission_id: PublicEntry(
-            j.submission_id, j.id, j.team, j.phase, j.created, settings.phase(j.phase).split, j.kind
-        )
+        j.submission_id: PublicEntry(j.submission_id, j.id, j.team, j.phase, j.created, settings.phase(j.phase).split)
         for j in jobs
         if j.submission_id is not None
     }

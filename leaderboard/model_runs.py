@@ -1,0 +1,181 @@
+"""Model submissions: the server predicts a phase's split with a team's trained method, then scores it.
+
+A model submission is a folder (zipped) holding ``submission.yaml`` and its partition, as any
+submission, and ``model/`` in place of ``predictions/``: the card (``model.yaml``: the registered
+method, its options, the resolution, input transform and test-time options) and the weights file
+``mosxav-bench run`` wrote for the cell (``mosxav.harness.model_card``). The scoring worker
+
+1. reads the card through the typed schema (a typo in an option is a problem naming the key) and
+   refuses a method off the organizer's allow-list (``ModelPolicy.methods``) or weights over the cap;
+2. in a child process with an address-space limit and a wall-clock limit, builds the method from
+   the registry, loads the weights (``weights_only``: a pickle carrying code is refused unread; every
+   key and shape must fit, every value be finite) and predicts every annotated frame of the split
+   through the harness's own prediction path;
+3. scores the masks with the same code as uploaded predictions.
+
+A job over its limits fails with a problem saying which, and the worker lives on: only the child
+is killed. The organizer's allow-list and limits are written to the database at the server's start
+(``service_state``), so workers on other machines follow the same rules.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import resource
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mosxav.data.dataset import MOSXAV
+from mosxav.data.files import read_untrusted_yaml
+from mosxav.errors import DataError, Problem
+from mosxav.harness.model_card import CARD_FILE, MODEL_FOLDER, ModelCard, build_method, load_weights, predict_with_card
+from mosxav_leaderboard.submission import SubmissionInvalid
+
+#: The card is a few hundred bytes; anything much larger is not a card.
+MAX_CARD_BYTES = 64 * 1024
+POLICY_STATE = "model_policy"
+
+
+@dataclass(frozen=True)
+class ModelPolicy:
+    """What model submissions a service takes and what one may cost.
+
+    Args:
+        methods: the registered methods the server runs (the organizer's allow-list); none: the service
+            takes predictions only.
+        seconds: wall-clock limit of one job's prediction (building, loading, predicting the split).
+        memory_bytes: address-space limit of the process that predicts.
+        weights_bytes: the largest weights file accepted.
+        device: where the model runs (``cpu``, or ``cuda`` on a worker with a GPU).
+    """
+
+    methods: tuple[str, ...] = ()
+    seconds: float = 900.0
+    memory_bytes: int = 8 * 1024**3
+    weights_bytes: int = 512 * 1024**2
+    device: str = "cpu"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.methods)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> ModelPolicy:
+        if not text:
+            return cls()
+        data = json.loads(text)
+        return cls(**{**data, "methods": tuple(data.get("methods", ()))})
+
+
+def read_card(root: Path, policy: ModelPolicy) -> tuple[ModelCard | None, list[Problem]]:
+    """The submission's card and its weights checked against ``policy`` (every problem collected)."""
+    shown = f"{MODEL_FOLDER}/{CARD_FILE}"
+    path = root / MODEL_FOLDER / CARD_FILE
+    if not path.is_file():
+        return None, [Problem(shown, "missing: a model submission needs its card (mosxav-bench run writes it)")]
+    problems = []
+    if (root / "predictions").exists():
+        problems.append(Problem("predictions", "a model submission carries no predictions: the server makes them"))
+    try:
+        card = ModelCard.read(Path(shown), read_untrusted_yaml(path, "model card", MAX_CARD_BYTES))
+    except DataError as exc:
+        return None, [*problems, Problem(shown, exc.problem)]
+    if card.method not in policy.methods:
+        allowed = ", ".join(policy.methods) or "none"
+        problems.append(Problem(shown, f"method {card.method!r} is not one this server runs (it runs: {allowed})"))
+    weights = path.parent / card.weights
+    shown_weights = f"{MODEL_FOLDER}/{card.weights}"
+    if not weights.is_file():
+        problems.append(Problem(shown_weights, "weights file not found"))
+    elif weights.stat().st_size > policy.weights_bytes:
+        size, cap = weights.stat().st_size / 1024**2, policy.weights_bytes / 1024**2
+        problems.append(Problem(shown_weights, f"{size:.1f} MiB of weights; this server takes at most {cap:.0f} MiB"))
+    return card, problems
+
+
+def predict_submission(root: Path, gt: Path, split: str, policy: ModelPolicy) -> Path:
+    """Write ``root/predictions`` for every annotated frame of ``split`` with the submission's model.
+
+    Raises:
+        SubmissionInvalid: every problem with the card, the weights or the run (limits included).
+    """
+    card, problems = read_card(root, policy)
+    if problems or card is None:
+        raise SubmissionInvalid(problems)
+    out = root / "predictions"
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    args = (asdict(card), str(root / MODEL_FOLDER), str(gt), split, str(out), policy.memory_bytes, policy.device)
+    child = context.Process(target=_predict_in_child, args=(*args, sender), daemon=True)
+    child.start()
+    sender.close()
+    if not receiver.poll(policy.seconds):  # no word within the limit (a dead child's pipe reads as EOF at once)
+        child.kill()
+        child.join()
+        took = f"took longer than this server's limit of {policy.seconds:g} s"
+        raise SubmissionInvalid([Problem(MODEL_FOLDER, f"predicting the {split} split {took}")])
+    try:
+        outcome = receiver.recv()
+    except EOFError:  # the child died without a word (killed by the kernel, or crashed)
+        outcome = None
+    child.join(30)  # it exits right after its message
+    if child.is_alive():
+        child.kill()
+        child.join()
+    if outcome is None:
+        memory = f"{policy.memory_bytes / 1024**3:.3g} GiB"
+        raise SubmissionInvalid(
+            [Problem(MODEL_FOLDER, f"the model's process died (exit {child.exitcode}); its memory limit is {memory}")]
+        )
+    if outcome[0] != "ok":
+        raise SubmissionInvalid([Problem(outcome[1], outcome[2])])
+    return out
+
+
+def _predict_in_child(
+    card_data: dict[str, Any],
+    folder: str,
+    gt: str,
+    split: str,
+    out: str,
+    memory_bytes: int,
+    device: str,
+    sender: Any,
+) -> None:
+    """The child's work: limits first, then build, load and predict; one message back (ok or a problem)."""
+    import torch
+
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    except (ValueError, OSError):  # a hard limit lower than ours already holds
+        pass
+    card = ModelCard.read(Path(MODEL_FOLDER) / CARD_FILE, card_data)
+    try:
+        method = build_method(card, f"{MODEL_FOLDER}/{CARD_FILE}")
+        load_weights(method, Path(folder) / card.weights)
+        items = MOSXAV(gt, split, annotated_only=True)
+        predict_with_card(card, method, items, Path(out), torch.device(device))
+    except DataError as exc:
+        where = str(exc.path).replace(folder, MODEL_FOLDER)
+        sender.send(("problem", where, exc.problem))
+        return
+    except MemoryError:
+        sender.send(
+            ("problem", MODEL_FOLDER, f"the model needs more than this server's {memory_bytes / 1024**3:.3g} GiB")
+        )
+        return
+    except RuntimeError as exc:
+        text = str(exc).splitlines()[0][:300] if str(exc) else exc.__class__.__name__
+        if "alloc" in text.lower() or "memory" in text.lower():
+            text = f"the model needs more than this server's {memory_bytes / 1024**3:.3g} GiB ({text})"
+        sender.send(("problem", MODEL_FOLDER, f"the model failed while predicting: {text}"))
+        return
+    sender.send(("ok",))
+
+
+__all__ = ["POLICY_STATE", "ModelPolicy", "predict_submission", "read_card"]
