@@ -62,7 +62,9 @@ def _sqlite_engine(url: str) -> Engine:
     path = sqlite_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, pool_size=8)
+    # A connection per concurrent thread, as many as there are (a SQLite connection is a file handle);
+    # 32 stay open, since opening one and setting its pragmas costs more than the statements a request runs.
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, pool_size=32, max_overflow=-1)
 
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection, connection_record) -> None:  # noqa: ANN001
@@ -82,7 +84,7 @@ def _sqlite_engine(url: str) -> Engine:
 
 
 def _server_engine(url: str) -> Engine:
-    return create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
+    return create_engine(url, pool_size=8, max_overflow=16, pool_recycle=3600)
 
 
 def open_engine(db: str | Path) -> Engine:

@@ -99,8 +99,11 @@ class Store:
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
-        """A connection for reads (its snapshot ends with the block)."""
+        """A connection for reads: one snapshot for the block on SQLite; on PostgreSQL, whose READ
+        COMMITTED takes a snapshot per statement anyway, no transaction (two round trips fewer)."""
         with self.engine.connect() as db:
+            if not self.is_sqlite:
+                db.execution_options(isolation_level="AUTOCOMMIT")
             yield db
 
     @contextmanager
