@@ -48,14 +48,14 @@ class ModelPolicy:
         seconds: wall-clock limit of one job's prediction (building, loading, predicting the split).
         memory_bytes: address-space limit of the process that predicts.
         weights_bytes: the largest weights file accepted.
-        device: where the model runs (``cpu``, or ``cuda`` on a worker with a GPU).
+
+    Where a model runs is each worker's own setting (``--model-device``): the policy is the service's.
     """
 
     methods: tuple[str, ...] = ()
     seconds: float = 900.0
     memory_bytes: int = 8 * 1024**3
     weights_bytes: int = 512 * 1024**2
-    device: str = "cpu"
 
     @property
     def enabled(self) -> bool:
@@ -98,8 +98,22 @@ def read_card(root: Path, policy: ModelPolicy) -> tuple[ModelCard | None, list[P
     return card, problems
 
 
-def predict_submission(root: Path, gt: Path, split: str, policy: ModelPolicy) -> Path:
-    """Write ``root/predictions`` for every annotated frame of ``split`` with the submission's model.
+def missing_frames(gt: Path, splits: list[str]) -> str | None:
+    """Why ``gt`` cannot give the frames models run on (the first split it cannot), or None."""
+    for split in splits:
+        try:
+            frames = MOSXAV(gt, split, annotated_only=True)
+            if len(frames) == 0:
+                return f"no annotated frames in the {split} split"
+            frames[0]  # the first frame's image is there and readable
+        except (DataError, FileNotFoundError, OSError) as exc:
+            return f"the {split} split's frames cannot be read ({exc})"
+    return None
+
+
+def predict_submission(root: Path, gt: Path, split: str, policy: ModelPolicy, device: str = "cpu") -> Path:
+    """Write ``root/predictions`` for every annotated frame of ``split`` with the submission's model
+    (on ``device``: the worker's, ``cpu`` or ``cuda``).
 
     Raises:
         SubmissionInvalid: every problem with the card, the weights or the run (limits included).
@@ -110,7 +124,7 @@ def predict_submission(root: Path, gt: Path, split: str, policy: ModelPolicy) ->
     out = root / "predictions"
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    args = (asdict(card), str(root / MODEL_FOLDER), str(gt), split, str(out), policy.memory_bytes, policy.device)
+    args = (asdict(card), str(root / MODEL_FOLDER), str(gt), split, str(out), policy.memory_bytes, device)
     child = context.Process(target=_predict_in_child, args=(*args, sender), daemon=True)
     child.start()
     sender.close()
@@ -178,4 +192,4 @@ def _predict_in_child(
     sender.send(("ok",))
 
 
-__all__ = ["POLICY_STATE", "ModelPolicy", "predict_submission", "read_card"]
+__all__ = ["POLICY_STATE", "ModelPolicy", "missing_frames", "predict_submission", "read_card"]

@@ -210,8 +210,14 @@ def test_a_server_taking_no_models_refuses_them_at_the_door(server, perfect_zip)
     assert wrong.status_code == 400 and "kind" in wrong.json()["detail"]
 
 
+def _without_images(root: Path) -> Path:
+    for folder in list(root.rglob("JPEGImages")):
+        shutil.rmtree(folder)
+    return root
+
+
 def test_serve_refuses_to_take_models_without_the_frames_to_run_them_on(tiny_copy, tmp_path):
-    shutil.rmtree(next(tiny_copy.rglob("JPEGImages")))
+    _without_images(tiny_copy)
     refused = subprocess.run(
         [sys.executable, "-m", "mosxav_leaderboard.command_line", "serve", "--gt", str(tiny_copy)]
         + ["--db", str(tmp_path / "lb.sqlite"), "--workers", "0", "--port", "1", "--model-methods", "supervised"],
@@ -219,4 +225,21 @@ def test_serve_refuses_to_take_models_without_the_frames_to_run_them_on(tiny_cop
         text=True,
         timeout=60,
     )
-    assert refused.returncode == 2 and "takes models" in refused.stderr + refused.stdout
+    assert refused.returncode == 2 and "model submissions need the frames" in refused.stderr + refused.stdout
+
+
+def test_a_worker_elsewhere_refuses_models_without_the_frames_of_its_copy(tiny_copy, tmp_path):
+    from mosxav_leaderboard.model_runs import POLICY_STATE
+    from mosxav_leaderboard.service.database import Database, fingerprint
+    from mosxav_leaderboard.service.settings import Settings
+    from mosxav_leaderboard.service.worker import GT_STATE, ground_truth_hashes, run_worker
+
+    settings = Settings(gt=tiny_copy, db=tmp_path / "lb.sqlite", data=tmp_path / "data", workers=0)
+    database = Database(settings.db)
+    database.set_state(GT_STATE, fingerprint(ground_truth_hashes(settings)))  # the masks are the server's
+    database.set_state(POLICY_STATE, ModelPolicy(methods=("supervised",)).to_json())
+    _without_images(tiny_copy)
+    with pytest.raises(ValueError, match="model submissions need the frames"):
+        run_worker(settings, once=True)
+    database.set_state(POLICY_STATE, ModelPolicy().to_json())  # a service taking predictions only
+    assert run_worker(settings, once=True) == "idle"

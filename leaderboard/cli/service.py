@@ -50,6 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         team_rows=args.team_rows,
         phases=read_phases(args.phases) if args.phases else DEFAULT_PHASES,
         models=model_policy(args),
+        model_device=args.model_device,
     )
     serve(settings)
     return ExitCode.OK
@@ -69,7 +70,6 @@ def model_policy(args: argparse.Namespace) -> ModelPolicy:
         seconds=args.model_seconds,
         memory_bytes=int(args.model_memory_gb * 1024**3),
         weights_bytes=args.max_weights_mb * 1024**2,
-        device=args.model_device,
     )
 
 
@@ -86,6 +86,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         db=db,
         data=scratch_folder(args, db),
         uploads=args.uploads,
+        model_device=args.model_device,
         workers=0,
         lease_seconds=args.lease_seconds,
     )
@@ -152,7 +153,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-seconds", type=float, default=900.0, help="wall-clock limit of one model's prediction")
     p.add_argument("--model-memory-gb", type=float, default=8.0, help="memory limit of the process running a model")
     p.add_argument("--max-weights-mb", type=int, default=512, help="largest weights file a model submission may hold")
-    p.add_argument("--model-device", default="cpu", help="where workers run models: cpu, or cuda on GPU machines")
+    p.add_argument("--model-device", default="cpu", help="where its workers run models: cpu, or cuda")
     p.add_argument(
         "--team-rows",
         choices=("best", "latest"),
@@ -169,6 +170,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, default=None, help="this worker's scratch (default: beside the database)")
     p.add_argument("--lease-seconds", type=float, default=120.0, help="as the server's: a dead worker's job is retaken")
     p.add_argument("--once", action="store_true", help="stop when the queue is empty")
+    p.add_argument("--model-device", default="cpu", help="where this worker runs submitted models: cpu, or cuda")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("admin", help="leaderboard service administration: teams, tokens, limits, hidden rows")

@@ -27,13 +27,17 @@ from pathlib import PurePosixPath
 
 import uvicorn
 
-from mosxav.data.dataset import MOSXAV
-from mosxav.errors import DataError
 from mosxav_leaderboard.model_runs import POLICY_STATE
 from mosxav_leaderboard.service.app import create_app
 from mosxav_leaderboard.service.database import Database, fingerprint
 from mosxav_leaderboard.service.settings import Settings
-from mosxav_leaderboard.service.worker import GT_STATE, LIVE_SECONDS, ground_truth_hashes, run_worker
+from mosxav_leaderboard.service.worker import (
+    GT_STATE,
+    LIVE_SECONDS,
+    check_model_frames,
+    ground_truth_hashes,
+    run_worker,
+)
 
 log = logging.getLogger("mosxav.serve")
 #: An upload's folder name (``uploads.receive``): anything else in the shared folder is not the sweep's.
@@ -91,25 +95,6 @@ def claim_ground_truth(settings: Settings, database: Database) -> str:
     return mine
 
 
-def check_model_frames(settings: Settings) -> None:
-    """Refuse to start when a phase takes models but the ground truth lacks the frames to run them on."""
-    if not settings.models.enabled:
-        return
-    for phase in settings.phases:
-        if not phase.models:
-            continue
-        try:
-            frames = MOSXAV(settings.gt, phase.split, annotated_only=True)
-            if len(frames) == 0:
-                raise DataError(settings.gt, f"no annotated frames in the {phase.split} split")
-            frames[0]  # the image of the first frame is there and readable
-        except (DataError, FileNotFoundError, OSError) as exc:
-            raise ValueError(
-                f"the {phase.name} phase takes models, but {settings.gt} cannot give the {phase.split} split's frames "
-                f"to run them on ({exc}); add the images (JPEGImages), or set models: false for it in phases.yaml"
-            ) from None
-
-
 def sweep(settings: Settings, database: Database) -> int:
     """Remove uploads no queued or scoring job refers to, and the scratch folders of jobs no worker
     holds (a standalone ``mosxav-bench worker`` may be scoring while the server restarts)."""
@@ -137,7 +122,7 @@ def serve(settings: Settings) -> None:
     app = create_app(settings)  # creates the tables before any worker opens the database
     database: Database = app.state.database
     claim_ground_truth(settings, database)
-    check_model_frames(settings)
+    check_model_frames(settings, settings.models)
     database.set_state(POLICY_STATE, settings.models.to_json())  # workers on every machine follow it
     log.info(json.dumps({"event": "sweep", "removed": sweep(settings, database)}))
     pool = WorkerPool(settings, settings.workers)

@@ -171,6 +171,7 @@ class Settings:
             ``X-Forwarded-*`` from ``trusted_proxies``.
         models: the model submissions the service runs (an allow-list of methods, and each job's limits);
             the default runs none.
+        model_device: where this machine's workers run submitted models (``cpu``, or ``cuda``).
         team_rows: which of a team's published rows the public table shows per phase and fraction:
             its ``best`` (highest Dice) or its ``latest``.
         max_attempts: a job whose worker died this many times fails instead of being retried.
@@ -194,6 +195,7 @@ class Settings:
     trusted_proxies: str = "127.0.0.1"
     team_rows: Literal["best", "latest"] = "best"
     models: ModelPolicy = field(default_factory=ModelPolicy)
+    model_device: str = "cpu"
     fractions: tuple[float, ...] = BENCHMARK_FRACTIONS
     phases: tuple[Phase, ...] = field(default=DEFAULT_PHASES)
     title: str = "MOSXAV-Bench leaderboard"

@@ -33,7 +33,7 @@ from pathlib import Path
 from mosxav.errors import DataError
 from mosxav_leaderboard.board import score_submission
 from mosxav_leaderboard.engine import database_url, shown
-from mosxav_leaderboard.model_runs import POLICY_STATE, ModelPolicy, predict_submission
+from mosxav_leaderboard.model_runs import POLICY_STATE, ModelPolicy, missing_frames, predict_submission
 from mosxav_leaderboard.scoring import dataset_hash
 from mosxav_leaderboard.service.database import Database, Job, fingerprint
 from mosxav_leaderboard.service.settings import Settings
@@ -126,7 +126,7 @@ def process(settings: Settings, database: Database, job: Job, name: str, gt_hash
             source = upload
             if policy is not None:  # a model: the server makes the predictions first, then scores them alike
                 source = unpack(upload, work)
-                predict_submission(source, settings.gt, split, policy)
+                predict_submission(source, settings.gt, split, policy, settings.model_device)
             outcome["scored"] = score_submission(
                 source,
                 settings.gt,
@@ -172,6 +172,20 @@ def _heartbeat(database: Database, job_id: int, name: str, lease: float, done: t
             return
 
 
+def check_model_frames(settings: Settings, policy: ModelPolicy) -> None:
+    """Refuse to run when a phase takes models but this ground truth lacks the frames to run them on
+    (a server at its start; a worker on another machine, with its own copy, at its start too)."""
+    if not policy.enabled:
+        return
+    splits = [phase.split for phase in settings.phases if phase.models]
+    problem = missing_frames(settings.gt, splits)
+    if problem is not None:
+        raise ValueError(
+            f"model submissions need the frames of {settings.gt} to run on: {problem}; add the images "
+            "(JPEGImages), or set models: false for the phase in phases.yaml"
+        )
+
+
 class WrongGroundTruth(ValueError):
     """The service scores with another ground truth than this worker's (or none was recorded yet)."""
 
@@ -188,6 +202,8 @@ def run_worker(settings: Settings, parent_pid: int | None = None, once: bool = F
 
     Raises:
         WrongGroundTruth: a standalone worker started against a service of another ground truth.
+        ValueError: the service takes model submissions and this worker's ground truth lacks the
+            frames to run them on.
     """
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if parent_pid is not None:
@@ -203,6 +219,8 @@ def run_worker(settings: Settings, parent_pid: int | None = None, once: bool = F
             f"{str(recorded)[:12] or 'none yet'}, "
             f"this worker's {settings.gt} is {mine[:12]}: start the server first, with the same --gt"
         )
+    if parent_pid is None:  # a server checked its own frames; a worker elsewhere checks its copy's
+        check_model_frames(settings, ModelPolicy.from_json(database.state(POLICY_STATE)))
     stopping = threading.Event()
     current: dict[str, int] = {}
 
@@ -211,6 +229,7 @@ def run_worker(settings: Settings, parent_pid: int | None = None, once: bool = F
         if current:
             raise Stop()
 
+    previous = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal if parent_pid is None else signal.SIG_IGN)
     database.register_worker(name, socket.gethostname(), os.getpid(), mine)
@@ -237,6 +256,8 @@ def run_worker(settings: Settings, parent_pid: int | None = None, once: bool = F
         return "stopped"
     finally:
         database.remove_worker(name)
+        for number, handler in previous.items():  # a worker run inside another program leaves it as it was
+            signal.signal(number, handler)
 
 
 def _run_job(
