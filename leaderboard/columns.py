@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: Where a row's numbers come from: masks a team uploaded, masks a server predicted with a team's
+#: model, or a run of the harness by the organizers (stored with each row: ``tables.submissions``).
+PROVENANCES = ("predictions", "model", "reference")
 #: The views a column can appear in.
 VIEWS = ("md", "html", "terminal", "public", "team")
 STRUCTURES = "dice_*"
@@ -127,4 +130,4 @@ def columns_for(view: str, keys: list[str] | tuple[str, ...]) -> list[Column]:
     return shown
 
 
-__all__ = ["COLUMNS", "Column", "VIEWS", "column", "columns_for", "stored_order", "structure_keys"]
+__all__ = ["COLUMNS", "PROVENANCES", "Column", "VIEWS", "column", "columns_for", "stored_order", "structure_keys"]

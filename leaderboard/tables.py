@@ -29,6 +29,8 @@ from sqlalchemy import (
     func,
 )
 
+from mosxav_leaderboard.columns import PROVENANCES
+
 #: A 64-bit key on PostgreSQL, SQLite's rowid alias there.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -36,9 +38,6 @@ metadata = MetaData()
 
 #: What a job's upload holds: a team's masks, or a model (card and weights) the server runs.
 JOB_KINDS = ("predictions", "model")
-#: Where a row's numbers come from: masks a team uploaded, masks the server predicted with a team's
-#: model, or a run of the harness by the organizers.
-PROVENANCES = ("predictions", "model", "reference")
 
 submissions = Table(
     "submissions",
@@ -57,7 +56,7 @@ submissions = Table(
     Column(
         "provenance",
         Text,
-        CheckConstraint("provenance IN ('predictions', 'model', 'reference')", name="submissions_provenance"),
+        CheckConstraint(f"provenance IN {PROVENANCES}", name="submissions_provenance"),
         nullable=False,
         server_default="predictions",
     ),
@@ -180,7 +179,6 @@ board_revision = Table(
 
 __all__ = [
     "JOB_KINDS",
-    "PROVENANCES",
     "board_revision",
     "jobs",
     "limits",

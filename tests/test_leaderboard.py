@@ -460,3 +460,24 @@ def test_store_engines_are_one_per_process_and_never_cross_a_fork(tmp_path):
 def _child_uses_its_own_engine(store: Store, parent_engine: int) -> None:
     ok = id(store.engine) != parent_engine and store.submissions() == []
     os._exit(0 if ok else 1)
+
+
+def test_every_row_says_where_its_numbers_come_from_and_the_table_filters_by_it(tiny_root, tmp_path, store, capsys):
+    from mosxav_leaderboard.command_line import main
+
+    submit(make_submission(tiny_root, tmp_path / "team", method="uploaded"), tiny_root, store)
+    reference = make_submission(tiny_root, tmp_path / "ref", method="harness", damage=erase_class(1, every=2))
+    submit(reference, tiny_root, store, is_reference=True)
+    table, _ = build_table(store)
+    assert dict(zip(table["method"], table["provenance"], strict=True)) == {
+        "uploaded": "predictions",
+        "harness": "reference",
+    }
+    db = str(store.path)
+    for fmt in ("md", "csv", "json"):
+        assert main(["leaderboard", "--db", db, "--format", fmt]) == 0
+        shown = capsys.readouterr().out
+        assert "predictions" in shown and "reference" in shown, fmt
+    assert main(["leaderboard", "--db", db, "--format", "csv", "--provenance", "reference"]) == 0
+    only = capsys.readouterr().out
+    assert "harness" in only and "uploaded" not in only

@@ -67,6 +67,22 @@ def test_the_server_predicts_exactly_the_masks_the_run_scored(run_dir, tiny_root
     assert expected and _pngs(made) == expected
 
 
+def test_safetensors_weights_predict_the_same_masks(run_dir, tiny_root, tmp_path):
+    save_file = pytest.importorskip("safetensors.torch").save_file
+    submission = _model_only(run_dir, tmp_path)
+    save_file(_weights(submission), str(submission / MODEL_FOLDER / "weights.safetensors"))
+    (submission / MODEL_FOLDER / WEIGHTS_FILE).unlink()
+    card = _card(submission)
+    card["weights"] = "weights.safetensors"
+    _write_card(submission, card)
+    made = predict_submission(submission, tiny_root, "test", ALLOWED)
+    assert _pngs(made) == _pngs(_cell(run_dir) / "predictions")
+    (submission / MODEL_FOLDER / "weights.safetensors").write_bytes(b"\x10\x00" + b"{" * 14)  # a broken header
+    shutil.rmtree(made)
+    with pytest.raises(SubmissionInvalid, match="safetensors"):
+        predict_submission(submission, tiny_root, "test", ALLOWED)
+
+
 class Evil:
     """Unpickling this would run a shell command (``weights_only`` must refuse it unread)."""
 

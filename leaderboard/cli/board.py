@@ -19,6 +19,7 @@ from mosxav_leaderboard.cli.common import (
     print_problems,
     team_token,
 )
+from mosxav_leaderboard.columns import PROVENANCES
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -104,6 +105,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     table, stale = build_table(
         store, label_fraction=args.labeled_fraction, by_structure=args.by_structure or args.format == "html"
     )
+    if args.provenance is not None and not table.empty:
+        table = table[table["provenance"] == args.provenance].reset_index(drop=True)  # ranks stay as ranked
     if stale:
         console.print(
             f"[yellow]{len(stale)} submission(s) await re-scoring under metric version {METRIC_VERSION} "
@@ -159,6 +162,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         help="only entries with this labeled fraction",
+    )
+    p.add_argument(
+        "--provenance",
+        choices=PROVENANCES,
+        default=None,
+        help="only rows of this provenance: predictions (uploaded), model (predicted by a server), reference",
     )
     p.add_argument("--gt", type=Path, default=None, help="ground truth, to re-score entries after a metric change")
     add_database_options(p, uploads=True)

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from mosxav.evaluation.metrics import METRIC_VERSION
 from mosxav.evaluation.uncertainty import SequenceSums
 from mosxav_leaderboard.board import build_table
+from mosxav_leaderboard.columns import PROVENANCES
 from mosxav_leaderboard.service import uploads
 from mosxav_leaderboard.service.accounts import Team
 from mosxav_leaderboard.service.board_view import PublicEntry, annotate, ranked_parts
@@ -35,7 +36,6 @@ from mosxav_leaderboard.service.models import (
     errors,
 )
 from mosxav_leaderboard.service.settings import Settings
-from mosxav_leaderboard.tables import PROVENANCES
 
 router = APIRouter()
 #: A submission number as the API accepts it: a positive SQLite integer.
