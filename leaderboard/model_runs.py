@@ -143,9 +143,8 @@ def predict_submission(root: Path, gt: Path, split: str, policy: ModelPolicy, de
         child.join()
     if outcome is None:
         memory = f"{policy.memory_bytes / 1024**3:.3g} GiB"
-        raise SubmissionInvalid(
-            [Problem(MODEL_FOLDER, f"the model's process died (exit {child.exitcode}); its memory limit is {memory}")]
-        )
+        died = f"the model's process died while predicting (exit {child.exitcode}): over its {memory} or a crash"
+        raise SubmissionInvalid([Problem(MODEL_FOLDER, died)])
     if outcome[0] != "ok":
         raise SubmissionInvalid([Problem(outcome[1], outcome[2])])
     return out
@@ -169,25 +168,29 @@ def _predict_in_child(
     except (ValueError, OSError):  # a hard limit lower than ours already holds
         pass
     card = ModelCard.read(Path(MODEL_FOLDER) / CARD_FILE, card_data)
+    limit = f"{memory_bytes / 1024**3:.3g} GiB"
+
+    def shown(text: object) -> str:  # the team reads paths inside its submission, never the server's
+        return str(text).replace(folder, MODEL_FOLDER).replace(gt, "<ground truth>")
+
     try:
         method = build_method(card, f"{MODEL_FOLDER}/{CARD_FILE}")
         load_weights(method, Path(folder) / card.weights)
         items = MOSXAV(gt, split, annotated_only=True)
         predict_with_card(card, method, items, Path(out), torch.device(device))
     except DataError as exc:
-        where = str(exc.path).replace(folder, MODEL_FOLDER)
-        sender.send(("problem", where, exc.problem))
+        sender.send(("problem", shown(exc.path), shown(exc.problem)))
         return
     except MemoryError:
-        sender.send(
-            ("problem", MODEL_FOLDER, f"the model needs more than this server's {memory_bytes / 1024**3:.3g} GiB")
-        )
+        sender.send(("problem", MODEL_FOLDER, f"the model needs more than this server's {limit}"))
         return
-    except RuntimeError as exc:
-        text = str(exc).splitlines()[0][:300] if str(exc) else exc.__class__.__name__
-        if "alloc" in text.lower() or "memory" in text.lower():
-            text = f"the model needs more than this server's {memory_bytes / 1024**3:.3g} GiB ({text})"
-        sender.send(("problem", MODEL_FOLDER, f"the model failed while predicting: {text}"))
+    except Exception as exc:  # the method's own code refusing what the card asks of it: the team's to read
+        text = str(exc).splitlines()[0][:300] if str(exc) else ""
+        if "alloc" in text.lower() or "out of memory" in text.lower():
+            text = f"the model needs more than this server's {limit} ({text})"
+        else:
+            text = f"the model failed while predicting: {exc.__class__.__name__}: {text}"
+        sender.send(("problem", MODEL_FOLDER, shown(text)))
         return
     sender.send(("ok",))
 

@@ -137,6 +137,10 @@ def _hostile(case: str, submission: Path, tmp_path: Path) -> ModelPolicy:
         card["options"]["width"] = 8192  # billions of parameters: far over the memory limit
         _write_card(submission, card)
         policy = ModelPolicy(methods=ALLOWED.methods, memory_bytes=3 * 1024**3)
+    elif case == "impossible-options":
+        card = _card(submission)
+        card["options"]["width"] = -4  # the right type, a value no network can have
+        _write_card(submission, card)
     elif case == "card-escapes":
         card = _card(submission)
         card["weights"] = "../../../etc/passwd.pt"
@@ -155,6 +159,7 @@ HOSTILE = {
     "too-slow": "took longer than this server's limit",
     "too-large": "GiB",
     "card-escapes": "beside the card",
+    "impossible-options": "failed while predicting",
 }
 
 
