@@ -31,30 +31,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from live_server import start_server  # noqa: E402
+from live_server import distinct_zips, start_server  # noqa: E402
 from postgres import open_server  # noqa: E402
 from test_leaderboard import make_submission  # noqa: E402
 
-from mosxav.data.files import read_index_mask, write_semantic_mask  # noqa: E402
 from mosxav.data.synth import SynthConfig, generate_dataset  # noqa: E402
 from mosxav_leaderboard.engine import dispose_engines  # noqa: E402
-from mosxav_leaderboard.service import client  # noqa: E402
-
-
-def variant(base: Path, out: Path, k: int) -> Path:
-    """A copy of the perfect submission with pixel k of the first mask flipped: a distinct prediction."""
-    folder = out / f"v{k}"
-    for path in base.rglob("*"):
-        if path.is_file():
-            target = folder / path.relative_to(base)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(path.read_bytes())
-    first = sorted((folder / "predictions").rglob("*.png"))[0]
-    mask = read_index_mask(first).copy()
-    flat = mask.reshape(-1)
-    flat[k % flat.size] = 1 if flat[k % flat.size] == 0 else 0
-    write_semantic_mask(first, mask)
-    return client.zip_folder(folder, out / f"v{k}.zip")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -148,7 +130,7 @@ def main() -> int:
         gt = generate_dataset(home / "gt", SynthConfig(sequences=4, frames=25, size=args.size, test_sequences=4))
         base = make_submission(gt, home / "perfect")
         total = args.clients * args.uploads
-        zips = [variant(base, home / "variants", k) for k in range(total)]
+        zips = distinct_zips(base, home / "variants", total)
         print(f"{total} distinct submissions of {zips[0].stat().st_size / 1024:.0f} KiB each, {args.clients} uploaders")
         postgres, cluster = open_server() if "postgresql" in backends else (None, None)
         try:

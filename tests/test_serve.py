@@ -19,7 +19,7 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from live_server import start_server, upload, wait_for  # noqa: E402
+from live_server import distinct_zips, start_server, upload, wait_for  # noqa: E402
 from test_leaderboard import _huge_png, _zip_with, make_submission  # noqa: E402
 
 from mosxav_leaderboard.board import build_table, submit  # noqa: E402
@@ -223,18 +223,22 @@ def test_image_header_claiming_billions_of_pixels_is_a_reported_problem(server, 
     assert httpx.get(server.url + "/healthz").json()["status"] == "ok"
 
 
-def test_concurrent_uploads_respect_the_daily_limit_exactly(server, perfect_zip):
+def test_concurrent_uploads_respect_the_daily_limit_exactly(server, tiny_root, tmp_path):
     tokens = [server.team(f"busy-{k}", {"test": 5}) for k in range(3)]
-    body = perfect_zip.read_bytes()
+    # Thirty distinct submissions: a duplicate fails when scored, and a failed one frees its slot, so
+    # identical uploads would let a fast worker admit more than five (as the rules say it should).
+    bodies = [z.read_bytes() for z in distinct_zips(make_submission(tiny_root, tmp_path / "sub"), tmp_path, 30)]
     statuses: dict[str, list[int]] = {t: [] for t in tokens}
     lock = threading.Lock()
 
-    def one(token: str) -> None:
+    def one(token: str, body: bytes) -> None:
         status = upload(server, token, body, timeout=60).status_code
         with lock:
             statuses[token].append(status)
 
-    threads = [threading.Thread(target=one, args=(t,)) for t in tokens for _ in range(10)]
+    threads = [
+        threading.Thread(target=one, args=(t, bodies[10 * i + k])) for i, t in enumerate(tokens) for k in range(10)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -21,25 +21,10 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("psycopg")
 
-from live_server import Server, start_server, upload, wait_for  # noqa: E402
+from live_server import Server, distinct_zips, start_server, upload, wait_for  # noqa: E402
 from test_leaderboard import make_submission  # noqa: E402
 
-from mosxav_leaderboard.service import client  # noqa: E402
-
 TEAMS, UPLOADS, LIMIT = 3, 10, 5
-
-
-def _distinct(k: int):
-    """Predictions that differ from every other upload's in one pixel of the first frame."""
-
-    def damage(name: str, stem: str, mask):
-        if int(stem) != 0:
-            return mask
-        mask = mask.copy()
-        mask.flat[k] = (int(mask.flat[k]) + 1) % 6
-        return mask
-
-    return damage
 
 
 def _machine_worker(server: Server, gt: Path, scratch: Path, log: Path) -> subprocess.Popen:
@@ -67,17 +52,9 @@ def test_two_machines_one_killed_mid_job_score_every_job_exactly_once(tiny_root,
             gt = Path(shutil.copytree(tiny_root, tmp_path / name / "gt"))  # each machine's own copy
             machines.append((_machine_worker(server, gt, tmp_path / name / "scratch", tmp_path / f"{name}.log"), name))
         tokens = [server.team(f"lab-{t}", {"test": LIMIT}) for t in range(TEAMS)]
+        zips = distinct_zips(make_submission(tiny_root, tmp_path / "perfect"), tmp_path / "subs", TEAMS * UPLOADS)
         bodies = {
-            token: [
-                client.zip_folder(
-                    make_submission(
-                        tiny_root, tmp_path / "subs" / f"{t}-{k}", method=f"m{t}-{k}", damage=_distinct(t * UPLOADS + k)
-                    ),
-                    tmp_path / "subs" / f"{t}-{k}.zip",
-                ).read_bytes()
-                for k in range(UPLOADS)
-            ]
-            for t, token in enumerate(tokens)
+            token: [z.read_bytes() for z in zips[t * UPLOADS : (t + 1) * UPLOADS]] for t, token in enumerate(tokens)
         }
         deadline = time.monotonic() + 30
         while not all(_names(tmp_path / f"{name}.log") for _, name in machines) and time.monotonic() < deadline:
