@@ -55,7 +55,7 @@ class ModelPolicy:
     methods: tuple[str, ...] = ()
     seconds: float = 900.0
     memory_bytes: int = 8 * 1024**3
-    weights_bytes: int = 512 * 1024**2
+    weights_bytes: int = 256 * 1024**2
 
     @property
     def enabled(self) -> bool:

@@ -152,7 +152,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model-seconds", type=float, default=900.0, help="wall-clock limit of one model's prediction")
     p.add_argument("--model-memory-gb", type=float, default=8.0, help="memory limit of the process running a model")
-    p.add_argument("--max-weights-mb", type=int, default=512, help="largest weights file a model submission may hold")
+    p.add_argument(
+        "--max-weights-mb",
+        type=int,
+        default=256,
+        help="largest weights file a model submission may hold (uploads: --max-upload-mb)",
+    )
     p.add_argument("--model-device", default="cpu", help="where its workers run models: cpu, or cuda")
     p.add_argument(
         "--team-rows",
