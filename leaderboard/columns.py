@@ -66,7 +66,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("p_vs_leader", "p vs leader", "p", views=_views("md", "html", "terminal", "public")),
     Column("reference", "Reference run", "ref"),
     # predictions (uploaded masks), model (predicted by the server from uploaded weights) or reference
-    # (trained and predicted by the harness), stored with the row (mosxav_leaderboard.tables.PROVENANCES).
+    # (trained and predicted by the harness), stored with the row (PROVENANCES above).
     Column("provenance", "Provenance", "from", text=True, views=EVERYWHERE),
     Column("extra_data", "Extra data", "extra", views=_views("md", "html", "public")),
     Column("parameters", "Parameters", "params", views=_views("public")),

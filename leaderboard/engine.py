@@ -45,17 +45,17 @@ def database_url(db: str | Path) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def sqlite_file(url: str) -> Path | None:
-    """The file of a SQLite URL, or None for a database server."""
-    parsed = make_url(url)
+def sqlite_file(db: str | Path) -> Path | None:
+    """The file of a SQLite database (``--db`` as given, or its URL), or None for a database server."""
+    parsed = make_url(database_url(db))
     if parsed.get_backend_name() != "sqlite" or not parsed.database:
         return None
     return Path(parsed.database)
 
 
-def shown(url: str) -> str:
-    """The URL with its password masked (for messages and logs)."""
-    return make_url(url).render_as_string(hide_password=True)
+def shown(db: str | Path) -> str:
+    """The database's URL with its password masked (for messages and logs)."""
+    return make_url(database_url(db)).render_as_string(hide_password=True)
 
 
 def _sqlite_engine(url: str) -> Engine:

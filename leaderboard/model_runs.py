@@ -124,7 +124,7 @@ def predict_submission(root: Path, gt: Path, split: str, policy: ModelPolicy, de
     out = root / "predictions"
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    args = (asdict(card), str(root / MODEL_FOLDER), str(gt), split, str(out), policy.memory_bytes, device)
+    args = (card, str(root / MODEL_FOLDER), str(gt), split, str(out), policy.memory_bytes, device)
     child = context.Process(target=_predict_in_child, args=(*args, sender), daemon=True)
     child.start()
     sender.close()
@@ -151,7 +151,7 @@ def predict_submission(root: Path, gt: Path, split: str, policy: ModelPolicy, de
 
 
 def _predict_in_child(
-    card_data: dict[str, Any],
+    card: ModelCard,
     folder: str,
     gt: str,
     split: str,
@@ -167,7 +167,6 @@ def _predict_in_child(
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     except (ValueError, OSError):  # a hard limit lower than ours already holds
         pass
-    card = ModelCard.read(Path(MODEL_FOLDER) / CARD_FILE, card_data)
     limit = f"{memory_bytes / 1024**3:.3g} GiB"
 
     def shown(text: object) -> str:  # the team reads paths inside its submission, never the server's

@@ -15,6 +15,7 @@ file's folder for SQLite, and must be given for a database server (a folder ever
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,6 +46,12 @@ class ScoreRow:
     sequences: dict[str, Any]
 
 
+def predictions_home_for(db: str | Path, shared: Path | None) -> Path | None:
+    """Where a store of ``db`` keeps predictions: None (beside the file) for SQLite, else the folder
+    every machine shares (``--uploads``), which a database server has no file to stand beside."""
+    return None if sqlite_file(db) is not None else shared
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -64,12 +71,15 @@ class Store:
         self.path = sqlite_file(self.url)
         folder = home if home is not None else (self.path.parent if self.path is not None else None)
         self._home = None if folder is None else Path(folder)
-        open_engine(self.url)  # migrates the schema now, before anything reads it
+        self._engine = (os.getpid(), open_engine(self.url))  # migrates the schema now, before anything reads it
 
     @property
     def engine(self) -> Engine:
         """This process's engine (a store handed across a fork opens its own pool in the child)."""
-        return open_engine(self.url)
+        pid, engine = self._engine
+        if pid != os.getpid():
+            self._engine = (os.getpid(), open_engine(self.url))
+        return self._engine[1]
 
     def __repr__(self) -> str:
         return f"Store({shown(self.url)!r}, home={str(self._home)!r})"
@@ -91,7 +101,7 @@ class Store:
 
     @property
     def is_sqlite(self) -> bool:
-        return self.path is not None or self.url.startswith("sqlite")
+        return self.url.startswith("sqlite")
 
     @property
     def predictions_home(self) -> Path:

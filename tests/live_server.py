@@ -15,7 +15,7 @@ import httpx
 from sqlalchemy import text
 
 from mosxav.data.files import read_index_mask, write_semantic_mask
-from mosxav_leaderboard.engine import database_url, sqlite_file
+from mosxav_leaderboard.engine import sqlite_file
 from mosxav_leaderboard.service import client
 from mosxav_leaderboard.service.database import Database
 
@@ -84,11 +84,11 @@ def start_server(
     log = home / "server.log"
     db = db or str(home / "leaderboard.sqlite")
     data = home / "data"
-    uploads = data / "uploads" if sqlite_file_of(db) else home / "uploads"
+    uploads = data / "uploads" if sqlite_file(db) else home / "uploads"
     command = [sys.executable, "-m", "mosxav_leaderboard.command_line", "serve", "--gt", str(gt)]
     command += ["--db", db, "--data", str(data), "--port", str(port), "--workers", str(workers)]
     command += ["--lease-seconds", str(lease), "--max-upload-mb", str(max_upload_mb), *extra]
-    if not sqlite_file_of(db):
+    if not sqlite_file(db):
         command += ["--uploads", str(uploads)]
     with open(log, "ab") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
@@ -104,10 +104,6 @@ def start_server(
             break
     server.stop()
     raise RuntimeError(f"server did not start:\n{log.read_text()[-3000:]}")
-
-
-def sqlite_file_of(db: str | Path) -> Path | None:
-    return sqlite_file(database_url(db))
 
 
 def upload(

@@ -77,21 +77,20 @@ def database_arguments(args: argparse.Namespace) -> tuple[str | Path, Path | Non
     """The database (``--db`` or the default file) and the folder its store keeps predictions in
     (``--uploads`` with a database server; the file's folder for SQLite)."""
     from mosxav_leaderboard.board import default_db
-    from mosxav_leaderboard.engine import database_url, sqlite_file
+    from mosxav_leaderboard.store import predictions_home_for
 
     db = args.db or default_db()
-    uploads = getattr(args, "uploads", None)
-    return db, None if sqlite_file(database_url(db)) is not None else uploads
+    return db, predictions_home_for(db, getattr(args, "uploads", None))
 
 
 def scratch_folder(args: argparse.Namespace, db: str | Path) -> Path:
     """``--data``, or ``service/`` beside a SQLite file (beside the default one for a database server)."""
     from mosxav_leaderboard.board import default_db
-    from mosxav_leaderboard.engine import database_url, sqlite_file
+    from mosxav_leaderboard.engine import sqlite_file
 
     if args.data is not None:
         return args.data
-    return (sqlite_file(database_url(db)) or default_db()).parent / "service"
+    return (sqlite_file(db) or default_db()).parent / "service"
 
 
 def team_token(args: argparse.Namespace) -> str:

@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 
 from mosxav.data.files import read_yaml
 from mosxav.errors import DataError
-from mosxav_leaderboard.engine import database_url, sqlite_file
+from mosxav_leaderboard.engine import sqlite_file
 from mosxav_leaderboard.model_runs import ModelPolicy
+from mosxav_leaderboard.store import predictions_home_for
 
 PHASE_NAMES = ("validation", "test")
 #: The labeled fractions of the benchmark's partitions (configs/paper.yaml) plus 0 (no labels: the
@@ -211,7 +212,7 @@ class Settings:
                 raise ValueError(f"public URL {self.public_url!r} must look like https://host[:port]")
         if self.team_rows not in ("best", "latest"):
             raise ValueError("team_rows must be 'best' or 'latest'")
-        if self.uploads is None and sqlite_file(database_url(self.db)) is None:
+        if self.uploads is None and sqlite_file(self.db) is None:
             raise ValueError("with a database server, give --uploads: a folder every machine of the service shares")
         if self.max_attempts < 1 or self.workers < 0:
             raise ValueError("max_attempts must be >= 1 and workers >= 0")
@@ -224,7 +225,7 @@ class Settings:
     @property
     def store_home(self) -> Path | None:
         """Where the store keeps predictions: beside a SQLite file, else in the shared uploads folder."""
-        return None if sqlite_file(database_url(self.db)) is not None else self.upload_root
+        return predictions_home_for(self.db, self.upload_root)
 
     @property
     def secure_cookies(self) -> bool:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from mosxav.errors import DataError
 from mosxav_leaderboard.board import score_submission
-from mosxav_leaderboard.engine import database_url, shown
+from mosxav_leaderboard.engine import shown
 from mosxav_leaderboard.model_runs import POLICY_STATE, ModelPolicy, missing_frames, predict_submission
 from mosxav_leaderboard.scoring import dataset_hash
 from mosxav_leaderboard.service.database import Database, Job, fingerprint
@@ -215,7 +215,7 @@ def run_worker(settings: Settings, parent_pid: int | None = None, once: bool = F
     recorded = database.state(GT_STATE)
     if parent_pid is None and recorded != mine:
         raise WrongGroundTruth(
-            f"the service at {shown(database_url(settings.db))} scores with ground truth "
+            f"the service at {shown(settings.db)} scores with ground truth "
             f"{str(recorded)[:12] or 'none yet'}, "
             f"this worker's {settings.gt} is {mine[:12]}: start the server first, with the same --gt"
         )
