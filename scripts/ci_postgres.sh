@@ -35,14 +35,15 @@ if [ "${1:-start}" = "stop" ]; then
 fi
 
 if ! command -v pg_ctlcluster >/dev/null 2>&1; then
-  timeout 300 apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+  # Without fd 3: the package's own scripts may start the server.
+  timeout 300 apt-get update -qq </dev/null 3>&-
+  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends postgresql </dev/null >/dev/null 3>&-
 fi
 read -r version cluster port status _ < <(pg_lsclusters --no-header | head -n 1)
 if [ -z "${version:-}" ]; then
   version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
   cluster=main
-  pg_createcluster "$version" "$cluster" >/dev/null
+  pg_createcluster "$version" "$cluster" </dev/null >/dev/null 3>&-
   read -r port status < <(pg_lsclusters --no-header | awk -v c="$cluster" '$2 == c {print $3, $4}')
 fi
 if [ "$status" != "online" ]; then
