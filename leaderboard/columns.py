@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Where a row's numbers come from: masks a team uploaded, masks a server predicted with a team's
-#: model, or a run of the harness by the organizers (stored with each row: ``tables.submissions``).
-PROVENANCES = ("predictions", "model", "reference")
+#: What a team submits: its masks, or a model (card and weights) the server runs to make them.
+SUBMISSION_KINDS = ("predictions", "model")
+#: Where a row's numbers come from: what a team submitted (its kind), or a run of the harness by the
+#: organizers (stored with each row: ``tables.submissions``).
+PROVENANCES = (*SUBMISSION_KINDS, "reference")
 #: The views a column can appear in.
 VIEWS = ("md", "html", "terminal", "public", "team")
 STRUCTURES = "dice_*"
@@ -130,4 +132,14 @@ def columns_for(view: str, keys: list[str] | tuple[str, ...]) -> list[Column]:
     return shown
 
 
-__all__ = ["COLUMNS", "PROVENANCES", "Column", "VIEWS", "column", "columns_for", "stored_order", "structure_keys"]
+__all__ = [
+    "COLUMNS",
+    "PROVENANCES",
+    "SUBMISSION_KINDS",
+    "Column",
+    "VIEWS",
+    "column",
+    "columns_for",
+    "stored_order",
+    "structure_keys",
+]

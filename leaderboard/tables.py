@@ -29,15 +29,12 @@ from sqlalchemy import (
     func,
 )
 
-from mosxav_leaderboard.columns import PROVENANCES
+from mosxav_leaderboard.columns import PROVENANCES, SUBMISSION_KINDS
 
 #: A 64-bit key on PostgreSQL, SQLite's rowid alias there.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
 metadata = MetaData()
-
-#: What a job's upload holds: a team's masks, or a model (card and weights) the server runs.
-JOB_KINDS = ("predictions", "model")
 
 submissions = Table(
     "submissions",
@@ -132,7 +129,7 @@ jobs = Table(
     Column(
         "kind",
         Text,
-        CheckConstraint("kind IN ('predictions', 'model')", name="jobs_kind"),
+        CheckConstraint(f"kind IN {SUBMISSION_KINDS}", name="jobs_kind"),
         nullable=False,
         server_default="predictions",
     ),
@@ -178,7 +175,6 @@ board_revision = Table(
 )
 
 __all__ = [
-    "JOB_KINDS",
     "board_revision",
     "jobs",
     "limits",

@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
+from mosxav_leaderboard.columns import SUBMISSION_KINDS
+
 
 class ServerRefused(Exception):
     def __init__(self, status: int, detail: str) -> None:
@@ -26,7 +28,6 @@ class ServerRefused(Exception):
 
 #: What each kind of submission leaves out of a run cell's folder (which holds both).
 LEFT_OUT = {"predictions": "model", "model": "predictions"}
-KINDS = tuple(LEFT_OUT)
 
 
 def zip_folder(folder: Path, target: Path, kind: str = "predictions") -> Path:
@@ -78,8 +79,8 @@ def upload(
 
     ``kind``: ``predictions`` (the masks) or ``model`` (a run cell's ``model/``, which the server runs).
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {list(KINDS)}")
+    if kind not in SUBMISSION_KINDS:
+        raise ValueError(f"kind must be one of {list(SUBMISSION_KINDS)}")
     with tempfile.TemporaryDirectory(prefix="mosxav-upload-") as scratch:
         name = f"{path.name or 'submission'}.zip"
         zip_path = path if path.is_file() else zip_folder(path, Path(scratch) / name, kind)

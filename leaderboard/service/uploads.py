@@ -29,11 +29,11 @@ from starlette.requests import ClientDisconnect, Request
 
 from mosxav.data.archive import vet_zip
 from mosxav.errors import DataError
+from mosxav_leaderboard.columns import SUBMISSION_KINDS
 from mosxav_leaderboard.service.accounts import Team
 from mosxav_leaderboard.service.database import Database
 from mosxav_leaderboard.service.settings import Phase, Settings
 from mosxav_leaderboard.submission import SUBMISSION_LIMITS
-from mosxav_leaderboard.tables import JOB_KINDS
 
 _FIELDS = {"file", "phase", "kind"}
 #: RFC 2046: a boundary is 1-70 characters.
@@ -192,8 +192,8 @@ def parse_multipart(body: Path, content_type: str | None, folder: Path) -> Parse
         raise UploadRefused(400, "missing form field 'file' (the submission folder as a .zip)")
     phase = parts.get("phase", {"value": b"test"})["value"].decode("utf-8", "replace").strip()
     kind = parts.get("kind", {"value": b"predictions"})["value"].decode("utf-8", "replace").strip()
-    if kind not in JOB_KINDS:
-        raise UploadRefused(400, f"kind {kind[:40]!r} is not one of {list(JOB_KINDS)}")
+    if kind not in SUBMISSION_KINDS:
+        raise UploadRefused(400, f"kind {kind[:40]!r} is not one of {list(SUBMISSION_KINDS)}")
     filename = safe_filename(parts["file"]["filename"])
     return ParsedUpload(phase, _settle(part_file, folder), filename, kind)
 

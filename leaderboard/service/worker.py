@@ -155,9 +155,7 @@ def process(settings: Settings, database: Database, job: Job, name: str, gt_hash
             log.error("job %s: unexpected error", job.id, exc_info=error)
         problems = _problems(error, settings, work, upload)
     else:
-        fields = outcome["scored"].fields  # type: ignore[union-attr]
-        if job.kind == "model":
-            fields = {**fields, "provenance": "model"}
+        fields = {**outcome["scored"].fields, "provenance": job.kind}  # type: ignore[union-attr]
     status = database.record_result(job, name, gt_hashes.get(split, ""), fields, problems)
     shutil.rmtree(settings.data / "jobs" / str(job.id), ignore_errors=True)
     if status != "lost-lease":
