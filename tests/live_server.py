@@ -3,6 +3,7 @@ ground truth, talked to over HTTP, stopped at the end."""
 
 from __future__ import annotations
 
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,7 +39,7 @@ class Server:
 
     @property
     def backend(self) -> str:
-        return "postgresql" if "://" in self.db else "sqlite"
+        return "sqlite" if sqlite_file(self.db) else "postgresql"
 
     def rows(self, sql: str, **params: object) -> list[tuple]:
         """The rows a SQL query (``:name`` parameters) returns from the server's database."""
@@ -132,12 +133,7 @@ def distinct_zips(submission: Path, out: Path, count: int) -> list[Path]:
     each a distinct prediction, so none is refused as a duplicate (and none fails, freeing a slot)."""
     zips = []
     for k in range(count):
-        folder = out / f"v{k}"
-        for path in submission.rglob("*"):
-            if path.is_file():
-                target = folder / path.relative_to(submission)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(path.read_bytes())
+        folder = Path(shutil.copytree(submission, out / f"v{k}"))
         first = sorted((folder / "predictions").rglob("*.png"))[0]
         mask = read_index_mask(first).copy()
         flat = mask.reshape(-1)

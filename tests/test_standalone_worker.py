@@ -31,6 +31,11 @@ def _scored_by(server: Server, job: int) -> str:
     return scored_by
 
 
+def _logs(server: Server, worker_log: Path) -> str:
+    """The ends of the server's and the worker's logs (what a failure here needs to be read)."""
+    return f"server:\n{server.log.read_text()[-2000:]}\nworker:\n{worker_log.read_text()[-2000:]}"
+
+
 def _other_ground_truth(tiny_copy: Path) -> Path:
     root, names = sequence_folders(tiny_copy, "test", SEMANTIC_DIR)
     first = sorted((root / names[0]).glob("*.png"))[0]
@@ -51,16 +56,16 @@ def test_a_standalone_worker_scores_outlives_a_restart_and_blocks_another_ground
         token = server.team("solo")
         worker = _worker(server, tiny_root, log)
         job = upload(server, token, perfect_zip.read_bytes()).json()["id"]
-        assert wait_for(server, token, job)["status"] == "scored"
-        assert f"-{worker.pid}-" in _scored_by(server, job)  # host-pid-random: this worker
+        assert wait_for(server, token, job)["status"] == "scored", _logs(server, log)
+        assert f"-{worker.pid}-" in _scored_by(server, job), _logs(server, log)  # host-pid-random: this worker
 
         server.stop()  # the standalone worker lives on; a restarted server finds it
-        assert worker.poll() is None
+        assert worker.poll() is None, _logs(server, log)
         server = start_server(home, tiny_root, workers=0)
         second = upload(server, token, perfect_zip.read_bytes(), name="again.zip").json()["id"]
         done = wait_for(server, token, second)
-        assert done["status"] == "failed" and "already" in done["problems"][0]["message"]  # a duplicate, scored
-        assert f"-{worker.pid}-" in _scored_by(server, second)
+        assert done["status"] == "failed" and "already" in done["problems"][0]["message"], (done, _logs(server, log))
+        assert f"-{worker.pid}-" in _scored_by(server, second), _logs(server, log)
         server.stop()
 
         with pytest.raises(RuntimeError, match="another ground truth"):  # the live worker scores the old one
