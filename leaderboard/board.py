@@ -196,7 +196,9 @@ def build_table(
     those submissions (the service's public table: private rows must not move public ranks).
 
     Rank: within a (dataset, labeled fraction) group, 1 + the number of entries whose Dice interval
-    lies entirely above this entry's, so overlapping intervals share a rank. ``p_vs_leader``: the
+    lies entirely above this entry's, so overlapping intervals share a rank (and with fewer than
+    ``MIN_UNITS`` sequences, no interval: every entry ranks 1). Each row is one training: its interval
+    covers test sequences only. ``p_vs_leader``: the
     paired permutation test of per-sequence Dice against the group's best entry.
 
     ``parts`` (split -> sequence names) scores the rows of those splits on that part of their sequences
@@ -215,14 +217,16 @@ def build_table(
         if parts is not None and sub["split"] in parts:
             summary, score = _on_part(score, parts[sub["split"]])
         mean = summary["classes"]["mean"]
+        # the interval from the stored per-sequence sums with today's method, never the one stored at scoring
+        dice_lo, dice_hi = bootstrap_ci(SequenceSums.from_json(score.sequences), "dice")
         row: dict[str, Any] = {
             "id": sub["id"],
             "method": sub["method"],
             "dataset": sub["dataset"],
             "labeled_fraction": sub["labeled_fraction"],
             "dice": mean["dice"],
-            "dice_lo": summary["ci"]["dice"][0],
-            "dice_hi": summary["ci"]["dice"][1],
+            "dice_lo": dice_lo,
+            "dice_hi": dice_hi,
             "iou": mean["iou"],
             "hd95": mean["hd95"],
             "assd": mean["assd"],

@@ -11,6 +11,7 @@ import math
 import pandas as pd
 from rich.table import Table
 
+from mosxav.evaluation.uncertainty import MIN_UNITS
 from mosxav.harness.report import markdown_table
 from mosxav_leaderboard.columns import Column, columns_for, structure_keys
 
@@ -30,7 +31,8 @@ def with_display_columns(table: pd.DataFrame) -> pd.DataFrame:
     """The table plus the columns derived for display (the interval as text, the fraction as %g)."""
     view = table.copy()
     view["labeled_fraction"] = [f"{f:g}" for f in view["labeled_fraction"]]
-    view["dice_ci"] = [f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(view["dice_lo"], view["dice_hi"], strict=False)]
+    bounds = zip(view["dice_lo"], view["dice_hi"], strict=True)
+    view["dice_ci"] = ["–" if math.isnan(lo) else f"[{lo:.3f}, {hi:.3f}]" for lo, hi in bounds]
     return view
 
 
@@ -57,9 +59,10 @@ def to_markdown(table: pd.DataFrame) -> str:
             f"### {dataset}, labeled fraction {fraction}\n\n" + markdown_table([c.header for c in columns], rows)
         )
     note = (
-        "\nDice: macro mean over structures; 95% bootstrap interval over test sequences; rank ties where intervals "
-        "overlap; p vs leader: paired sign-flip permutation test of per-sequence Dice against the best entry of the "
-        "same group.\n"
+        "\nDice: macro mean over structures. Each row is one training: its 95% interval (t with a bootstrap standard "
+        "error) covers test-sequence variation only, not another training of the same method; none under "
+        f"{MIN_UNITS} sequences. Rank ties where intervals overlap; p vs leader: paired sign-flip permutation test "
+        "of per-sequence Dice against the best entry of the same group.\n"
     )
     return "\n".join(sections) + note
 

@@ -3,9 +3,11 @@ sequences, the paired test against the leader, and the hashes that make every nu
 
 Per structure, the score is ``mosxav.evaluation.metrics``' mean over the frames where the structure is present
 in the ground truth or the prediction; the headline is the macro mean over structures. Frames of one
-video are not independent, so uncertainty comes from resampling *sequences* (2,000 bootstrap draws,
-percentile 95% interval, seeded): each draw recomputes the frame-weighted per-structure means from
-per-sequence sums and counts, then the macro mean. The paired test against the leader is an exact
+video are not independent, so uncertainty comes from resampling *sequences*
+(``mosxav.evaluation.uncertainty``: a t interval whose standard error comes from 2,000 seeded draws of
+sequences, each recomputing the frame-weighted per-structure means from per-sequence sums and counts,
+then the macro mean; none under six sequences). One submission is one training: its interval covers
+test sequences only. The paired test against the leader is an exact
 sign-flip permutation test on per-sequence headline Dice differences (Monte Carlo beyond 16 sequences).
 """
 

@@ -35,7 +35,7 @@ def xca_root() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_config() -> SynthConfig:
-    return SynthConfig(sequences=4, frames=11, size=64, seed=3, test_sequences=2)
+    return SynthConfig(sequences=4, frames=11, size=64, seed=3, test_sequences=6)
 
 
 @pytest.fixture(scope="session")

@@ -39,7 +39,8 @@ def test_quick_config_file_is_the_builtin_default():
     [
         ("quick", 5),
         ("paper", 1 + 8 * 3 * 3 + 1 * 3),
-        ("noise", 5 * 3 * 2),
+        ("noise", 2 * 3 + 3 * 3 * 3),  # supervised and Mean Teacher: out of pseudo-label noise's reach, once a seed
+        ("annotation_noise", 5 * 3 * 3),  # noise on the labeled set reaches every trained method
         ("xca", 2 * 5),
         ("xca_ssl", 8 * 5 * 2),
         ("diffproto_ablation", 8 * 2),
@@ -277,9 +278,8 @@ def test_tiny_end_to_end_run_writes_every_output(tiny_root, tmp_path, capsys):
     assert "### labeled fraction 0.5, label noise 0" in headline
     assert "| – | tophat_otsu (untrained floor) | 1 |" in headline
     ranks = [int(m.group(1)) for m in re.finditer(r"^\| (\d+) \|", headline, flags=re.MULTILINE)]
-    # each (fraction, noise) group ranked on its own: 8 methods at 0.5, fully_supervised alone at 1.0
-    assert sorted(ranks) == sorted(list(range(1, 9)) * 2 + [1, 1])
-    assert results.count(" [") >= len(ALL_METHODS)  # one-seed cells carry [low, high]
+    assert ranks == []  # one seed and two test sequences: nothing is ranked, and the report says why
+    assert "no interval and no rank" in headline and "(n 2: no interval)" in headline
     resolved = load_config(out / "config.yaml")  # the written config reads back as the same config
     assert resolved == parse_config(config)
     assert "# effective: size 32 px, 2 iterations, world size 1" in (out / "config.yaml").read_text()
@@ -392,7 +392,7 @@ def test_cross_validated_run_tests_each_image_once_per_method_with_a_fold_column
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
     assert "fold" in summary.columns
     report = (tmp_path / "out" / "results.md").read_text()
-    assert "| rank | method | seeds | folds |" in report and " ± " in report
+    assert "| rank | method | seeds | units |" in report and "| 6 | 0." in report  # six images: the units
 
 
 def test_training_beats_thresholding_on_the_synthetic_data(tmp_path):
@@ -674,7 +674,8 @@ def test_paired_difference_drops_unpaired_units():
 
     stats = paired_difference(np.array([0.6, 0.7, np.nan, 0.9]), np.array([0.5, 0.8, 0.4, np.nan]))
     assert stats["units"] == 2 and stats["difference"] == pytest.approx(0.0)
-    assert (stats["better"], stats["worse"]) == (1, 1) and stats["p"] == 1.0
+    assert (stats["better"], stats["worse"]) == (1, 1)
+    assert np.isnan(stats["p"]) and np.isnan(stats["ci_low"])  # under MIN_UNITS units: no test, no interval
 
 
 def test_width_recall_pairs_thin_trunk_and_precision_per_image(tmp_path):

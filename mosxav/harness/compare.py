@@ -1,11 +1,14 @@
-"""Methods of one run compared pair by pair: the same test units, the difference and its p-value.
+"""Methods of one run compared pair by pair: the same test units and seeds, the difference, its interval
+and its test.
 
 Two methods of a run were trained on the same partitions and seeds and tested on the same frames, so
-the honest comparison is paired: per test unit (a sequence of MOSXAV, as the leaderboard pairs them;
-an image of a pairs folder, whose images are one "sequence"), the macro Dice over the structures
-evaluated there, averaged over the run's seeds; then the mean difference to a reference method, a
-95 % bootstrap interval over units and the leaderboard's sign-flip permutation test
-(``mosxav.evaluation.uncertainty.paired_permutation_p``). Written as ``paired_vs_<reference>.md``/``.csv``.
+the honest comparison is paired twice: seed s of a method with seed s of the reference, and unit u
+with unit u (a sequence of MOSXAV, as the leaderboard pairs them; an image of a pairs folder, whose
+images are one "sequence"). Per (seed, unit): the macro Dice over the structures evaluated there; then
+``mosxav.evaluation.uncertainty.paired_comparison``: the mean difference, each seed's own difference,
+the interval over seeds and units (with one seed: over units only, and the table says so), and the
+test (one seed: the exact sign-flip over units; several: the crossed t over seeds and units).
+Written as ``paired_vs_<reference>.md``/``.csv``.
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ import numpy as np
 import pandas as pd
 
 from mosxav.data.files import write_text
-from mosxav.evaluation.uncertainty import bootstrap_mean_ci, paired_permutation_p
-from mosxav.harness.report import ARM_COLUMNS, markdown_table
+from mosxav.evaluation.uncertainty import MIN_UNITS, PairedComparison, paired_comparison
+from mosxav.harness.report import ARM_COLUMNS, markdown_table, with_noise_free_arms
 
 
 def unit_scores(frames: pd.DataFrame, metric: str = "dice", structure: str | None = None) -> pd.DataFrame:
-    """One value per (method, labeled fraction, label noise, unit): the macro ``metric`` over the
-    structures evaluated in that unit (or ``structure`` alone), averaged over seeds."""
+    """One value per (method, labeled fraction, label noise, seed, unit): the macro ``metric`` over the
+    structures evaluated in that unit (or ``structure`` alone); cross-validation folds are units' homes,
+    not levels (each unit is tested in one fold)."""
     rows = frames[frames["evaluated"].astype(bool)]
     if structure is not None:
         rows = rows[rows["class"] == structure]
@@ -34,39 +38,50 @@ def unit_scores(frames: pd.DataFrame, metric: str = "dice", structure: str | Non
     rows = rows.assign(unit=rows["sequence"].astype(str) + ("/" + rows["frame"].astype(str) if by_frame else ""))
     cell = [*ARM_COLUMNS, "seed", "unit"]
     per_class = rows.groupby(cell + ["class"])[metric].mean()
-    per_unit = per_class.groupby(level=cell).mean()
-    return per_unit.groupby(level=[*ARM_COLUMNS, "unit"]).mean().reset_index()
+    return per_class.groupby(level=cell).mean().reset_index()
 
 
 def format_p(p: float) -> str:
-    """A permutation p-value for a table: 0 means none of the 20,000 sign flips reached the difference."""
-    return f"{p:.3g}" if p > 0 else "< 5e-05"
+    """A p-value for a table: the sign-flip test's exact values, ``< 1e-4`` below that, – where undefined."""
+    if np.isnan(p):
+        return "–"
+    return f"{p:.3g}" if p >= 1e-4 else "< 1e-4"
+
+
+def seed_unit_table(scores: pd.DataFrame, method: str, metric: str) -> pd.DataFrame:
+    """A method's (seeds x units) table of ``metric`` from ``unit_scores`` rows of one group."""
+    return scores[scores["method"] == method].pivot(index="seed", columns="unit", values=metric)
 
 
 def paired_difference(values: np.ndarray, reference: np.ndarray) -> dict[str, float | int]:
-    """``values - reference`` over paired units (NaN pairs dropped): both means over those units, the
-    mean difference, its 95 % bootstrap interval, the sign-flip permutation p and the units above/below
-    the reference."""
-    values, reference = np.asarray(values, float), np.asarray(reference, float)
-    both = ~(np.isnan(values) | np.isnan(reference))
-    diff = values[both] - reference[both]
-    low, high = bootstrap_mean_ci(diff) if diff.size else (np.nan, np.nan)
+    """``values - reference`` over paired units of one seed (NaN pairs dropped), as a table row."""
+    return comparison_row(paired_comparison(np.asarray(values, float), np.asarray(reference, float)))
+
+
+def comparison_row(result: PairedComparison) -> dict[str, float | int | str]:
+    """The columns of ``paired_vs_<reference>.csv`` for one comparison."""
+    interval = result.interval
     return {
-        "units": int(diff.size),
-        "reference_mean": float(reference[both].mean()) if diff.size else np.nan,
-        "method_mean": float(values[both].mean()) if diff.size else np.nan,
-        "difference": float(diff.mean()) if diff.size else np.nan,
-        "ci_low": low,
-        "ci_high": high,
-        "p": paired_permutation_p(values[both], reference[both]),
-        "better": int((diff > 0).sum()),
-        "worse": int((diff < 0).sum()),
+        "seeds": interval.seeds,
+        "units": interval.units,
+        "reference_mean": result.reference_mean,
+        "method_mean": result.method_mean,
+        "difference": interval.estimate,
+        "ci_low": interval.low,
+        "ci_high": interval.high,
+        "p": result.p,
+        "test": result.test,
+        "per_seed": " ".join(f"{v:+.4f}" for v in result.per_seed),
+        "significant": result.significant,
+        "better": result.better,
+        "worse": result.worse,
     }
 
 
 def compare(frames: pd.DataFrame, reference: str, metric: str = "dice", structure: str | None = None) -> pd.DataFrame:
-    """Every other method against ``reference`` within each (labeled fraction, label noise) group."""
-    scores = unit_scores(frames, metric, structure)
+    """Every other method against ``reference`` within each (labeled fraction, label noise) group,
+    paired by seed and unit (seeds one of the two lacks are left out)."""
+    scores = unit_scores(with_noise_free_arms(frames), metric, structure)
     if reference not in set(scores["method"]):
         raise ValueError(
             f"reference method {reference!r} is not in the run; methods: {sorted(scores['method'].unique())}"
@@ -74,14 +89,18 @@ def compare(frames: pd.DataFrame, reference: str, metric: str = "dice", structur
     order = list(dict.fromkeys(frames["method"]))
     results = []
     for (fraction, noise), group in scores.groupby(["labeled_fraction", "label_noise"], sort=True):
-        table = group.pivot(index="unit", columns="method", values=metric)
-        if reference not in table.columns:
+        if reference not in set(group["method"]):
             continue
-        for method in [m for m in order if m in table.columns and m != reference]:
-            stats = paired_difference(table[method].to_numpy(), table[reference].to_numpy())
-            results.append(
-                {"method": method, "reference": reference, "labeled_fraction": fraction, "label_noise": noise, **stats}
-            )
+        base = seed_unit_table(group, reference, metric)
+        for method in [m for m in order if m in set(group["method"]) and m != reference]:
+            table = seed_unit_table(group, method, metric)
+            seeds = base.index.intersection(table.index)
+            units = base.columns.intersection(table.columns)
+            if seeds.empty or units.empty:
+                continue
+            result = paired_comparison(table.loc[seeds, units].to_numpy(), base.loc[seeds, units].to_numpy())
+            row = {"method": method, "reference": reference, "labeled_fraction": fraction, "label_noise": noise}
+            results.append(row | comparison_row(result))
     return pd.DataFrame(results)
 
 
@@ -115,30 +134,61 @@ def write_comparison(
     write_text(run_dir / f"{stem}.csv", table.to_csv(index=False, float_format="%.6f"))
     what = f"{metric} of {structure}" if structure else f"macro {metric} over the structures"
     unit = "image" if frames["sequence"].nunique() == 1 else "test sequence"
-    lines = [
-        f"# Paired comparison against {reference}",
-        "",
-        f"Per {unit}: {what}, averaged over seeds; difference = method - {reference} (mean over {unit}s, 95 % "
-        "bootstrap interval), p: two-sided sign-flip permutation test; better/worse: units where the method "
-        "is above/below the reference.",
-        "",
-    ]
-    rows = [
-        [
-            r.method,
-            f"{r.labeled_fraction:g}",
-            f"{r.label_noise:g}",
-            r.units,
-            f"{r.method_mean:.3f}",
-            f"{r.reference_mean:.3f}",
-            f"{r.difference:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]",
-            format_p(r.p),
-            f"{r.better}/{r.worse}",
-        ]
-        for r in table.itertuples()
-    ]
-    headers = ["method", "labeled", "label noise", "units", metric, reference, "difference", "p", "better/worse"]
-    lines.append(markdown_table(headers, rows))
+    lines = [f"# Paired comparison against {reference}", "", *comparison_legend(what, unit, reference), ""]
+    lines.append(comparison_markdown(table, metric, reference))
     path = run_dir / f"{stem}.md"
     write_text(path, "\n".join(lines))
     return path
+
+
+def comparison_legend(what: str, unit: str, reference: str) -> list[str]:
+    """The words under a comparison table: what a cell is and what its interval covers."""
+    return [
+        f"Per seed and {unit}: {what}; difference = method - {reference}, paired by seed and {unit} "
+        f"(mean, 95 % interval). One seed: the interval covers {unit} variation only (one training each, "
+        f"so it says nothing of another training), p from the exact sign-flip test over {unit}s. Several "
+        f"seeds: the interval resamples seeds and {unit}s (`mosxav.evaluation.uncertainty`), p from the "
+        "crossed t test over both; per seed: each seed's own mean difference. Significant: p < 0.05 and the "
+        f"interval excludes 0. Under {MIN_UNITS} {unit}s there is no interval and no test. better/worse: "
+        f"{unit}s above/below the reference (seeds averaged).",
+    ]
+
+
+def comparison_markdown(table: pd.DataFrame, metric: str, reference: str) -> str:
+    """A comparison table (``compare``'s rows) as Markdown."""
+    rows = []
+    for r in table.itertuples():
+        interval = f"{r.difference:+.3f}"
+        if not np.isnan(r.ci_low):
+            interval += f" [{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
+        rows.append(
+            [
+                r.method,
+                f"{r.labeled_fraction:g}",
+                f"{r.label_noise:g}",
+                r.seeds,
+                r.units,
+                f"{r.method_mean:.3f}",
+                f"{r.reference_mean:.3f}",
+                interval,
+                r.per_seed if r.seeds > 1 else "",
+                format_p(r.p),
+                "yes" if r.significant else "no",
+                f"{r.better}/{r.worse}",
+            ]
+        )
+    headers = [
+        "method",
+        "labeled",
+        "label noise",
+        "seeds",
+        "units",
+        metric,
+        reference,
+        "difference",
+        "per seed",
+        "p",
+        "significant",
+        "better/worse",
+    ]
+    return markdown_table(headers, rows)

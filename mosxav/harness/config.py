@@ -81,8 +81,10 @@ class RunConfig:
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     variants: dict[str, VariantSpec] = field(default_factory=dict)  # named ablation arms usable in ``methods``
     overlays: int = 6  # test frames in overlays.png
-    leaderboard: bool = True  # enter the clean-label cells into the leaderboard as reference runs
-    leaderboard_db: str | None = None  # default: $MOSXAV_HOME/leaderboard/leaderboard.sqlite
+    leaderboard: bool = True  # enter the clean-label cells into a leaderboard as reference runs
+    #: that leaderboard: None = ``leaderboard.sqlite`` inside the run folder (a run's own table); a path or
+    #: database URL (``$MOSXAV_HOME/leaderboard/leaderboard.sqlite`` is the CLI's) to add them to a shared one
+    leaderboard_db: str | None = None
 
     def method_class(self, name: str) -> type[Method]:
         """The class that runs ``name``: a registered method, or the method a variant varies."""

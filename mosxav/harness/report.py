@@ -1,10 +1,13 @@
 """The run report: ``summary.csv``, ``results.md``, the Dice plots and the overlay sheet.
 
-Uncertainty is shown the way it was measured: with several seeds (or cross-validation folds) a cell is
-mean ± std over the seeds x folds; with one seed and no folds it is the value and its 95 % bootstrap
-interval over test sequences (never "± 0.000",
-which would read as certainty). Trained methods are ranked within each (labeled fraction, label
-noise) group; untrained references (thresholding) are listed as the floor, outside the ranking.
+Uncertainty is shown the way it was measured (``mosxav.evaluation.uncertainty``): each cell is the
+estimate and its 95 % interval, over test sequences and, with several seeds, over seeds too (seeds x
+folds in a cross-validated run, whose test units are the images). With one training per method the
+report says that its intervals cover test-unit variation only, and ranks nothing: two trainings of one
+method differ by as much as methods do. With several seeds a method's rank is 1 + the number of methods
+of its group that are significantly better than it, paired by seed and unit (``mosxav.harness.compare``),
+so methods the test cannot separate share a rank. Untrained references (thresholding) are the floor,
+outside the ranking.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import pandas as pd
 from mosxav.data.files import read_index_mask, write_text
 from mosxav.data.visualize import contact_sheet
 from mosxav.evaluation.metrics import RANKED_METRICS, SUMMARY_METRICS, summarize
-from mosxav.evaluation.uncertainty import SequenceSums, bootstrap_ci
+from mosxav.evaluation.uncertainty import MIN_UNITS, Interval, SequenceSums, headline_interval, paired_comparison
 
 #: The columns of ``per_frame.csv`` that name an arm: one method at one labeled fraction and noise rate.
 ARM_COLUMNS = ["method", "labeled_fraction", "label_noise"]
@@ -35,57 +38,156 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return "\n".join(lines) + "\n"
 
 
-def _cell_text(values: pd.Series, frames: pd.DataFrame | None, metric: str) -> str:
-    """Mean ± std over seeds, or with one seed the value [95 % bootstrap interval over sequences]."""
-    digits = 2 if metric in ("hd95", "assd") else 3
-    if values.isna().all():
-        return "–"  # the structure was in no frame of the ground truth or the predictions
-    if len(values) > 1:
-        return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
-    if frames is None or frames["sequence"].nunique() < 2:
-        return f"{values.iloc[0]:.{digits}f}"
-    lo, hi = bootstrap_ci(SequenceSums.from_frames(frames), metric)
-    return f"{values.iloc[0]:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+def with_noise_free_arms(frames: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a method trained at label noise 0 only, in a run with other noise rates at its labeled
+    fraction, repeated at each of those rates: a method the noise does not reach (pseudo-label noise and
+    a method without pseudo-labels) is trained once and stands beside every rate's methods."""
+    rates = sorted(frames["label_noise"].unique())
+    if len(rates) < 2:
+        return frames
+    extra = []
+    for (_, fraction), rows in frames.groupby(["method", "labeled_fraction"], sort=False):
+        if set(rows["label_noise"]) != {0.0}:
+            continue
+        others = frames[(frames["labeled_fraction"] == fraction) & (frames["label_noise"] > 0)]["label_noise"].unique()
+        extra += [rows.assign(label_noise=rate) for rate in sorted(others)]
+    return pd.concat([frames, *extra], ignore_index=True) if extra else frames
 
 
-def _rows(per_seed: pd.DataFrame, frames: pd.DataFrame, class_name: str) -> list[dict[str, Any]]:
-    """One row per (method, fraction, noise) for one class (or "mean"), with the cells as text."""
+def noise_free_methods(frames: pd.DataFrame) -> set[str]:
+    """Methods ``with_noise_free_arms`` repeats: trained at noise 0 only in a run with other rates."""
+    if frames["label_noise"].nunique() < 2:
+        return set()
+    trained = frames[frames["labeled_fraction"] > 0]
+    return {m for m, rows in trained.groupby("method") if set(rows["label_noise"]) == {0.0}}
+
+
+def units_of(frames: pd.DataFrame) -> pd.DataFrame:
+    """Frames whose ``sequence`` names their test unit: the sequence, or for a folder of images (one
+    "sequence") the image itself."""
+    if frames["sequence"].nunique() > 1:
+        return frames
+    return frames.assign(sequence=frames["sequence"].astype(str) + "/" + frames["frame"].astype(str))
+
+
+def trainings_of(frames: pd.DataFrame) -> list[pd.DataFrame]:
+    """An arm's frames split into its trainings: one per seed (a cross-validated seed's folds together,
+    since each test unit is in one fold)."""
+    return [rows for _, rows in frames.groupby("seed", sort=True)]
+
+
+def arm_interval(frames: pd.DataFrame, metric: str, classes: Sequence[int] | None = None) -> Interval:
+    """An arm's headline ``metric`` (or one class's, with ``classes`` of one id) over seeds and units."""
+    frames = units_of(frames)
+    if classes is not None:
+        frames = frames[frames["class_id"].isin(classes)]
+    class_ids = sorted(frames["class_id"].unique())
+    sequences = sorted(frames["sequence"].astype(str).unique())
+    trainings = []
+    for rows in trainings_of(frames):
+        sums = SequenceSums.from_frames(rows, class_ids)
+        missing = [s for s in sequences if s not in sums.sequences]
+        if missing:
+            raise ValueError(f"seed {rows['seed'].iloc[0]} of an arm lacks test units {missing[:3]}")
+        trainings.append(sums)
+    return headline_interval(trainings, metric)
+
+
+def _cell_text(interval: Interval, metric: str) -> str:
+    """The estimate and its interval (or why there is none)."""
+    return interval.text(2 if metric in ("hd95", "assd") else 3)
+
+
+def _arm_rows(frames: pd.DataFrame, class_id: int | None) -> list[dict[str, Any]]:
+    """One row per arm for one class (``class_id``) or the macro mean over classes (None)."""
     rows = []
-    selected = per_seed[per_seed["class"] == class_name]
-    for key, group in selected.groupby(ARM_COLUMNS, sort=False):
-        cell_frames = frames
-        for column, value in zip(ARM_COLUMNS, key, strict=False):
-            cell_frames = cell_frames[cell_frames[column] == value]
-        if class_name != "mean":
-            cell_frames = cell_frames[cell_frames["class"] == class_name]
-        row = dict(zip(ARM_COLUMNS, key, strict=False))
+    for key, group in frames.groupby(ARM_COLUMNS, sort=False):
+        classes = None if class_id is None else [class_id]
+        if class_id is not None and not group.loc[group["class_id"] == class_id, "evaluated"].astype(bool).any():
+            continue
+        row: dict[str, Any] = dict(zip(ARM_COLUMNS, key, strict=True))
         row["seeds"] = group["seed"].nunique()
-        row["folds"] = group["fold"].nunique() if "fold" in group else 0
-        row["dice_mean"] = group["dice"].mean()
+        row["units"] = units_of(group)["sequence"].nunique()
+        intervals = {m: arm_interval(group, m, classes) for m in RANKED_METRICS}
+        row["dice_estimate"] = intervals["dice"].estimate
         for metric in RANKED_METRICS:
-            row[metric] = _cell_text(group[metric], cell_frames if len(group) == 1 else None, metric)
+            row[metric] = _cell_text(intervals[metric], metric)
         rows.append(row)
     return rows
 
 
-def _headline_section(rows: list[dict[str, Any]], untrained: Sequence[str]) -> list[str]:
-    """Per (fraction, noise) group: trained methods ranked by mean Dice, then the untrained floor."""
+def unit_macro(frames: pd.DataFrame) -> pd.DataFrame:
+    """(seed x unit) macro Dice over the structures evaluated in each unit, of one arm's frames."""
+    rows = units_of(frames)
+    rows = rows[rows["evaluated"].astype(bool)]
+    per_class = rows.groupby(["seed", "sequence", "class"])["dice"].mean()
+    return per_class.groupby(level=["seed", "sequence"]).mean().unstack("sequence")
+
+
+def significance_ranks(frames: pd.DataFrame, methods: Sequence[str]) -> dict[str, int]:
+    """Rank = 1 + the number of ``methods`` significantly better, paired by seed and unit."""
+    tables = {m: unit_macro(frames[frames["method"] == m]) for m in methods}
+    ranks = {}
+    for method in methods:
+        beaten_by = 0
+        for other in methods:
+            if other == method:
+                continue
+            a, b = tables[other], tables[method]
+            seeds, units = a.index.intersection(b.index), a.columns.intersection(b.columns)
+            result = paired_comparison(a.loc[seeds, units].to_numpy(), b.loc[seeds, units].to_numpy())
+            beaten_by += result.significant and result.interval.estimate > 0
+        ranks[method] = 1 + beaten_by
+    return ranks
+
+
+def _headline_section(frames: pd.DataFrame, untrained: Sequence[str]) -> list[str]:
+    """Per (fraction, noise) group: the trained methods (ranked when seeds allow), then the floor."""
     out = []
+    rows = _arm_rows(frames, None)
     trained = [r for r in rows if r["method"] not in untrained]
     floor = [r for r in rows if r["method"] in untrained]
-    groups = sorted({(r["labeled_fraction"], r["label_noise"]) for r in trained})
-    folds = any(r["folds"] for r in rows)
-    headers = ["rank", "method", "seeds"] + (["folds"] if folds else []) + [HEADERS[m] for m in RANKED_METRICS]
-
-    def cells(r: dict[str, Any]) -> list[Any]:
-        return [r["seeds"]] + ([r["folds"]] if folds else []) + [r[m] for m in RANKED_METRICS]
-
-    for fraction, noise in groups:
+    noise_free = noise_free_methods(frames)
+    headers = ["rank", "method", "seeds", "units"] + [HEADERS[m] for m in RANKED_METRICS]
+    for fraction, noise in sorted({(r["labeled_fraction"], r["label_noise"]) for r in trained}):
         members = [r for r in trained if (r["labeled_fraction"], r["label_noise"]) == (fraction, noise)]
-        members.sort(key=lambda r: -r["dice_mean"])
-        table = [[k + 1, r["method"], *cells(r)] for k, r in enumerate(members)]
+        members.sort(key=lambda r: -r["dice_estimate"])
+        group = frames[(frames["labeled_fraction"] == fraction) & (frames["label_noise"] == noise)]
+        one_seed = min(r["seeds"] for r in members) < 2
+        few_units = min(r["units"] for r in members) < MIN_UNITS
+        if one_seed or few_units:
+            ranks = {r["method"]: "–" for r in members}
+        else:
+            ranks = significance_ranks(group, [r["method"] for r in members])
+
+        def name(r: dict[str, Any]) -> str:
+            return r["method"] + (" (trained once: the noise does not reach it)" if r["method"] in noise_free else "")
+
+        def cells(r: dict[str, Any]) -> list[Any]:
+            return [r["seeds"], r["units"], *(r[m] for m in RANKED_METRICS)]
+
+        table = [[ranks[r["method"]], name(r), *cells(r)] for r in members]
         table += [["–", f"{r['method']} (untrained floor)", *cells(r)] for r in floor]
         out += [f"### labeled fraction {fraction:g}, label noise {noise:g}", "", markdown_table(headers, table)]
+        if few_units:
+            out += [
+                f"Fewer than {MIN_UNITS} test units: no interval and no rank (the exact sign-flip test "
+                "cannot reach p < 0.05).",
+                "",
+            ]
+        elif one_seed:
+            out += [
+                "One training per method: each interval covers test-unit variation only, and says nothing "
+                "of another training of the same method, whose spread is as large as most differences "
+                "between methods. No rank from one seed: run several seeds to rank.",
+                "",
+            ]
+        else:
+            out += [
+                "Rank: 1 + the methods significantly better (paired by seed and unit, p < 0.05 and the "
+                "interval excluding 0); methods the test cannot separate share a rank.",
+                "",
+            ]
     return out
 
 
@@ -96,26 +198,27 @@ def write_report(frames: pd.DataFrame, run_dir: Path, untrained: Sequence[str] =
     write_text(run_dir / "summary.csv", per_seed.to_csv(index=False, float_format="%.6f"))
     order = {m: i for i, m in enumerate(dict.fromkeys(frames["method"]))}
     per_seed = per_seed.sort_values("method", key=lambda s: s.map(order), kind="stable")
+    shown = with_noise_free_arms(frames)
     lines = [
         "# MOSXAV-Bench run",
         "",
         "Test split; metrics and aggregation per `mosxav.evaluation.metrics` (HD95 and ASSD in pixels at the "
-        "frame's resolution). With several seeds or cross-validation folds a cell is mean ± std over them "
-        "(seeds x folds); with one seed and no folds, the value and its 95 % bootstrap interval over test "
-        "sequences [low, high].",
+        "frame's resolution). Each cell: the estimate (frame-weighted, pooled over seeds) and its 95 % interval "
+        "over test units and seeds (`mosxav.evaluation.uncertainty`); units: test sequences, or images for a "
+        "folder of images.",
         "",
-        "## Mean over the structures (ranked within each group)",
+        "## Mean over the structures",
         "",
     ]
-    lines += _headline_section(_rows(per_seed, frames, "mean"), untrained)
+    lines += _headline_section(shown, untrained)
     lines += ["## Per structure", ""]
     headers = ["method", "labeled", "label noise", "seeds", "structure"] + [HEADERS[m] for m in RANKED_METRICS]
     table = []
-    classes = per_seed[per_seed["class"] != "mean"].sort_values("class_id")["class"].unique()
-    for class_name in classes:
-        for r in _rows(per_seed, frames, class_name):
+    names = frames.drop_duplicates("class_id").set_index("class_id")["class"]
+    for class_id in sorted(names.index):
+        for r in _arm_rows(shown, int(class_id)):
             table.append(
-                [r["method"], f"{r['labeled_fraction']:g}", f"{r['label_noise']:g}", r["seeds"], class_name]
+                [r["method"], f"{r['labeled_fraction']:g}", f"{r['label_noise']:g}", r["seeds"], names[class_id]]
                 + [r[m] for m in RANKED_METRICS]
             )
     lines.append(markdown_table(headers, table))

@@ -71,9 +71,18 @@ class Shard:
         return f"{self.index}/{self.count}"
 
 
+def noise_reaches(config: RunConfig, cls: type[Method]) -> bool:
+    """Whether the run's label noise changes what ``cls`` trains on: noise on the labeled set reaches
+    every trained method; noise on pseudo-labels only the methods that train on hard pseudo-labels."""
+    if not cls.needs_training:
+        return False
+    return "labeled" in config.label_noise_applies_to or cls.uses_pseudo_labels
+
+
 def matrix(config: RunConfig) -> list[Cell]:
     """The run's cells; a fixed-fraction method runs at its own fraction, an untrained one once
-    (fraction 0, no noise, first seed); with ``dataset.folds`` every cell once per fold."""
+    (fraction 0, no noise, first seed), a method the noise does not reach at noise 0 only (the report
+    stands it beside every rate); with ``dataset.folds`` every cell once per fold."""
     spec = config.dataset
     folds = (spec.only_folds or list(range(spec.folds))) if spec.folds else [None]
     cells = []
@@ -84,6 +93,8 @@ def matrix(config: RunConfig) -> list[Cell]:
         seeds = config.seeds
         if not cls.needs_training:
             fractions, noises, seeds = [0.0], [0.0], seeds[:1]
+        elif not noise_reaches(config, cls):
+            noises = [0.0]
         cells += [
             Cell(name, float(f), float(n), int(s), k) for f in fractions for n in noises for s in seeds for k in folds
         ]
