@@ -141,24 +141,55 @@ def _labeled_batch() -> dict[str, torch.Tensor]:
     return {"image": images, "mask": masks}
 
 
-def test_ablation_switches_the_prototype_loss_off():
+def test_ablation_switches_the_prototypes_off():
     """Same weights, same step: the ablation's loss is exactly the full loss minus 0.1 x the prototype term,
     and that term is not zero (so it is the ablation, not the data, that removes it)."""
-    options = {"width": 4, "depth": 2, "denoiser_width": 4}
+    options = {"width": 4, "depth": 2, "denoiser_width": 4, "prototype_t_min": 0.0}
     torch.manual_seed(0)
     full = DiffProto({**options, "prototype_weight": 0.1}, 6)
     # the ablation ignores a prototype weight it is given
     ablation = DiffProtoNoPrototype({**options, "prototype_weight": 0.5}, 6)
     ablation.load_state_dict(full.state_dict())
+    assert not ablation.uses_prototypes and ablation.options.prototype_weight == 0
     batch = _labeled_batch()
     torch.manual_seed(1)
     loss_full, logs_full = full.training_step(batch, None, 0)
     torch.manual_seed(1)
     loss_ablation, logs_ablation = ablation.training_step(batch, None, 0)
-    assert logs_full["loss_proto"] > 0.01
-    assert logs_ablation["loss_proto"] == pytest.approx(logs_full["loss_proto"])  # computed, then weighted by 0
+    assert logs_full["loss_proto"] > 0.01 and logs_ablation["loss_proto"] == 0
     assert loss_ablation.item() == pytest.approx(logs_ablation["loss_sup"] + logs_ablation["loss_diff"], rel=1e-6)
     assert loss_full.item() == pytest.approx(loss_ablation.item() + 0.1 * logs_full["loss_proto"], rel=1e-6)
+
+
+def _prototype_sets(unlabeled_pixels: int, ramp: float):
+    """Unit embeddings of 100 labeled pixels on their class's prototype and ``unlabeled_pixels`` far from
+    theirs (a large InfoNCE each), with the prototypes of two classes."""
+    prototypes = torch.eye(2, 4)
+    labeled = (prototypes[torch.arange(100) % 2], torch.arange(100) % 2, torch.ones(100))
+    far = prototypes[torch.ones(unlabeled_pixels, dtype=torch.long)]
+    return (
+        prototypes,
+        labeled,
+        (far, torch.zeros(unlabeled_pixels, dtype=torch.long), torch.full((unlabeled_pixels,), ramp)),
+    )
+
+
+@pytest.mark.parametrize("balance", ["pixels", "terms"])
+def test_the_unlabeled_prototype_term_is_weighted_by_its_pixels_and_ramped(balance):
+    """One confident unlabeled pixel: by pixels it weighs 1/101 of the term (and the ramp's share of that),
+    by terms (the first reading, unramped) it carried half of it."""
+    options = {"width": 4, "depth": 2, "embed_dim": 4, "prototype_balance": balance, "prototype_rampup": False}
+    method = DiffProto(options, 2)
+    prototypes, labeled, unlabeled = _prototype_sets(1, ramp=0.5)
+    method.prototypes.vectors.copy_(prototypes)
+    method.prototypes.initialised.fill_(True)
+    labeled_only = float(method._prototype_term([labeled], 0.5, torch.zeros(1)))
+    with_one = float(method._prototype_term([labeled, unlabeled], 0.5, torch.zeros(1)))
+    one_pixel = float(method._prototype_term([unlabeled], 0.5, torch.zeros(1)))
+    if balance == "pixels":
+        assert with_one == pytest.approx((100 * labeled_only + 0.5 * one_pixel) / 100.5, rel=1e-5)
+    else:
+        assert with_one == pytest.approx((labeled_only + one_pixel) / 2, rel=1e-5)
 
 
 def test_unknown_or_mistyped_options_are_refused():
@@ -195,7 +226,8 @@ def test_a_prediction_does_not_depend_on_its_batch():
     """The same image predicted alone, or second in a batch of two, gets the same labels (the starting
     noise is seeded per image, not per batch)."""
     torch.manual_seed(0)
-    method = DiffProto({"width": 4, "depth": 2, "denoiser_width": 4, "sample_steps": 3}, 6).eval()
+    options = {"width": 4, "depth": 2, "denoiser_width": 4, "sample_steps": 3, "predict_with": "diffusion"}
+    method = DiffProto(options, 6).eval()
     g = torch.Generator().manual_seed(3)
     image, other = torch.rand(2, 1, 1, 16, 16, generator=g)
     alone = method.predict(image).argmax(1)
@@ -208,7 +240,16 @@ def test_a_prediction_does_not_depend_on_its_batch():
 def test_an_absent_unlabeled_prototype_term_does_not_halve_the_labeled_one():
     """No unlabeled pixel passes the confidence gate: the prototype loss is the labeled term alone."""
     torch.manual_seed(0)
-    gated = DiffProto({"width": 4, "depth": 2, "denoiser_width": 4, "confidence_threshold": 1.01}, 6)
+    options = {
+        "width": 4,
+        "depth": 2,
+        "denoiser_width": 4,
+        "confidence_threshold": 1.01,
+        "prototype_t_min": 0.0,
+        "joint_forward": False,  # the labeled view's BatchNorm statistics its own, as without unlabeled frames
+        "encoder_dropout": [0.0, 0.0, 0.0],  # no dropout draws: both steps see the same random numbers
+    }
+    gated = DiffProto(options, 6)
     labeled_only = copy.deepcopy(gated)
     batch = _labeled_batch()
     unlabeled = {"weak": batch["image"].flip(-1), "strong": batch["image"].flip(-2)}

@@ -284,10 +284,25 @@ def test_the_student_is_scored_unless_the_teacher_is_asked_for(name):
 # -- CPS ---------------------------------------------------------------------------------------
 
 
-def test_cps_cross_terms_cover_labeled_and_unlabeled_frames_at_full_weight_from_the_start():
+def test_cps_follows_ssl4mis_by_default_unlabeled_frames_weight_ramped_from_0_1():
     method = _build("cps", encoder_dropout=[0, 0, 0]).train()  # no dropout: the forwards below repeat the step's
     labeled, unlabeled = _batch()
-    torch.manual_seed(2)
+    n = labeled["image"].shape[0]
+    loss, logs = method.training_step(labeled, unlabeled, 10)
+    with torch.no_grad():  # one forward of labeled + unlabeled frames per network (shared BatchNorm)
+        a = method.net_a(torch.cat([labeled["image"], unlabeled["weak"]]))
+        b = method.net_b(torch.cat([labeled["image"], unlabeled["weak"]]))
+    cross = F.cross_entropy(a[n:], b[n:].argmax(1)) + F.cross_entropy(b[n:], a[n:].argmax(1))
+    sup = supervised_loss(a[:n], labeled["mask"]) + supervised_loss(b[:n], labeled["mask"])
+    weight = 0.1 * sigmoid_rampup(10, method.options.rampup_length)
+    assert logs["w_cps"] == pytest.approx(weight)
+    assert loss.item() == pytest.approx(float(sup + weight * cross), abs=1e-4)
+
+
+def test_cps_torchsemiseg_recipe_covers_labeled_and_unlabeled_frames_at_full_weight_from_the_start():
+    recipe = {"cps_weight": 1.5, "cps_rampup": False, "cps_labeled_frames": True, "joint_forward": False}
+    method = _build("cps", encoder_dropout=[0, 0, 0], **recipe).train()
+    labeled, unlabeled = _batch()
     loss, logs = method.training_step(labeled, unlabeled, 0)
     with torch.no_grad():
         la, lb = method.net_a(labeled["image"]), method.net_b(labeled["image"])
