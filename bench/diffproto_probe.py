@@ -11,7 +11,9 @@ For every cell of a DiffProto method (or variant) in ``RUN/submissions/*/.../mod
    mean, on the same weights, and scored as the run scores (``OUT/heads_per_frame.csv.gz``, methods
    named ``<method>:<head>``, paired by seed and sequence with ``mosxav-bench compare``-style tables).
 
-    python bench/diffproto_probe.py RUN --out OUT [--rate 0.6]
+    python bench/diffproto_probe.py RUN [RUN ...] --out OUT [--rate 0.6]
+
+(several RUNs: the cell folders of a study run one cell per process, ``scripts/study.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import torch
 
 from mosxav.data.files import read_yaml, write_text
 from mosxav.data.named import resolve_root
-from mosxav.harness.config import parse_config
+from mosxav.harness.config import RunConfig, parse_config
 from mosxav.harness.model_card import CARD_FILE, ModelCard, load_weights
 from mosxav.harness.predict import predict_items
 from mosxav.harness.sources import build_source
@@ -69,18 +71,27 @@ def cells(run: Path) -> list[tuple[str, int, Path]]:
     return found
 
 
+def configs(runs: list[Path]) -> list[tuple[Path, RunConfig]]:
+    """Each run folder with its config (the folders without a finished run are skipped)."""
+    found = []
+    for run in runs:
+        path = run / "config.yaml"
+        if path.is_file() and (run / "submissions").is_dir():
+            found.append((run, parse_config(read_yaml(path, "run config"), path)))
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path)
+    parser.add_argument("runs", type=Path, nargs="+")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--rate", type=float, default=0.6, help="label-noise rate of the given labels")
     args = parser.parse_args()
-    config = parse_config(read_yaml(args.run / "config.yaml", "run config"), args.run / "config.yaml")
-    data = build_source(config.dataset, resolve_root)
     rectified, heads = [], []
-    for name, seed, folder in cells(args.run):
+    for name, seed, folder, config in ((*cell, config) for run, config in configs(args.runs) for cell in cells(run)):
         if not issubclass(config.method_class(name), DiffProto):
             continue
+        data = build_source(config.dataset, resolve_root)
         card = ModelCard.read(folder / CARD_FILE, read_yaml(folder / CARD_FILE, "model card"))
         method = config.method_class(name)(card.options, card.num_classes)
         load_weights(method, folder / card.weights)

@@ -151,8 +151,9 @@ td.l,th.l{text-align:left}tr.reference td{color:#555;font-style:italic}
 th.sorted-asc:after{content:" \\25B2"}th.sorted-desc:after{content:" \\25BC"}
 </style></head><body>
 <h1>MOSXAV-Bench leaderboard</h1>
-<p>Dice: macro mean over structures on the hidden test split; 95% bootstrap interval over sequences;
-equal ranks where intervals overlap; p: paired permutation test against the best entry at the same labeled fraction.
+<p>Dice: macro mean over structures on the hidden test split. Each row is one training: its 95% interval covers
+test sequences only (none under 6 sequences); equal ranks where intervals overlap;
+p: paired permutation test against the best entry at the same labeled fraction.
 Italic rows are reference runs of <code>mosxav-bench run</code>.
 Metric version __METRIC__.</p>
 <label>Labeled fraction: <select id="fraction"><option value="all">all</option>__OPTIONS__</select></label>

@@ -1,4 +1,4 @@
-"""Scoring a validated submission: metrics per structure, bootstrap confidence intervals over
+"""Scoring a validated submission: metrics per structure, confidence intervals over
 sequences, the paired test against the leader, and the hashes that make every number traceable.
 
 Per structure, the score is ``mosxav.evaluation.metrics``' mean over the frames where the structure is present
@@ -58,7 +58,7 @@ def score_predictions(gt: str | Path, predictions: str | Path, split: str = "tes
 
 
 def scores_from_frames(frames: pd.DataFrame) -> Scores:
-    """The summary, per-sequence sums and bootstrap intervals of per-(frame, class) metrics."""
+    """The summary, per-sequence sums and intervals of per-(frame, class) metrics."""
     summary = summarize(frames)
     sums = SequenceSums.from_frames(frames)
     ci = {m: bootstrap_ci(sums, m) for m in RANKED_METRICS}

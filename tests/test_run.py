@@ -432,7 +432,7 @@ def test_supervised_clearly_beats_tophat_otsu_on_real_angiograms(tmp_path, xca_r
     """configs/xca.yaml's recipe on one split instead of its five folds (CI time): train on images 1-30 of
     the 40 real XCA angiograms, score 31-40. Measured: supervised 0.783 with this recipe (0.763 with the
     earlier one: 500 steps, raw grey levels) vs top-hat + Otsu 0.713 Dice (published supervised:
-    0.75-0.82); the 5-fold figures of both recipes are in docs/results.md."""
+    0.75-0.82)."""
     config = yaml.safe_load((CONFIGS / "xca.yaml").read_text())
     assert config["dataset"].pop("folds") == 5
     config["dataset"].pop("fold_seed")

@@ -133,3 +133,20 @@ def test_a_method_the_noise_does_not_reach_stands_beside_every_noise_rate():
     assert set(at_noise["method"]) == {"supervised", "cps"}
     table = compare(frames, "supervised")
     assert sorted(table["label_noise"]) == [0.0, 0.3]
+
+
+def test_the_verdict_needs_size_every_seed_and_the_interval():
+    from mosxav.evaluation.uncertainty import minimum_detectable_effect, verdict
+
+    rng = np.random.default_rng(7)
+    reference = rng.uniform(0.5, 0.7, size=(3, 16))
+    noise = rng.normal(0, 0.004, (3, 16))
+    assert verdict(paired_comparison(reference + 0.03 + noise, reference)) == "better"
+    assert verdict(paired_comparison(reference - 0.03 + noise, reference)) == "worse"
+    small = paired_comparison(reference + 0.005 + noise, reference)  # significant, but under the 0.01 margin
+    assert small.significant and verdict(small) == "no detectable effect"
+    one_seed_against = reference + np.array([[0.05], [0.05], [-0.01]]) + noise  # not positive in every seed
+    assert verdict(paired_comparison(one_seed_against, reference)) == "no detectable effect"
+    unclear = paired_comparison(reference + rng.normal(0, 0.05, (3, 16)), reference)
+    mde = minimum_detectable_effect(unclear.interval)
+    assert mde > unclear.interval.se * 2.5  # (t_0.975 + t_0.8) x SE: at least 1.96 + 0.84

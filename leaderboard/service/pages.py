@@ -180,7 +180,8 @@ def public_page(settings: Settings, groups: list[Group], signed: tuple[str, str]
         parts.append(f"<h2>{_e(group.phase)} phase{part}, labeled fraction {group.labeled_fraction:g}</h2>")
         parts.append(table_html(group.rows, "public"))
     parts.append(
-        "<p class='muted'>Dice: macro mean over structures; 95% bootstrap interval over sequences; ranks tie where "
+        "<p class='muted'>Dice: macro mean over structures. Each row is one training: its 95% interval covers test "
+        "sequences only (none under 6 sequences); ranks tie where "
         "intervals overlap; p vs leader: paired sign-flip permutation test. One row per team and group (the "
         f"organizers' rule: its {settings.team_rows}). Click a header to sort.</p>"
         "<p class='muted'>Provenance: <b>predictions</b>, masks a team uploaded (the team ran its own method); "

@@ -75,3 +75,20 @@ def comparison_coverage(
         interval = mean_interval(diff, samples=2000, rng_seed=k)
         hits += interval.low <= 0 <= interval.high
     return hits / replications
+
+
+def percentile_coverage(units: int, frames: int = 25, replications: int = 400, seed: int = 0) -> float:
+    """The same simulation as ``headline_coverage`` for the percentile bootstrap over sequences (the
+    interval the toolkit printed before): for comparison in docs/statistics.md."""
+    truth = population_headline(frames)
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for k in range(replications):
+        sums = _simulated_sums(units, frames, rng)
+        draws = np.random.default_rng(k).integers(0, units, size=(2000, units))
+        weights = np.zeros((2000, units))
+        np.add.at(weights, (np.repeat(np.arange(2000), units), draws.ravel()), 1)
+        values = sums.macro("dice", weights)
+        low, high = np.nanpercentile(values, [2.5, 97.5])
+        hits += low <= truth <= high
+    return hits / replications

@@ -203,6 +203,27 @@ class PairedComparison:
         return not np.isnan(self.p) and self.p < ALPHA and self.interval.excludes_zero()
 
 
+def minimum_detectable_effect(interval: Interval, power: float = 0.8) -> float:
+    """The difference a comparison with this standard error and df finds with ``power`` at a two-sided
+    5 % level: (t(0.975, df) + t(power, df)) x SE (NaN without an interval)."""
+    if not interval.defined:
+        return float("nan")
+    return float((stats.t.ppf(0.5 + CONFIDENCE / 2, interval.df) + stats.t.ppf(power, interval.df)) * interval.se)
+
+
+def verdict(result: PairedComparison, margin: float = 0.01) -> str:
+    """docs/diffproto.md's rule: ``"better"`` when the difference is at least ``margin``, positive in
+    every seed and its interval above 0; ``"worse"`` mirrored; otherwise ``"no detectable effect"``."""
+    interval = result.interval
+    if not interval.defined:
+        return "no detectable effect"
+    if interval.estimate >= margin and all(v > 0 for v in result.per_seed) and interval.low > 0:
+        return "better"
+    if interval.estimate <= -margin and all(v < 0 for v in result.per_seed) and interval.high < 0:
+        return "worse"
+    return "no detectable effect"
+
+
 def paired_comparison(
     values: np.ndarray, reference: np.ndarray, samples: int = COMPARISON_SAMPLES, rng_seed: int = 0
 ) -> PairedComparison:

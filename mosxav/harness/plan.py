@@ -56,7 +56,7 @@ def method_options(config: RunConfig, cell: Cell) -> Any:
 
 def method_input(config: RunConfig, cls: type[Method]) -> InputConfig:
     """What ``cls`` is fed: ``input`` for the networks the harness trains; a fixed pipeline (top-hat +
-    Otsu) keeps the grey levels it is defined on (local contrast ruins its threshold: docs/results.md)."""
+    Otsu) keeps the grey levels it is defined on (local contrast ruins its threshold: 0.71 -> 0.39 Dice on XCA)."""
     return config.input if cls.needs_training else InputConfig()
 
 

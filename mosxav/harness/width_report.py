@@ -6,7 +6,7 @@ all seeds and folds), each test image's ground truth ``<gt>/<id>_gt.png`` is spl
 each part is printed as a Markdown table, pooled over pixels and as the mean over images, beside the
 precision (a false positive has no width). With ``--reference METHOD`` every other method is paired
 with it per image (values averaged over seeds): the mean difference of thin recall, trunk recall and
-precision, its 95 % bootstrap interval, the sign-flip p and the images better/worse, as
+precision, its 95 % interval over images, the sign-flip p and the images better/worse, as
 ``mosxav-bench compare`` pairs Dice: where a method loses, thin branches, trunk or false positives.
 
 Command: ``mosxav-bench width-recall runs/xca-cv runs/xca-cv-crop --gt
@@ -122,7 +122,7 @@ def paired_table(records: pd.DataFrame, reference: str) -> str:
     headers = ["method", "measure", "images", "value", reference, "difference", "p", "better/worse"]
     title = (
         f"Paired per image against {reference} (mean over seeds; difference = method - {reference}, 95 % "
-        "bootstrap interval; p: sign-flip permutation test)."
+        "interval over images; p: sign-flip permutation test)."
     )
     return f"{title}\n\n{markdown_table(headers, rows)}"
 

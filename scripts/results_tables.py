@@ -1,0 +1,393 @@
+"""Every results table of README.md and docs/, built from the raw per-frame results under results/.
+
+    python scripts/results_tables.py          # rewrite every table in place
+    python scripts/results_tables.py --check  # exit 1 naming each table that differs (CI runs it as a test)
+
+A table lives in a page between ``<!-- table: NAME -->`` and ``<!-- /table -->``; NAME is a key of
+``TABLES``. Each study's raw results are ``results/<study>/``: ``config.yaml`` (the run config),
+``provenance.csv`` (per cell: the commit that ran it, seconds, machine) and the per-frame scores
+(``per_frame.csv.gz``, or ``shards/<cell>.csv.gz`` written by ``scripts/study.py``). A table whose study
+is not committed says so, and how to run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mosxav.evaluation.coverage import comparison_coverage, headline_coverage, percentile_coverage  # noqa: E402
+from mosxav.evaluation.uncertainty import (  # noqa: E402
+    MIN_UNITS,
+    minimum_detectable_effect,
+    paired_comparison,
+    verdict,
+)
+from mosxav.harness.compare import format_p, seed_unit_table, unit_scores  # noqa: E402
+from mosxav.harness.report import arm_interval, markdown_table, with_noise_free_arms  # noqa: E402
+
+RESULTS = ROOT / "results"
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+VESSEL = 1
+NAMES = {
+    "tophat_otsu": "black top-hat + Otsu (untrained floor)",
+    "supervised": "supervised (25 % labels)",
+    "mean_teacher": "Mean Teacher",
+    "cps": "CPS",
+    "diffproto": "DiffProto",
+    "diffproto_noproto": "DiffProto without prototypes",
+}
+RUN_COMMANDS = {
+    "default": "mosxav-bench run --out runs/default",
+    "noise": "python scripts/study.py configs/noise.yaml --study noise",
+    "diffproto-ablation": "python scripts/study.py configs/diffproto_ablation.yaml --study diffproto-ablation",
+    "xca-ssl": "python scripts/study.py configs/xca_ssl.yaml --study xca-ssl",
+    "diffproto-probe": "python bench/diffproto_probe.py ../runs/noise/* --out results/diffproto-probe",
+}
+
+
+def load(study: str) -> pd.DataFrame | None:
+    """A study's per-frame rows (every shard), or None when none is committed."""
+    folder = RESULTS / study
+    files = sorted((folder / "shards").glob("*.csv.gz")) or sorted(folder.glob("per_frame.csv.gz"))
+    if not files:
+        return None
+    frames = pd.concat([pd.read_csv(f, dtype={"frame": str, "sequence": str}) for f in files], ignore_index=True)
+    return frames
+
+
+def missing(study: str) -> str:
+    return f"_No results of `{study}` are committed: `{RUN_COMMANDS[study]}`, then this command._\n"
+
+
+def name(method: str) -> str:
+    return NAMES.get(method, f"`{method}`")
+
+
+def interval_text(frames: pd.DataFrame, classes: list[int] | None = None) -> str:
+    return arm_interval(frames, "dice", classes).text()
+
+
+def difference_text(result) -> str:
+    return "not run" if result is None else result.interval.text(signed=True)
+
+
+def per_seed_text(result) -> str:
+    return "" if result is None else " / ".join(f"{v:+.3f}" for v in result.per_seed)
+
+
+def p_text(result) -> str:
+    return "" if result is None else format_p(result.p)
+
+
+def rule_text(result) -> str:
+    return "" if result is None else verdict(result)
+
+
+def comparison(frames: pd.DataFrame, method: str, reference: str, structure: str | None = None):
+    """``method`` against ``reference`` on one group's frames, paired by seed and unit (None when either
+    has no committed cell there)."""
+    if not {method, reference} <= set(frames["method"]):
+        return None
+    scores = unit_scores(frames, "dice", structure)
+    a, b = seed_unit_table(scores, method, "dice"), seed_unit_table(scores, reference, "dice")
+    seeds, units = a.index.intersection(b.index), a.columns.intersection(b.columns)
+    return paired_comparison(a.loc[seeds, units].to_numpy(), b.loc[seeds, units].to_numpy())
+
+
+def group(frames: pd.DataFrame, noise: float) -> pd.DataFrame:
+    return frames[np.isclose(frames["label_noise"], noise)]
+
+
+# -- the tables ------------------------------------------------------------------------------------
+
+
+def default_table() -> str:
+    frames = load("default")
+    if frames is None:
+        return missing("default")
+    rows = []
+    for method, arm in frames.groupby("method", sort=False):
+        rows.append([name(method), interval_text(arm, [VESSEL]), interval_text(arm)])
+    units = frames["sequence"].nunique()
+    return markdown_table(["method", "vessel Dice", "mean Dice over structures"], rows) + (
+        f"\nOne training per method, {units} test sequences: each interval covers test-sequence variation of "
+        "that training only, not another training of the method.\n"
+    )
+
+
+def coverage_table() -> str:
+    rows = []
+    for units in (4, 6, 8, 12, 16, 40):
+        ours = headline_coverage(units, replications=400) if units >= MIN_UNITS else float("nan")
+        rows.append(
+            [units, f"{percentile_coverage(units, replications=400):.2f}", "–" if np.isnan(ours) else f"{ours:.2f}"]
+        )
+    table = markdown_table(["test units", "percentile bootstrap", "the toolkit's interval"], rows)
+    seed_rows = []
+    for seeds in (2, 3, 5):
+        seed_rows.append(
+            [seeds, *(f"{comparison_coverage(seeds, 16, sd, replications=400):.2f}" for sd in (0.0, 0.03, 0.06))]
+        )
+    headers = ["seeds (16 units)", "seed SD 0", "seed SD 0.03", "seed SD 0.06"]
+    return table + "\n" + markdown_table(headers, seed_rows)
+
+
+def noise_table() -> str:
+    frames = load("noise")
+    if frames is None:
+        return missing("noise")
+    frames = with_noise_free_arms(frames)
+    rates = sorted(frames["label_noise"].unique())
+    rows = []
+    for method in dict.fromkeys(frames["method"]):
+        arm = frames[frames["method"] == method]
+        cells = [interval_text(group(arm, r)) + " / " + interval_text(group(arm, r), [VESSEL]) for r in rates]
+        rows.append([name(method), arm["seed"].nunique(), *cells])
+    headers = ["method", "seeds", *(f"pseudo-label noise {r:g}" for r in rates)]
+    return markdown_table(headers, rows)
+
+
+def noise_comparisons_table() -> str:
+    frames = load("noise")
+    if frames is None:
+        return missing("noise")
+    frames = with_noise_free_arms(frames)
+    rows = []
+    for rate in sorted(frames["label_noise"].unique()):
+        at = group(frames, rate)
+        for method, reference in (
+            ("mean_teacher", "supervised"),
+            ("cps", "supervised"),
+            ("diffproto", "supervised"),
+            ("diffproto", "cps"),
+            ("diffproto", "diffproto_noproto"),
+        ):
+            result = comparison(at, method, reference)
+            rows.append(
+                [
+                    f"{rate:g}",
+                    f"{name(method)} − {name(reference)}",
+                    difference_text(result),
+                    per_seed_text(result),
+                    p_text(result),
+                    rule_text(result),
+                ]
+            )
+    headers = ["noise", "comparison (mean Dice over structures)", "difference [95 %]", "per seed", "p", "rule"]
+    return markdown_table(headers, rows)
+
+
+def verdict_rows(frames: pd.DataFrame, data: str, reference: str, rates: list[float]) -> list[list[str]]:
+    rows = []
+    for rate in rates:
+        at = group(frames, rate)
+        if not {"diffproto", reference} <= set(at["method"]):
+            rows.append([data, f"{rate:g}", "not run", "", "", "", ""])
+            continue
+        result = comparison(at, "diffproto", reference)
+        mde = minimum_detectable_effect(result.interval)
+        rows.append(
+            [
+                data,
+                f"{rate:g}",
+                difference_text(result),
+                per_seed_text(result),
+                format_p(result.p),
+                f"{mde:.3f}",
+                {"better": "helps", "worse": "hurts"}.get(verdict(result), "no detectable effect")
+                if reference == "diffproto_noproto"
+                else {"worse": "below supervised"}.get(verdict(result), "not below supervised"),
+            ]
+        )
+    return rows
+
+
+def _verdict_table(reference: str) -> str:
+    rows = []
+    for study, data, rates in (
+        ("noise", "synthetic default", [0.3, 0.0, 0.6]),
+        ("xca-ssl", "real angiograms", [0.3, 0.0]),
+    ):
+        frames = load(study)
+        if frames is None:
+            rows.append([data, "", missing(study).strip(), "", "", "", ""])
+            continue
+        rows += verdict_rows(with_noise_free_arms(frames), data, reference, rates)
+    headers = ["data", "pseudo-label noise", "DiffProto − " + name(reference), "per seed", "p", "MDE (80 %)", "verdict"]
+    return markdown_table(headers, rows)
+
+
+def prototype_verdict_table() -> str:
+    return _verdict_table("diffproto_noproto")
+
+
+def supervised_bound_table() -> str:
+    return _verdict_table("supervised")
+
+
+def structure_gap_table() -> str:
+    frames = load("noise")
+    if frames is None:
+        return missing("noise")
+    frames = with_noise_free_arms(frames)
+    rows = []
+    for structure in frames[frames["class_id"] > 0].drop_duplicates("class_id").sort_values("class_id")["class"]:
+        cells = []
+        for rate in (0.0, 0.3):
+            at = group(frames, rate)
+            try:
+                cells.append(difference_text(comparison(at, "diffproto", "supervised", structure)))
+            except ValueError:
+                cells.append("–")
+        rows.append([structure, *cells])
+    return markdown_table(["structure", "DiffProto − supervised, noise 0", "noise 0.3"], rows)
+
+
+def ablation_table() -> str:
+    arms, noise = load("diffproto-ablation"), load("noise")
+    if arms is None or noise is None:
+        return missing("diffproto-ablation" if arms is None else "noise")
+    base = group(noise, 0.0)
+    frames = pd.concat([base[base["method"].isin(["diffproto", "supervised"])], arms], ignore_index=True)
+    rows = []
+    for method in dict.fromkeys(arms["method"]):
+        macro, vessel = comparison(frames, method, "diffproto"), comparison(frames, method, "diffproto", "vessel")
+        below = comparison(frames, method, "supervised")
+        rows.append(
+            [
+                f"`{method}`",
+                difference_text(macro),
+                per_seed_text(macro),
+                verdict(macro),
+                difference_text(vessel),
+                difference_text(below),
+            ]
+        )
+    headers = ["arm", "− DiffProto (mean over structures)", "per seed", "rule", "vessel", "arm − supervised"]
+    return markdown_table(headers, rows)
+
+
+def rectification_table() -> str:
+    path = RESULTS / "diffproto-probe" / "rectification.csv"
+    if not path.is_file():
+        return missing("diffproto-probe")
+    table = pd.read_csv(path)
+    rows = []
+    for (method, fraction), part in table.groupby(["method", "t_fraction"], sort=False):
+        wrong = part["wrong"].sum()
+        fixed = (part["fixed"] * part["wrong"]).sum() / wrong
+        copied = (part["copied"] * part["wrong"]).sum() / wrong
+        broken = (part["broken"] * part["right"]).sum() / part["right"].sum()
+        seeds = " / ".join(f"{f:.2f}" for f in part["fixed"])
+        rows.append(
+            [
+                f"`{method}`",
+                f"{fraction:g}",
+                part["seed"].nunique(),
+                f"{fixed:.3f}",
+                seeds,
+                f"{copied:.3f}",
+                f"{broken:.4f}",
+            ]
+        )
+    headers = ["method", "noised at (x T)", "seeds", "wrong pixels fixed", "per seed", "copied", "right pixels broken"]
+    return markdown_table(headers, rows)
+
+
+def heads_table() -> str:
+    path = RESULTS / "diffproto-probe" / "heads_per_frame.csv.gz"
+    if not path.is_file():
+        return missing("diffproto-probe")
+    frames = pd.read_csv(path, dtype={"frame": str, "sequence": str})
+    rows = []
+    for method in dict.fromkeys(m.split(":")[0] for m in frames["method"]):
+        heads = [m for m in dict.fromkeys(frames["method"]) if m.startswith(method + ":")]
+        reference = f"{method}:segmenter"
+        for head in heads:
+            arm = frames[frames["method"] == head]
+            text = "–" if head == reference else difference_text(comparison(frames, head, reference))
+            rows.append([f"`{method}`", head.split(":")[1], interval_text(arm), interval_text(arm, [VESSEL]), text])
+    return markdown_table(["method", "head", "mean Dice", "vessel Dice", "− segmenter (mean)"], rows)
+
+
+def xca_table() -> str:
+    frames = load("xca-ssl")
+    if frames is None:
+        return missing("xca-ssl")
+    frames = with_noise_free_arms(frames)
+    rows = []
+    for rate in sorted(frames["label_noise"].unique(), reverse=True):
+        at = group(frames, rate)
+        for method in dict.fromkeys(at["method"]):
+            arm = at[at["method"] == method]
+            versus = (
+                "–"
+                if method == "supervised" or "supervised" not in set(at["method"])
+                else difference_text(comparison(at, method, "supervised"))
+            )
+            rows.append(
+                [f"{rate:g}", name(method), arm["seed"].nunique(), arm["frame"].nunique(), interval_text(arm), versus]
+            )
+    headers = ["pseudo-label noise", "method", "seeds", "images", "vessel Dice", "− supervised"]
+    return markdown_table(headers, rows)
+
+
+TABLES: dict[str, Callable[[], str]] = {
+    "default": default_table,
+    "coverage": coverage_table,
+    "noise": noise_table,
+    "noise-comparisons": noise_comparisons_table,
+    "prototype-verdict": prototype_verdict_table,
+    "supervised-bound": supervised_bound_table,
+    "structure-gap": structure_gap_table,
+    "ablation": ablation_table,
+    "rectification": rectification_table,
+    "heads": heads_table,
+    "xca": xca_table,
+}
+BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.DOTALL)
+
+
+def rebuilt(text: str, cache: dict[str, str]) -> str:
+    def replace(match: re.Match) -> str:
+        table = match["name"]
+        if table not in TABLES:
+            raise SystemExit(f"unknown table {table!r}; known: {', '.join(TABLES)}")
+        if table not in cache:
+            cache[table] = TABLES[table]()
+        return match.group(1) + cache[table] + match.group(4)
+
+    return BLOCK.sub(replace, text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a table differs")
+    args = parser.parse_args()
+    cache: dict[str, str] = {}
+    stale = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        new = rebuilt(text, cache)
+        if new != text:
+            stale.append(page.relative_to(ROOT))
+            if not args.check:
+                page.write_text(new, encoding="utf-8")
+    if args.check and stale:
+        print("results tables differ from what the committed results make: " + ", ".join(map(str, stale)))
+        print("run: python scripts/results_tables.py")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,149 @@
+"""Run a committed study cell by cell and keep each cell's raw per-frame results in ``results/<study>/``.
+
+A study longer than a session runs as one process per cell (``mosxav-bench run --shard k/N``), ``--jobs``
+at a time, each on one thread; when a cell finishes, its ``per_frame.csv`` is copied, gzipped, to
+``results/<study>/shards/<k>.csv.gz`` and a line is added to ``results/<study>/provenance.csv`` (cell,
+commit, seconds, machine), so that committing after each cell loses nothing when the session ends. Run it
+again to do the cells still missing. ``scripts/results_tables.py`` builds the documentation's tables
+from these files.
+
+    python scripts/study.py configs/noise.yaml --study noise --jobs 2 [--deadline 3600]
+        [--order diffproto:0.3,diffproto_noproto:0.3,supervised:0] [--work runs/]
+
+Order: the cells named by ``--order`` (method:noise, in that order, seeds interleaved: every first seed
+before any second), then the rest seed by seed in the matrix's order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mosxav.harness.cells import Cell  # noqa: E402
+from mosxav.harness.config import load_config  # noqa: E402
+from mosxav.harness.run import matrix  # noqa: E402
+
+
+def commit() -> str:
+    """The commit of the code that runs (with ``+dirty`` when the tree has changes)."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+    )
+    return head + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def priority(cells: list[Cell], order: list[tuple[str, float]]) -> list[int]:
+    """Cell indices: those of ``order`` first (by its position, then seed, then fold), then seed-major."""
+    seeds = sorted({c.seed for c in cells})
+
+    def key(k: int) -> tuple:
+        cell = cells[k]
+        named = (cell.method, round(cell.label_noise, 6))
+        wanted = [(m, round(n, 6)) for m, n in order]
+        rank = wanted.index(named) if named in wanted else len(wanted)
+        return (rank, seeds.index(cell.seed), k)
+
+    return sorted(range(len(cells)), key=key)
+
+
+def run_cell(config: Path, index: int, count: int, work: Path) -> tuple[int, float]:
+    """One cell in its own process on one thread; returns (exit code, seconds)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    out = work / f"{index:04d}"
+    args = [sys.executable, "-m", "mosxav_leaderboard.command_line", "run", "--config", str(config)]
+    args += ["--out", str(out), "--shard", f"{index}/{count}", "--jobs", "1"]
+    started = time.monotonic()
+    with open(work / f"{index:04d}.log", "w") as log:
+        code = subprocess.run(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+    return code, time.monotonic() - started
+
+
+def keep(study: Path, work: Path, index: int, cell: Cell, seconds: float, version: str) -> None:
+    """Copy the cell's per-frame table into the study folder and record where it came from."""
+    shards = study / "shards"
+    shards.mkdir(parents=True, exist_ok=True)
+    with (
+        open(work / f"{index:04d}" / "per_frame.csv", "rb") as source,
+        gzip.open(shards / f"{index:04d}.csv.gz", "wb", 9) as target,
+    ):
+        shutil.copyfileobj(source, target)
+    provenance = study / "provenance.csv"
+    new = not provenance.exists()
+    with open(provenance, "a", newline="") as handle:
+        writer = csv.writer(handle)
+        if new:
+            writer.writerow(["shard", "cell", "commit", "seconds", "threads", "machine", "torch"])
+        import torch
+
+        writer.writerow(
+            [
+                index,
+                cell.tag,
+                version,
+                f"{seconds:.0f}",
+                1,
+                platform.processor() or platform.machine(),
+                torch.__version__,
+            ]
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", type=Path)
+    parser.add_argument("--study", required=True, help="folder name under results/")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--deadline", type=float, default=None, help="start no cell after this many seconds")
+    parser.add_argument("--order", default="", help="method:noise,... to run first")
+    parser.add_argument("--work", type=Path, default=ROOT.parent / "runs", help="where the cells' run folders go")
+    args = parser.parse_args()
+    config = load_config(args.config)
+    cells = matrix(config)
+    study = ROOT / "results" / args.study
+    study.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(args.config, study / "config.yaml")
+    work = args.work / args.study
+    work.mkdir(parents=True, exist_ok=True)
+    order = [(m, float(n)) for m, n in (part.split(":") for part in args.order.split(",") if part)]
+    todo = [k for k in priority(cells, order) if not (study / "shards" / f"{k:04d}.csv.gz").exists()]
+    version = commit()
+    started = time.monotonic()
+    print(f"{args.study}: {len(todo)} of {len(cells)} cells to run, {args.jobs} at a time, code {version}", flush=True)
+    with ThreadPoolExecutor(args.jobs) as pool:
+        running: dict[Future, int] = {}
+        while todo or running:
+            while todo and len(running) < args.jobs:
+                if args.deadline is not None and time.monotonic() - started > args.deadline:
+                    todo.clear()
+                    break
+                k = todo.pop(0)
+                print(f"start {k:04d} {cells[k].tag}", flush=True)
+                running[pool.submit(run_cell, args.config, k, len(cells), work)] = k
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                k = running.pop(future)
+                code, seconds = future.result()
+                if code == 0:
+                    keep(study, work, k, cells[k], seconds, version)
+                print(
+                    f"{'done' if code == 0 else f'FAILED ({code})'} {k:04d} {cells[k].tag} {seconds:.0f} s", flush=True
+                )
+
+
+if __name__ == "__main__":
+    main()
