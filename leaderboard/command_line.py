@@ -34,8 +34,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args))
     except (DataError, FileExistsError, ValueError, MissingExtra) as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")  # a message's own [brackets] are text
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)  # one line, [brackets] as text
         return ExitCode.ERROR
+    except KeyboardInterrupt:
+        console.print("interrupted", soft_wrap=True)
+        return ExitCode.INTERRUPTED
 
 
 if __name__ == "__main__":

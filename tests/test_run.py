@@ -278,8 +278,9 @@ def test_tiny_end_to_end_run_writes_every_output(tiny_root, tmp_path, capsys):
     assert "### labeled fraction 0.5, label noise 0" in headline
     assert "| – | tophat_otsu (untrained floor) | 1 |" in headline
     ranks = [int(m.group(1)) for m in re.finditer(r"^\| (\d+) \|", headline, flags=re.MULTILINE)]
-    assert ranks == []  # one seed and two test sequences: nothing is ranked, and the report says why
-    assert "no interval and no rank" in headline and "(n 2: no interval)" in headline
+    assert ranks == []  # one seed: nothing is ranked, and the report says why
+    assert "No rank from one seed" in headline and "covers test-unit variation only" in headline
+    assert results.count(" [") >= len(ALL_METHODS)  # six test sequences: every cell has its interval
     resolved = load_config(out / "config.yaml")  # the written config reads back as the same config
     assert resolved == parse_config(config)
     assert "# effective: size 32 px, 2 iterations, world size 1" in (out / "config.yaml").read_text()

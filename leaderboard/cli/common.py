@@ -29,6 +29,8 @@ class ExitCode(enum.IntEnum):
     DUPLICATE = 3
     #: ``submit --wait`` gave up while the submission is still being scored (check later by its id).
     PENDING = 4
+    #: Stopped by Ctrl-C (128 + SIGINT, as a shell reports it); what was kept is said on stderr.
+    INTERRUPTED = 130
 
 
 SERVE_EXTRA = (

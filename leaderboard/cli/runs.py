@@ -26,7 +26,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, scale=args.scale)
     shard = Shard.parse(args.shard) if args.shard else None
-    result = run(config, args.out, shard=shard, jobs=args.jobs)
+    try:
+        result = run(config, args.out, shard=shard, jobs=args.jobs, restart=args.restart)
+    except KeyboardInterrupt:
+        kept = sorted({p.parent for p in Path(args.out).glob("work/**/last.pt")})
+        console.print(
+            f"interrupted: {len(kept)} cell(s) keep their last checkpoint in {args.out}/work (saved every "
+            f"{config.effective_train.checkpoint_every} steps); run the same command again to resume them",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return ExitCode.INTERRUPTED
     if result is None:  # a torchrun rank other than 0
         return ExitCode.OK
     summary, data = result
@@ -118,6 +129,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="cells trained at once in worker processes, the cores shared out (default: one per core on a CPU, "
         "1 on a GPU); a cell's numbers do not depend on it",
+    )
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="train the cells anew, removing their checkpoints and predictions in --out (a run otherwise resumes "
+        "them, and refuses checkpoints trained with other settings)",
     )
     p.set_defaults(func=cmd_run)
 

@@ -7,7 +7,9 @@ rounding of a different thread count); GPU runs and ``torchrun`` keep one proces
 
 Cells start most expensive first (``Method.relative_step_cost`` x iterations), so the run ends when
 its longest cell does, not when a long cell started last does. Each worker reports its trainer's
-progress to the parent's bar through a queue.
+progress to the parent's bar through a queue. Workers (and the queue's manager) ignore Ctrl-C: the
+parent alone takes it, stops every worker at once and lets the interrupt end the run, so one press
+stops everything (cells keep their last checkpoints, and the same command resumes them).
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue as queue_module
+import signal
 import threading
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from multiprocessing.managers import SyncManager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,7 @@ import torch
 from rich.progress import Progress
 
 from mosxav.harness.config import RunConfig
+from mosxav.harness.events import CellEvents
 from mosxav.harness.plan import CellPlan
 from mosxav.training.distributed import DistContext, resolve_device
 
@@ -58,8 +63,9 @@ class QueueProgress:
         self.events.put(("update", task, f"{self.label} {description}", None, completed))
 
 
-def _relay(events: Any, progress: Progress, stop: threading.Event) -> None:
-    """Apply the workers' progress events to the parent's bar until ``stop`` is set and the queue is empty."""
+def _relay(events: Any, progress: Progress, stop: threading.Event, cells: CellEvents | None = None) -> None:
+    """Apply the workers' progress events to the parent's bar until ``stop`` is set and the queue is empty
+    (a cell's first event is its start, a line for ``cells``)."""
     tasks: dict[str, Any] = {}
     while not (stop.is_set() and events.empty()):
         try:
@@ -68,8 +74,22 @@ def _relay(events: Any, progress: Progress, stop: threading.Event) -> None:
             continue
         if kind == "add":
             tasks[key] = progress.add_task(description, total=total, completed=completed)
+            if cells is not None:
+                cells.start(key)
         elif key in tasks:
             progress.update(tasks[key], completed=completed, description=description)
+
+
+def _ignore_interrupts() -> None:
+    """A worker's initializer: Ctrl-C reaches the whole process group, and only the parent acts on it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's processes now (``shutdown`` alone would let running cells finish)."""
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _work(job: CellJob, plan: CellPlan, config: RunConfig, run_dir: Path, threads: int, events: Any) -> pd.DataFrame:
@@ -78,29 +98,47 @@ def _work(job: CellJob, plan: CellPlan, config: RunConfig, run_dir: Path, thread
 
 
 def run_cells_in_parallel(
-    job: CellJob, plans: list[CellPlan], config: RunConfig, run_dir: Path, jobs: int, progress: Progress
+    job: CellJob,
+    plans: list[CellPlan],
+    config: RunConfig,
+    run_dir: Path,
+    jobs: int,
+    progress: Progress,
+    events: CellEvents | None = None,
 ) -> list[pd.DataFrame]:
     """``job`` for every cell in ``jobs`` spawned processes with the cores shared out; the tables come
     back in the order of ``cells``. A failing cell stops the run with its error (cells not yet started
-    are dropped, the ones running finish first)."""
+    are dropped, the ones running finish first); Ctrl-C stops every worker at once."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     order = sorted(range(len(plans)), key=lambda i: -plans[i].cost)
     context = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
-    with context.Manager() as manager:
-        events = manager.Queue()
+    manager = SyncManager(ctx=context)
+    manager.start(_ignore_interrupts)
+    try:
+        queue = manager.Queue()
         stop = threading.Event()
-        relay = threading.Thread(target=_relay, args=(events, progress, stop), daemon=True)
+        relay = threading.Thread(target=_relay, args=(queue, progress, stop, events), daemon=True)
         relay.start()
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_ignore_interrupts)
         try:
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-                futures = {i: pool.submit(_work, job, plans[i], config, run_dir, threads, events) for i in order}
-                wait(futures.values(), return_when=FIRST_EXCEPTION)
-                failed = [future for future in futures.values() if future.done() and future.exception()]
-                if failed:  # cells not started are dropped; the ones running finish first
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise failed[0].exception()
-                tables = [futures[i].result() for i in range(len(plans))]
+            futures: dict[int, Future] = {}
+            for i in order:
+                futures[i] = pool.submit(_work, job, plans[i], config, run_dir, threads, queue)
+                if events is not None:
+                    futures[i].add_done_callback(lambda f, tag=plans[i].tag: f.exception() or events.finish(tag))
+            wait(futures.values(), return_when=FIRST_EXCEPTION)
+            failed = [future for future in futures.values() if future.done() and future.exception()]
+            if failed:  # cells not started are dropped; the ones running finish first
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise failed[0].exception()
+            tables = [futures[i].result() for i in range(len(plans))]
+        except KeyboardInterrupt:
+            _stop_workers(pool)
+            raise
         finally:
+            pool.shutdown(wait=True, cancel_futures=True)
             stop.set()
             relay.join()
+    finally:
+        manager.shutdown()
     return tables

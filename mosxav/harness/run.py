@@ -14,6 +14,7 @@ rank 0 predicts, scores and writes the report.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,18 +29,20 @@ from mosxav.data.named import resolve_root
 from mosxav.data.splits import make_partition
 from mosxav.harness.cells import Cell
 from mosxav.harness.config import RunConfig, config_yaml
+from mosxav.harness.events import CellEvents
 from mosxav.harness.model_card import MODEL_FOLDER, write_model
 from mosxav.harness.parallel import default_jobs, run_cells_in_parallel
 from mosxav.harness.plan import CellPlan, plan_cell
 from mosxav.harness.predict import predict_items
 from mosxav.harness.report import CELL_COLUMNS, write_overlays, write_report
 from mosxav.harness.sources import RunData, build_source
+from mosxav.schema import to_mapping
 from mosxav.submission import SUBMISSION_FILE, SubmissionMeta
 from mosxav.training.batches import FrameTensors
 from mosxav.training.distributed import DistContext, barrier, init_distributed, resolve_device
 from mosxav.training.network_input import InputConfig
 from mosxav.training.protocol import Method
-from mosxav.training.trainer import ProgressSink, Trainer, progress_bar
+from mosxav.training.trainer import ProgressSink, Trainer, check_settings, progress_bar
 
 #: Who a reference run's submission names as its authors and contact.
 REFERENCE_AUTHORS = ["MOSXAV-Bench reference run"]
@@ -107,6 +110,37 @@ def run_cells(config: RunConfig, shard: Shard | None = None) -> list[Cell]:
     return cells if shard is None else shard.select(cells)
 
 
+def cell_settings(plan: CellPlan, config: RunConfig) -> dict[str, Any]:
+    """What a cell's weights depend on: its checkpoints record it, and a run resumes them only when
+    nothing here changed (``mosxav.training.trainer.check_settings``)."""
+    return {
+        "method": plan.cell.method,
+        "options": to_mapping(plan.options),
+        "train": to_mapping(plan.train),
+        "input": to_mapping(plan.input),
+        "size": plan.size,
+        "labeled_noise": plan.labeled_noise,
+        "dataset": to_mapping(config.dataset),
+    }
+
+
+def prepare_resume(plans: list[CellPlan], config: RunConfig, run_dir: Path, restart: bool) -> None:
+    """Before anything trains: with ``restart``, remove the planned cells' checkpoints and predictions;
+    otherwise refuse, naming the checkpoint and the settings that differ, to resume a cell trained
+    with other settings (a changed ``train.lr`` would otherwise keep the old weights under the new
+    config)."""
+    for plan in plans:
+        work = run_dir / "work" / plan.cell.tag
+        if restart:
+            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(run_dir / "submissions" / plan.cell.tag, ignore_errors=True)
+            continue
+        checkpoint = work / "last.pt"
+        if plan.trained and checkpoint.is_file():
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+            check_settings(checkpoint, state.get("settings"), cell_settings(plan, config))
+
+
 def run_cell(
     plan: CellPlan, data: RunData, config: RunConfig, run_dir: Path, progress: ProgressSink | None, dist: DistContext
 ) -> Path:
@@ -145,6 +179,7 @@ def run_cell(
             device=device,
             progress=progress,
             dist=dist,
+            settings=cell_settings(plan, config),
         )
         trainer.fit()
     pred_dir = run_dir / "submissions" / cell.tag / "predictions"
@@ -229,20 +264,26 @@ def score_cell(plan: CellPlan, config: RunConfig, run_dir: Path, progress: Any) 
 
 
 def run(
-    config: RunConfig, run_dir: str | Path, shard: Shard | None = None, jobs: int | None = None
+    config: RunConfig,
+    run_dir: str | Path,
+    shard: Shard | None = None,
+    jobs: int | None = None,
+    restart: bool = False,
 ) -> tuple[pd.DataFrame, RunData] | None:
     """Train and score every cell (or one shard's); returns the per-seed summary and the data (None on
     ranks other than 0). ``jobs``: cells trained at once in worker processes (default: one per core
-    on a CPU, see ``mosxav.harness.parallel``; one on a GPU)."""
+    on a CPU, see ``mosxav.harness.parallel``; one on a GPU). A folder holding checkpoints of other
+    settings is refused unless ``restart`` (which trains the cells anew)."""
     dist = init_distributed()
     run_dir = Path(run_dir)
-    if dist.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_text(run_dir / "config.yaml", config_yaml(config, dist.world_size))
     cells = run_cells(config, shard)
     if not cells:
         raise ValueError(f"shard {shard} of a run of {len(matrix(config))} cells is empty")
     plans = [plan_cell(config, cell) for cell in cells]  # the config resolved once, before anything trains
+    if dist.is_main:
+        prepare_resume(plans, config, run_dir, restart)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_text(run_dir / "config.yaml", config_yaml(config, dist.world_size))
     folds = list(dict.fromkeys(cell.fold for cell in cells))
     data_by_fold = {fold: load_run_data(config, dist, fold) for fold in folds}
     jobs = default_jobs(config, plans, dist) if jobs is None else jobs
@@ -250,14 +291,19 @@ def run(
         raise ValueError("--jobs runs cells in parallel processes on one machine; under torchrun use one")
     tables = []
     with progress_bar() as progress:
-        if jobs > 1 and len(cells) > 1:
-            tables = run_cells_in_parallel(score_cell, plans, config, run_dir, jobs, progress)
+        parallel = jobs > 1 and len(cells) > 1
+        events = CellEvents(progress.console, plans, run_dir, jobs if parallel else 1) if dist.is_main else None
+        if parallel:
+            tables = run_cells_in_parallel(score_cell, plans, config, run_dir, jobs, progress, events)
         else:
             for plan in plans:
                 data = data_by_fold[plan.cell.fold]
+                if events is not None:
+                    events.start(plan.tag)
                 pred_dir = run_cell(plan, data, config, run_dir, progress if dist.is_main else None, dist)
                 if dist.is_main:
                     tables.append(scored_table(plan.cell, data, pred_dir))
+                    events.finish(plan.tag)
     if not dist.is_main:
         return None
     frames = pd.concat(tables, ignore_index=True)

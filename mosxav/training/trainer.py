@@ -18,17 +18,20 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
 from mosxav.data.files import atomic_path
+from mosxav.errors import DataError
 from mosxav.training.batches import photometric_augment, random_crop, strong_augment, weak_augment
 from mosxav.training.distributed import DistContext, barrier
 from mosxav.training.protocol import Method
@@ -150,6 +153,7 @@ class Trainer:
         device: str | torch.device = "cpu",
         progress: ProgressSink | None = None,
         dist: DistContext | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> None:
         if not len(labeled):
             raise ValueError("the labeled set is empty: nothing to train on")
@@ -167,6 +171,9 @@ class Trainer:
         self.aug = torch.Generator()
         self.step = 0
         self.best = (-math.inf, -1)
+        #: what the weights are trained with (options, schedule, data): stored in each checkpoint and
+        #: compared on resume, so a run is never continued under other settings
+        self.settings = dict(settings) if settings is not None else None
         self.step_fn = self._wrap(method)
 
     def _wrap(self, method: Method):
@@ -203,6 +210,7 @@ class Trainer:
             "config": asdict(self.config),
             "seed": self.seed,
             "world_size": self.dist.world_size,
+            "settings": self.settings,
         }
         with atomic_path(self.checkpoint_path) as tmp:
             torch.save(state, tmp)
@@ -211,6 +219,8 @@ class Trainer:
         if not self.checkpoint_path.is_file():
             return False
         state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        if self.settings is not None:
+            check_settings(self.checkpoint_path, state.get("settings"), self.settings)
         self.method.load_state_dict(state["method"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
@@ -318,10 +328,44 @@ class Trainer:
         return self.method
 
 
+def settings_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every leaf that differs between two nested mappings."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        found = []
+        for key in sorted(set(old) | set(new), key=str):
+            name = f"{prefix}.{key}" if prefix else str(key)
+            found += settings_differences(old.get(key, "(absent)"), new.get(key, "(absent)"), name)
+        return found
+    return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
+
+
+def check_settings(path: Path, stored: Mapping[str, Any] | None, current: Mapping[str, Any]) -> None:
+    """Refuse to resume ``path`` when it was trained with other settings than ``current``: one line
+    naming the checkpoint and the keys that differ."""
+    if stored is None:
+        raise StaleCheckpoint(path, "records no training settings (an older version wrote it)")
+    differences = settings_differences(stored, current)
+    if differences:
+        shown = "; ".join(differences[:4]) + (f" and {len(differences) - 4} more" if len(differences) > 4 else "")
+        raise StaleCheckpoint(path, f"trained with other settings ({shown})")
+
+
+class StaleCheckpoint(DataError):
+    """A checkpoint the run would resume was trained with other settings."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        super().__init__(path, f"{problem}: run again with --restart to train these cells anew, or use another --out")
+
+
 def progress_bar() -> Progress:
+    """Bars on a terminal; where output is not one (a log) they would print only at the end, so they are
+    off there and the run's event lines (``mosxav.harness.events``) carry its progress."""
+    console = Console()
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
     )

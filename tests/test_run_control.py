@@ -1,0 +1,145 @@
+"""A run a newcomer can trust: it never resumes checkpoints of other settings, one Ctrl-C stops it
+cleanly, and its progress reaches a log that is not a terminal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mosxav_leaderboard.command_line import main
+
+
+def _config(tiny_root: Path, tmp_path: Path, **changes) -> Path:
+    config = {
+        "dataset": {"root": str(tiny_root)},
+        "size": 32,
+        "methods": ["supervised"],
+        "labeled_fractions": [0.5],
+        "seeds": [0],
+        "model": {"width": 4, "depth": 2},
+        "train": {"iterations": 4, "batch_size": 2, "val_every": 2, "checkpoint_every": 2, "log_every": 1},
+        "leaderboard": False,
+        "overlays": 0,
+    }
+    for key, value in changes.items():
+        config[key] = value
+    path = tmp_path / f"run-{len(list(tmp_path.glob('run-*.yaml')))}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_a_run_refuses_to_resume_checkpoints_of_other_settings_and_restarts_when_asked(tiny_root, tmp_path, capsys):
+    out = tmp_path / "out"
+    first = _config(tiny_root, tmp_path)
+    assert main(["run", "--config", str(first), "--out", str(out)]) == 0
+    scores = (out / "per_frame.csv").read_text()
+    changed = _config(
+        tiny_root,
+        tmp_path,
+        train={"iterations": 4, "batch_size": 2, "val_every": 2, "checkpoint_every": 2, "log_every": 1, "lr": 0.01},
+    )
+    capsys.readouterr()
+    assert main(["run", "--config", str(changed), "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "last.pt" in error and "train.lr: 0.002 -> 0.01" in error and "--restart" in error
+    assert len(error.strip().splitlines()) == 1  # one line, whatever the terminal's width
+    assert "lr: 0.002" in (out / "config.yaml").read_text()  # the folder still says what trained it
+    assert main(["run", "--config", str(first), "--out", str(out)]) == 0  # the same settings resume
+    assert (out / "per_frame.csv").read_text() == scores
+    assert main(["run", "--config", str(changed), "--out", str(out), "--restart"]) == 0
+    assert "lr: 0.01" in (out / "config.yaml").read_text()
+
+
+def test_progress_reaches_a_log_that_is_not_a_terminal(tiny_root, tmp_path):
+    config = _config(tiny_root, tmp_path, methods=["tophat_otsu", "supervised"])
+    run = subprocess.run(
+        [sys.executable, "-m", "mosxav_leaderboard.command_line", "run", "--config", str(config)]
+        + ["--out", str(tmp_path / "out"), "--jobs", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith(f"run {tmp_path / 'out'}: 2 cell(s), 1 to train, 1 at a time")
+    assert any(line.startswith("[1/2] start supervised/frac0.5/noise0/seed0") for line in lines)
+    assert any(line.startswith("[2/2] scored") and "elapsed" in line for line in lines)
+    assert not any("fr/s" in line for line in lines)  # no progress bars dumped into the log
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every living process below ``pid`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path(f"/proc/{pid}") / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _command(pid: int) -> str:
+    try:
+        return (Path(f"/proc/{pid}") / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return str(pid)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_one_ctrl_c_stops_every_cell_and_says_how_to_resume(tiny_root, tmp_path):
+    """Ctrl-C reaches the run's whole process group, as a terminal sends it: one press ends the run and
+    its workers, with one line and no traceback, and the cells not yet started never start."""
+    train = {"iterations": 3000, "batch_size": 2, "val_every": 1000, "checkpoint_every": 5, "log_every": 1}
+    config = _config(tiny_root, tmp_path, methods=["supervised", "mean_teacher", "cps"], train=train)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mosxav_leaderboard.command_line", "run", "--config", str(config)]
+        + ["--out", str(tmp_path / "out"), "--jobs", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not list((tmp_path / "out").glob("work/*/frac0.5/noise0/seed0/last.pt")):
+            assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+            time.sleep(0.5)
+        workers = _descendants(process.pid)
+        assert workers
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    (line,) = [line for line in err.splitlines() if line.strip()]
+    assert line.startswith("interrupted:") and "run the same command again to resume" in line
+    deadline = time.monotonic() + 10
+    while [pid for pid in workers if _alive(pid)] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [_command(pid) for pid in workers if _alive(pid)]
+    assert not left, left
+    started = {line.split()[2] for line in out.splitlines() if " start " in line}
+    assert len(started) <= 2  # the third cell never started
