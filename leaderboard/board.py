@@ -17,6 +17,7 @@ import pandas as pd
 from mosxav import toolkit_version
 from mosxav.constants import CLASS_NAMES
 from mosxav.data.download import cache_home
+from mosxav.data.files import open_to_group
 from mosxav.evaluation.metrics import METRIC_VERSION, RANKED_METRICS
 from mosxav.evaluation.uncertainty import SequenceSums, bootstrap_ci, paired_permutation_p
 from mosxav_leaderboard.columns import COLUMNS, STRUCTURES, stored_order
@@ -50,6 +51,7 @@ def _keep_predictions(store: Store, prepared_dir: Path, prediction_hash: str, mo
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _place(png, target, movable)
             try:
+                open_to_group(staging)
                 staging.rename(final)
             except OSError:  # a concurrent submit of the same predictions won the race
                 if not final.is_dir():

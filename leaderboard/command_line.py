@@ -8,21 +8,31 @@ processes sharing one computation; exit codes are ``cli.common.ExitCode``.
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import sys
 from collections.abc import Callable, Sequence
 
 from rich.markup import escape
 
+from mosxav import toolkit_version
 from mosxav.errors import DataError
 from mosxav_leaderboard.cli import board, data, runs, service
-from mosxav_leaderboard.cli.common import ExitCode, MissingExtra, console
+from mosxav_leaderboard.cli.common import ExitCode, HelpFormatter, MissingExtra, console
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mosxav-bench", description="MOSXAV-Bench: data, metrics, training and the leaderboard."
+        prog="mosxav-bench",
+        description="MOSXAV-Bench: data, metrics, training and the leaderboard.",
+        formatter_class=HelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {toolkit_version()}")
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        parser_class=functools.partial(argparse.ArgumentParser, formatter_class=HelpFormatter),
+    )
     for group in (runs, board, service, data):
         group.register(sub)
     return parser
@@ -39,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("interrupted", soft_wrap=True)
         return ExitCode.INTERRUPTED
+    except BrokenPipeError:  # the reader left (``mosxav-bench leaderboard | head``): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit must not fail again
+        return ExitCode.OK
 
 
 if __name__ == "__main__":

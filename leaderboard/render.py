@@ -83,10 +83,14 @@ def to_rich(table: pd.DataFrame, title: str = "MOSXAV-Bench leaderboard") -> Tab
         return out
     view = with_display_columns(table)
     columns = columns_for("terminal", list(view.columns))
-    for spec in columns:
-        out.add_column(spec.short, justify="left" if spec.text else "right", no_wrap=spec.key == "dice_ci")
-    for _, row in view.iterrows():
-        out.add_row(*[cell(c, row[c.key]) for c in columns])
+    rows = [[cell(c, row[c.key]) for c in columns] for _, row in view.iterrows()]
+    for k, spec in enumerate(columns):
+        # numbers and intervals keep their width on a narrow terminal (never cut); text columns fold
+        width = None if spec.text else max([len(spec.short), *(len(r[k]) for r in rows)])
+        justify = "left" if spec.text else "right"
+        out.add_column(spec.short, justify=justify, no_wrap=not spec.text, min_width=width, overflow="fold")
+    for values in rows:
+        out.add_row(*values)
     return out
 
 

@@ -72,3 +72,32 @@ def test_named_synthetic_made_by_an_older_generator_is_regenerated(tmp_path, mon
     monkeypatch.setattr(writer, "GENERATOR_VERSION", writer.GENERATOR_VERSION + 1)
     load_dataset("mosxav-synthetic", split="test")
     assert json.loads(stamp_path.read_text())["generator_version"] == writer.GENERATOR_VERSION
+
+
+def test_export_keeps_what_the_video_evaluation_needs_and_a_card_for_the_hub(tiny_root, tmp_path):
+    import json
+
+    import yaml
+
+    from mosxav.data.files import read_index_mask
+    from mosxav.data.layout import MosxavLayout
+
+    out = export_hf(tiny_root, tmp_path / "hf", task="vos")
+    layout = MosxavLayout(tiny_root)
+    for split in ("val", "test"):
+        source = layout.first_mask_file(split)
+        assert (out / "metadata" / source.name).read_bytes() == source.read_bytes()
+    objects = json.loads((out / "metadata" / "objects.json").read_text())
+    name = layout.sequences("test")[0]
+    record = next(r for r in layout.frames("test", name) if r.instance_path is not None)
+    instance, semantic = read_index_mask(record.instance_path), read_index_mask(record.semantic_path)
+    for object_id, class_id in objects["test"][name].items():
+        pixels = semantic[instance == int(object_id)]
+        if pixels.size:
+            assert np.bincount(pixels).argmax() == class_id  # the object's class, from the masks
+    assert (out / "metadata" / "labels.json").is_file()
+    card = (out / "README.md").read_text()
+    front = yaml.safe_load(card.split("---\n")[1])
+    assert front["license"] == "mit"  # a synthetic set is the toolkit's, not MOSXAV's CC BY-NC-SA
+    assert front["pretty_name"] and front["size_categories"] == ["n<1K"] and "synthetic" in front["tags"]
+    assert "@article{xi2025mosxav" in card and "arXiv:2507.16429" in card

@@ -143,3 +143,16 @@ def test_one_ctrl_c_stops_every_cell_and_says_how_to_resume(tiny_root, tmp_path)
     assert not left, left
     started = {line.split()[2] for line in out.splitlines() if " start " in line}
     assert len(started) <= 2  # the third cell never started
+
+
+def test_a_run_folder_honours_the_umask(tiny_root, tmp_path):
+    """Every file of a run folder gets the mode a plain open() would give it (0666 less the umask): the
+    CSVs, results.md and config.yaml as much as the PNGs, so a lab can share a run folder."""
+    previous = os.umask(0o022)
+    try:
+        out = tmp_path / "out"
+        assert main(["run", "--config", str(_config(tiny_root, tmp_path)), "--out", str(out)]) == 0
+    finally:
+        os.umask(previous)
+    for name in ("results.md", "per_frame.csv", "summary.csv", "config.yaml", "dice_by_structure.png"):
+        assert (out / name).stat().st_mode & 0o777 == 0o644, name

@@ -26,7 +26,7 @@ def test_layout_is_exact(tiny_root, tiny_config):
             assert (part / sub).is_dir(), part / sub
         assert json.loads((part / "labels.json").read_text())["classes"][1]["color"] == [85, 170, 255]
     assert (tv / "ImageSets" / "train.txt").is_file() and (tv / "ImageSets" / "val_first_mask.json").is_file()
-    assert (test / "ImageSets" / "test.txt").read_text().split() == ["v00", "v01"]
+    assert (test / "ImageSets" / "test.txt").read_text().split() == [f"v{i:02d}" for i in range(tiny_config.n_test)]
     seq = sorted((tv / "JPEGImages").iterdir())[0]
     assert [p.name for p in sorted(seq.iterdir())][:2] == ["00000.jpg", "00001.jpg"]
     # trainval annotated every 5th frame, test on every frame

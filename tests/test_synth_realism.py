@@ -100,7 +100,7 @@ def test_report_writes_table_csv_and_picture(tiny_root, tmp_path):
     assert "| objects per sequence |" in (tmp_path / "realism.md").read_text()
     assert (tmp_path / "realism.csv").read_text().startswith("statistic,real,synthetic,ratio")
     assert (tmp_path / "realism.png").stat().st_size > 1000
-    assert measure(tiny_root, parts=("test",)).frames == 2 * 11
+    assert measure(tiny_root, parts=("test",)).frames == 6 * 11  # six test sequences of 11 frames
 
 
 def test_devices_enter_late_and_advance():

@@ -131,10 +131,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "submit", help="submit a folder or .zip: to a leaderboard server (--server), or score it locally (--gt)"
     )
-    p.add_argument("path", type=Path)
+    p.add_argument("path", type=Path, help="a submission folder or .zip (a run cell's folder with --model)")
     p.add_argument("--server", default=None, help="leaderboard server URL, e.g. https://mosxav.example.org")
     p.add_argument("--token", default=None, help="your team's API token (default: $MOSXAV_TOKEN)")
-    p.add_argument("--phase", default="test", choices=("validation", "test"))
+    p.add_argument("--phase", default="test", choices=("validation", "test"), help="the server's phase to enter")
     p.add_argument("--wait", action="store_true", help="wait for the score and print the row or the problems")
     p.add_argument(
         "--model",
@@ -145,7 +145,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--gt", type=Path, default=None, help="operators: MOSXAV root (or sequence folders) with the ground truth"
     )
-    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--split", default="test", choices=("train", "val", "test"), help="the split scored locally")
     p.add_argument(
         "--dataset", default=None, help="dataset name shown in the table (default: the ground-truth folder name)"
     )
@@ -153,7 +153,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("leaderboard", help="show or export the leaderboard table")
-    p.add_argument("--format", choices=("terminal", "md", "csv", "json", "html"), default="terminal")
+    p.add_argument(
+        "--format", choices=("terminal", "md", "csv", "json", "html"), default="terminal", help="how to print the table"
+    )
     p.add_argument("--by-structure", action="store_true", help="add Dice per structure")
     p.add_argument(
         "--labeled-fraction",

@@ -12,8 +12,33 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-console = Console(stderr=True)
-out_console = Console()
+#: Width of a console that is not a terminal (a pipe, a log): no terminal's width to fit, so a table is
+#: printed at its natural width and a line is never wrapped or cut.
+LOG_WIDTH = 1000
+
+
+def _console(stderr: bool = False) -> Console:
+    probe = Console(stderr=stderr)
+    return probe if probe.is_terminal else Console(stderr=stderr, width=LOG_WIDTH)
+
+
+console = _console(stderr=True)
+out_console = _console()
+
+
+def uncut_table(*headers: str, title: str | None = None, rows: list[list[str]] | None = None) -> Table:
+    """A table whose cells are folded, never cut, when a terminal is narrow: text columns wrap, and
+    columns whose every value is short stay whole (their width is their longest value)."""
+    rows = rows or []
+    table = Table(title=title)
+    for k, header in enumerate(headers):
+        values = [row[k] for row in rows]
+        short = all(len(v) <= 24 for v in values)
+        width = max([len(header), *(len(v) for v in values)]) if short else None
+        table.add_column(header, overflow="fold", no_wrap=short, min_width=width)
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 class ExitCode(enum.IntEnum):
@@ -42,6 +67,28 @@ CLIENT_EXTRA = "submitting to a server needs httpx: pip install httpx (or the [s
 
 class MissingExtra(RuntimeError):
     """An optional dependency a command needs is not installed."""
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (``--jobs 0`` is a mistake, not a default)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, where it has one its help does not already state."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        quiet = any(action.default is value for value in (None, False, argparse.SUPPRESS)) or "default" in text
+        if quiet or action.option_strings == [] and action.nargs is None:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def need(modules: tuple[str, ...], message: str) -> None:

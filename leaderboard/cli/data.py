@@ -11,6 +11,8 @@ from mosxav_leaderboard.cli.common import (
     ExitCode,
     console,
     out_console,
+    positive_int,
+    uncut_table,
 )
 
 
@@ -21,12 +23,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         problems = check_dataset(args.root, progress=lambda s: status.update(f"checking {s}"))
     errors = [p for p in problems if p.severity == "error"]
     if problems:
-        table = Table(
-            "severity", "file", "problem", title=f"{len(errors)} errors, {len(problems) - len(errors)} warnings"
-        )
-        for p in problems:
-            table.add_row(p.severity, str(p.path), p.message)
-        out_console.print(table)
+        rows = [[p.severity, str(p.path), p.message] for p in problems]
+        title = f"{len(errors)} errors, {len(problems) - len(errors)} warnings"
+        out_console.print(uncut_table("severity", "file", "problem", title=title, rows=rows))
     else:
         out_console.print(f"[green]{args.root}: no problems found")
     return ExitCode.PROBLEMS if errors else ExitCode.OK
@@ -59,6 +58,10 @@ def _sequence_list(args: argparse.Namespace) -> list[str] | None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    args.gt = args.gt or args.gt_option
+    args.pred = args.pred or args.pred_option
+    if args.gt is None or args.pred is None:
+        raise ValueError("evaluate needs the ground truth and the predictions: mosxav-bench evaluate GT PRED")
     if args.task == "vos":
         from mosxav.evaluation.vos import evaluate_vos, write_results_csv
 
@@ -116,6 +119,8 @@ def cmd_download(args: argparse.Namespace) -> int:
 def cmd_export_hf(args: argparse.Namespace) -> int:
     from mosxav.data.hf import export_hf
 
+    if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:
+        raise FileExistsError(f"{args.out}: folder exists and is not empty (pass --overwrite)")
     out = export_hf(args.root, args.out, task=args.task, licence=args.licence)
     out_console.print(f"wrote {out} (load with datasets.load_dataset({str(out)!r}))")
     return ExitCode.OK
@@ -124,17 +129,17 @@ def cmd_export_hf(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's sub-commands to the parser."""
     p = sub.add_parser("check", help="validate a MOSXAV folder and list every problem")
-    p.add_argument("root", type=Path)
+    p.add_argument("root", type=Path, help="the dataset's root (trainval/ and test/)")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("synth", help="generate a synthetic dataset in the MOSXAV layout")
     p.add_argument("--out", type=Path, required=True, help="the new dataset's root")
     p.add_argument("--sequences", type=int, default=30, help="trainval sequences (60%% train, 40%% val)")
     p.add_argument("--test-sequences", type=int, default=None, help="test sequences (default 40%% of --sequences)")
-    p.add_argument("--frames", type=int, default=45)
-    p.add_argument("--size", type=int, default=512)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--frames", type=int, default=45, help="frames per sequence")
+    p.add_argument("--size", type=int, default=512, help="frame side in pixels")
+    p.add_argument("--seed", type=int, default=0, help="the generator's seed (the same seed, the same set)")
+    p.add_argument("--overwrite", action="store_true", help="replace a folder that is not empty")
     p.add_argument(
         "--report",
         type=Path,
@@ -145,9 +150,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("evaluate", help="score predictions (semantic metrics or video J&F)")
-    p.add_argument("--task", choices=("semantic", "vos"), default="semantic")
-    p.add_argument("--gt", type=Path, required=True, help="a MOSXAV root or a folder of sequence folders")
-    p.add_argument("--pred", type=Path, required=True)
+    p.add_argument("gt", type=Path, nargs="?", help="a MOSXAV root or a folder of sequence folders")
+    p.add_argument("pred", type=Path, nargs="?", help="the predictions: <sequence>/<frame>.png")
+    p.add_argument("--gt", dest="gt_option", type=Path, default=None, help=argparse.SUPPRESS)  # the old spelling
+    p.add_argument("--pred", dest="pred_option", type=Path, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--task", choices=("semantic", "vos"), default="semantic", help="per-class metrics or video J&F")
     p.add_argument(
         "--split", choices=("train", "val", "test"), default=None, help="which split when --gt is a MOSXAV root"
     )
@@ -157,12 +164,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--first-mask", type=Path, default=None, help="*_first_mask.json (first appearance, seen/unseen)")
     p.add_argument("--tolerance", type=float, default=2.0, help="NSD tolerance in pixels (times --spacing)")
     p.add_argument("--spacing", type=float, default=1.0, help="pixel spacing (e.g. mm per pixel)")
-    p.add_argument("--out", type=Path, default=Path("results.csv"))
+    p.add_argument("--out", type=Path, default=Path("results.csv"), help="the per-frame (or per-object) CSV")
     p.add_argument(
         "--jobs",
         "--workers",
         dest="jobs",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="processes scoring sequences in parallel (default: the cores)",
@@ -170,14 +177,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("download", help="fetch MOSXAV (Hugging Face Hub or a SHA-256 manifest)")
-    p.add_argument("root", type=Path)
+    p.add_argument("root", type=Path, help="the folder MOSXAV goes into")
     p.add_argument("--source", default="hf", help="'hf' or the path of a manifest (YAML/JSON)")
     p.add_argument("--offline", action="store_true", help="use only what is already cached")
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("export-hf", help="write parquet shards + dataset card for the Hugging Face Hub")
-    p.add_argument("root", type=Path)
+    p.add_argument("root", type=Path, help="a MOSXAV root")
     p.add_argument("--out", type=Path, required=True, help="the folder of parquet shards and the card")
-    p.add_argument("--task", choices=("semantic", "vos"), default="semantic")
-    p.add_argument("--licence", default="cc-by-nc-sa-4.0")
+    p.add_argument("--task", choices=("semantic", "vos"), default="semantic", help="frames with masks, or videos")
+    p.add_argument(
+        "--licence",
+        default=None,
+        help="the card's licence (default: MOSXAV's; the toolkit's, MIT, for a set it generated)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace a folder that is not empty")
     p.set_defaults(func=cmd_export_hf)

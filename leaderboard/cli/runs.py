@@ -12,6 +12,7 @@ from mosxav_leaderboard.cli.common import (
     ExitCode,
     console,
     out_console,
+    positive_int,
 )
 
 #: The files of a run folder a person reads (the report, tables and plots), listed after a run.
@@ -109,7 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's sub-commands to the parser."""
     p = sub.add_parser("run", help="train and score methods x labeled fractions x seeds (default: quick synthetic run)")
     p.add_argument("--config", type=Path, default=None, help="YAML overriding the quick default config")
-    p.add_argument("--out", type=Path, default=Path("runs/default"))
+    p.add_argument("--out", type=Path, default=Path("runs/default"), help="the run folder (resumed if it exists)")
     p.add_argument(
         "--scale",
         type=float,
@@ -124,7 +125,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--jobs",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="cells trained at once in worker processes, the cores shared out (default: one per core on a CPU, "
@@ -147,7 +148,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", type=Path, help="a run folder (its per_frame.csv)")
     p.add_argument("--reference", required=True, help="the method the others are compared with")
     p.add_argument("--structure", default=None, help="one structure (e.g. vessel) instead of the macro mean")
-    p.add_argument("--metric", default="dice", choices=("dice", "iou", "nsd"))
+    p.add_argument("--metric", default="dice", choices=("dice", "iou", "nsd"), help="the per-unit score compared")
     p.add_argument(
         "--arm",
         action="append",
@@ -165,10 +166,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_width_recall)
 
     p = sub.add_parser("array-run", help="every cell of run configs as its own shard, many at a time, then merged")
-    p.add_argument("configs", type=Path, nargs="+")
+    p.add_argument("configs", type=Path, nargs="+", help="run configs (YAML), every cell of each its own process")
     p.add_argument("--then", type=Path, nargs="*", default=[], help="configs to start after all the others")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N", help="shards running at once")
+    p.add_argument("--out", type=Path, required=True, help="OUT/<config stem>/shards/ and the merged run folders")
+    p.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1, metavar="N", help="shards running at once")
     p.add_argument("--deadline", type=float, default=float("inf"), help="seconds after which no shard starts")
     p.add_argument("--grace", type=float, default=60.0, help="seconds after the deadline before shards stop")
     p.add_argument("--scale", type=float, default=None, help="passed to every run (a smoke test: 0.05)")

@@ -137,9 +137,24 @@ def _rgb_to_ids(path: Path, rgb: np.ndarray, colours: Mapping[int, tuple[int, in
     return out
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back: the only portable way)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def open_to_group(folder: str | Path) -> None:
+    """Give a folder made by ``tempfile.mkdtemp`` (0700) the mode ``mkdir`` would give it (0777 less the
+    umask) once it is renamed into place."""
+    os.chmod(folder, 0o777 & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it into place only if the block succeeds."""
+    """Yield a temporary path beside ``target``; rename it into place only if the block succeeds. The
+    file gets the mode a plain ``open`` would give it (0666 less the umask), not ``mkstemp``'s 0600, so
+    a lab sharing a run folder can read every file of it."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
@@ -147,6 +162,8 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if tmp.exists():
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     finally:
         if tmp.exists():

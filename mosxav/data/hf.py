@@ -179,7 +179,76 @@ Exported by MOSXAV-Bench (`mosxav-bench export-hf`) from a dataset in the MOSXAV
 - Splits: {splits}.
 
 Load it with `datasets.load_dataset("<this folder or repo>")`. Licence: {licence}
+
+`metadata/` keeps what the official video evaluation needs beside the frames: each split's
+`<split>_first_mask.json` (the frame each object first appears in, and which objects are unseen),
+`objects.json` (each sequence's object ids and the class of each) and `labels.json` (class ids, names,
+colours), so the MOSXAV J&F can be recomputed from this export.
+
+## Citation
+
+```bibtex
+@article{{xi2025mosxav,
+  title   = {{Robust Noisy Pseudo-label Learning for Semi-supervised Medical Image Segmentation Using Diffusion Model}},
+  author  = {{Xi and others}},
+  journal = {{arXiv preprint arXiv:2507.16429}},
+  year    = {{2025}}
+}}
+```
+{origin}
 """
+
+#: The licence of MOSXAV itself (Xi et al.); a synthetic set made by this toolkit is the toolkit's (MIT).
+MOSXAV_LICENCE = "cc-by-nc-sa-4.0"
+SYNTHETIC_LICENCE = "mit"
+
+
+def size_category(rows: int) -> str:
+    """The Hub's ``size_categories`` value for ``rows`` examples."""
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K")):
+        if rows < limit:
+            return label
+    return "100K<n<1M"
+
+
+def object_classes(root: Path, split: str) -> dict[str, dict[str, int]]:
+    """Sequence -> object id -> class id: the semantic class under most of the object's pixels over its
+    annotated frames (the map the official video evaluation's per-class scores rest on)."""
+    from mosxav.data.files import read_index_mask
+
+    layout = MosxavLayout(root)
+    found: dict[str, dict[str, int]] = {}
+    for name in layout.sequences(split):
+        votes: dict[int, np.ndarray] = {}
+        for record in layout.frames(split, name):
+            if record.instance_path is None or record.semantic_path is None:
+                continue
+            instance, semantic = read_index_mask(record.instance_path), read_index_mask(record.semantic_path)
+            for object_id in np.unique(instance):
+                if object_id:
+                    counts = np.bincount(semantic[instance == object_id], minlength=len(CLASS_NAMES))
+                    votes[int(object_id)] = votes.get(int(object_id), 0) + counts[: len(CLASS_NAMES)]
+        found[name] = {str(k): int(np.argmax(v)) for k, v in sorted(votes.items())}
+    return found
+
+
+def _copy_metadata(root: Path, staging: Path, splits: list[str]) -> None:
+    """``metadata/``: each split's first-mask file, the object-to-class map, and labels.json."""
+    import json
+
+    layout = MosxavLayout(root)
+    folder = staging / "metadata"
+    folder.mkdir(parents=True, exist_ok=True)
+    objects = {}
+    for split in splits:
+        first = layout.first_mask_file(split)
+        if first is not None and first.is_file():
+            shutil.copyfile(first, folder / first.name)
+        objects[split] = object_classes(root, split)
+        labels = layout.part_dir(split) / "labels.json"
+        if labels.is_file() and not (folder / "labels.json").exists():
+            shutil.copyfile(labels, folder / "labels.json")
+    write_text(folder / "objects.json", json.dumps(objects, indent=1))
 
 
 def export_hf(
@@ -188,10 +257,14 @@ def export_hf(
     *,
     task: str = "semantic",
     max_shard_rows: int = 500,
-    licence: str = "cc-by-nc-sa-4.0",
+    licence: str | None = None,
 ) -> Path:
-    """Write parquet shards and a README.md dataset card so the folder loads (and pushes) as is."""
+    """Write parquet shards, ``metadata/`` and a README.md dataset card so the folder loads (and pushes)
+    as is. ``licence``: default MOSXAV's, or the toolkit's for a synthetic set it generated."""
     root, out = Path(root), Path(out)
+    synthetic = (root / "synth_config.json").is_file()
+    if licence is None:
+        licence = SYNTHETIC_LICENCE if synthetic else MOSXAV_LICENCE
     splits = _available_splits(root)
     if not splits:
         raise DataError(root, "no ImageSets split files found")
@@ -210,9 +283,14 @@ def export_hf(
             counts[split] = len(ds)
         import yaml
 
+        _copy_metadata(root, staging, splits)
         meta = {
+            "pretty_name": "MOSXAV (synthetic, MOSXAV-Bench)" if synthetic else "MOSXAV",
             "license": licence,
+            "size_categories": [size_category(sum(counts.values()))],
             "task_categories": ["image-segmentation"],
+            "tags": ["medical", "x-ray-angiography", "video-object-segmentation", "semi-supervised"]
+            + (["synthetic"] if synthetic else []),
             "configs": [
                 {"config_name": "default", "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits]}
             ],
@@ -228,6 +306,12 @@ def export_hf(
                 classes=", ".join(f"{i} {n}" for i, n in enumerate(CLASS_NAMES)),
                 splits=", ".join(f"{s} ({n} frames)" for s, n in counts.items()),
                 licence=licence,
+                origin=(
+                    "\nThis is a synthetic set made by MOSXAV-Bench's generator in MOSXAV's layout; cite the paper "
+                    "above for the layout and classes.\n"
+                    if synthetic
+                    else ""
+                ),
             ),
         )
         if out.exists():

@@ -25,7 +25,14 @@ from mosxav.constants import (
     OTHERS,
     SEMANTIC_DIR,
 )
-from mosxav.data.files import write_frame, write_index_mask, write_json, write_semantic_mask, write_text
+from mosxav.data.files import (
+    open_to_group,
+    write_frame,
+    write_index_mask,
+    write_json,
+    write_semantic_mask,
+    write_text,
+)
 from mosxav.data.synth.render import SequenceRenderer
 from mosxav.data.visualize import contact_sheet
 
@@ -175,6 +182,7 @@ def generate_dataset(
             contact_sheet(tiles, staging / "contact_sheet.png")
         if out.exists():
             shutil.rmtree(out)
+        open_to_group(staging)
         staging.rename(out)
     finally:
         if staging.exists():
