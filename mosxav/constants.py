@@ -66,3 +66,8 @@ def davis_palette() -> list[int]:
             value >>= 3
         palette.extend((r, g, b))
     return palette
+
+
+#: The mask value of a pixel without a label: every pixel of an unannotated frame (as DAVIS marks void
+#: pixels, and as ``torch.nn.CrossEntropyLoss(ignore_index=255)`` skips them).
+IGNORE_INDEX = 255

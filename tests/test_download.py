@@ -150,3 +150,15 @@ def test_corrupt_archive_is_a_clear_error(tmp_path):
     archive.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(ValueError, match="broken.zip"):
         safe_extract(archive, tmp_path / "work")
+
+
+def test_no_network_is_not_called_offline_mode_and_leaves_no_empty_root(tmp_path, monkeypatch):
+    """Online, but the Hub cannot be reached (a local port nothing listens on): the message names the
+    real failure, never 'offline mode', and the root it would have filled is not left behind empty."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    root = tmp_path / "MOSXAV"
+    with pytest.raises(ValueError) as caught:
+        download(root, "hf", cache_dir=tmp_path / "empty-cache", endpoint="http://127.0.0.1:9")
+    message = str(caught.value)
+    assert "offline mode" not in message and "could not" in message and str(root) in message
+    assert not root.exists()

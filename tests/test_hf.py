@@ -101,3 +101,21 @@ def test_export_keeps_what_the_video_evaluation_needs_and_a_card_for_the_hub(tin
     assert front["license"] == "mit"  # a synthetic set is the toolkit's, not MOSXAV's CC BY-NC-SA
     assert front["pretty_name"] and front["size_categories"] == ["n<1K"] and "synthetic" in front["tags"]
     assert "@article{xi2025mosxav" in card and "arXiv:2507.16429" in card
+
+
+def test_load_dataset_errors_are_one_clear_line(tiny_copy, tmp_path):
+    """A mask of the wrong size is refused as MOSXAV refuses it, raised as the DataError naming the file
+    (not wrapped in datasets' DatasetGenerationError), and split='validation' says what it is called."""
+    from PIL import Image
+
+    from mosxav.errors import DataError
+
+    mask = next((tiny_copy / "test" / "Annotations_Semantic").glob("*/00000.png"))
+    Image.new("L", (48, 48)).save(mask)
+    with pytest.raises(DataError) as caught:
+        load_dataset(str(tiny_copy), split="test", cache_dir=str(tmp_path / "cache"))
+    assert caught.value.path == mask and "mask is 48x48 but its frame" in str(caught.value)
+    with pytest.raises(ValueError, match="'validation' is 'val' here"):
+        load_dataset(str(tiny_copy), split="validation")
+    with pytest.raises(ValueError, match="'validation' is 'val' here"):
+        MOSXAV(tiny_copy, "validation")

@@ -55,7 +55,7 @@ def test_endoscapes_coco_masks(tmp_path):
     assert data.classes[5] == "gallbladder" and data.classes[6] == "tool"
     item = data[0]
     sem = item["semantic"]
-    assert sem.shape == (40, 60) and item["image"].shape == (40, 60)
+    assert sem.shape == (40, 60) and item["image"].shape == (40, 60, 3)  # laparoscopy stays colour
     assert sem[2, 2] == 5  # gallbladder polygon
     assert sem[7, 45] == 6  # tool from RLE
     assert sem[12, 12] == 3  # the small artery painted over the gallbladder
@@ -91,3 +91,44 @@ def test_frame_pairs_on_real_angiograms(xca_root):
     assert item["image"].shape == (300, 300) and set(np.unique(item["semantic"])) <= {0, 1}
     fractions = [data[i]["semantic"].mean() for i in range(len(data))]
     assert 0.02 < np.mean(fractions) < 0.12  # vessels cover 3-11% of each image (SOURCE.md)
+
+
+def test_a_dataloader_takes_mosxav_as_it_is(tiny_root):
+    """Every frame of the training split, unannotated ones included: the default collate stacks the
+    items, the arrays are writable (no PyTorch warning), and unannotated frames are marked, their masks
+    IGNORE_INDEX (what CrossEntropyLoss(ignore_index=255) skips)."""
+    import warnings
+
+    import torch
+    from torch.utils.data import DataLoader
+
+    from mosxav import MOSXAV
+    from mosxav.constants import IGNORE_INDEX
+
+    data = MOSXAV(tiny_root, "train")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a read-only array would warn in torch.as_tensor
+        batches = list(DataLoader(data, batch_size=4))
+    batch = batches[0]
+    assert batch["image"].shape[0] == 4 and batch["semantic"].dtype == torch.uint8
+    assert sum(len(b["frame"]) for b in batches) == len(data)
+    unannotated = torch.cat([b["semantic"][~b["annotated"]] for b in batches])
+    assert unannotated.numel() and (unannotated == IGNORE_INDEX).all()
+    assert data[0]["image"].flags.writeable and data[0]["semantic"].flags.writeable
+
+
+def test_endoscapes_example_is_colour_and_collates(tmp_path):
+    import torch
+    from torch.utils.data import DataLoader
+
+    from mosxav.data.endoscapes import write_example
+
+    root = write_example(tmp_path / "endoscapes")
+    data = EndoScapes2023(root, "train")
+    image = data[0]["image"]
+    assert image.shape == (40, 60, 3) and abs(int(image[..., 0].mean()) - 170) < 4  # red channel kept
+    assert int(image[..., 0].mean()) > int(image[..., 2].mean()) + 50
+    batch = next(iter(DataLoader(data, batch_size=2)))
+    assert batch["image"].shape == (2, 40, 60, 3) and batch["semantic"].dtype == torch.uint8
+    grey = EndoScapes2023(root, "train", colour=False)[0]["image"]
+    assert grey.shape == (40, 60)  # luminance when a method asks for it

@@ -156,3 +156,61 @@ def test_a_run_folder_honours_the_umask(tiny_root, tmp_path):
         os.umask(previous)
     for name in ("results.md", "per_frame.csv", "summary.csv", "config.yaml", "dice_by_structure.png"):
         assert (out / name).stat().st_mode & 0o777 == 0o644, name
+
+
+def test_a_corrupt_test_mask_stops_the_run_before_it_trains(tiny_copy, tmp_path, capsys):
+    broken = next((tiny_copy / "test" / "Annotations_Semantic").glob("*/00003.png"))
+    broken.write_bytes(b"not a png")
+    config = _config(tiny_copy, tmp_path, methods=["supervised"])
+    assert main(["run", "--config", str(config), "--out", str(tmp_path / "out")]) == 2
+    assert str(broken) in capsys.readouterr().err
+    assert not list((tmp_path / "out").glob("work/**/last.pt"))  # nothing trained
+
+
+def test_check_on_a_missing_root_could_not_run(tmp_path, capsys):
+    assert main(["check", str(tmp_path / "nowhere")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
+def test_figures_have_a_panel_per_fraction_intervals_one_palette_and_a_pdf(monkeypatch, tmp_path):
+    import pandas as pd
+
+    from mosxav.harness import figures
+
+    rows = []
+    for fraction in (0.1, 0.25):
+        for method in ("supervised", "my_method"):
+            for structure in ("vessel", "balloon"):
+                rows.append(
+                    {"method": method, "labeled_fraction": fraction, "label_noise": 0.0, "structure": structure}
+                    | {"estimate": 0.5, "low": 0.4, "high": 0.6}
+                )
+    rows.append(
+        {"method": "tophat_otsu", "labeled_fraction": 0.0, "label_noise": 0.0, "structure": "vessel"}
+        | {"estimate": 0.3, "low": 0.2, "high": 0.4}
+    )
+    drawn = {}
+    real_save = figures.save
+    monkeypatch.setattr(figures, "save", lambda fig, path: drawn.setdefault(path.name, fig) and real_save(fig, path))
+    methods = ["tophat_otsu", "supervised", "my_method"]
+    written = figures.dice_by_structure(pd.DataFrame(rows), methods, tmp_path / "dice_by_structure.png")
+    assert [p.suffix for p in written] == [".png", ".pdf"] and all(p.stat().st_size > 1000 for p in written)
+    fig = drawn["dice_by_structure.png"]
+    assert len(fig.axes) == 2  # one panel per labeled fraction; the untrained floor drawn in each
+    colours = figures.method_colours(methods)
+    assert colours["supervised"] == figures.FIXED_COLOURS["supervised"]
+    assert colours["my_method"] == figures.method_colours(["my_method"])["my_method"]  # the same in any run
+    from matplotlib.container import BarContainer, ErrorbarContainer
+
+    for ax in fig.axes:  # every bar with its interval, and the floor in each panel
+        assert sum(isinstance(c, ErrorbarContainer) for c in ax.containers) == 3
+        labels = [c.get_label() for c in ax.containers if isinstance(c, BarContainer)]
+        assert labels == methods
+        face = next(c for c in ax.containers if isinstance(c, BarContainer) and c.get_label() == "my_method")
+        assert tuple(face.patches[0].get_facecolor()[:3]) == pytest.approx(
+            tuple(int(colours["my_method"][k : k + 2], 16) / 255 for k in (1, 3, 5))
+        )
+    from PIL import Image
+
+    with Image.open(written[0]) as image:
+        assert image.info["dpi"][0] >= 199

@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from mosxav import MOSXAV
+from mosxav.constants import IGNORE_INDEX
 from mosxav.data.check import check_dataset
 from mosxav.data.files import write_index_mask, write_semantic_mask
 from mosxav.data.synth import SynthConfig, generate_dataset
@@ -80,13 +81,14 @@ def test_dataset_items_and_sequence_view(tiny_root, tiny_config):
     data = MOSXAV(tiny_root, "train")
     assert len(data) == len(data.sequence_names) * tiny_config.frames
     item = data[1]
-    assert item["semantic"] is None and item["frame_index"] == 1 and item["image"].dtype == np.uint8
+    assert not item["annotated"] and item["frame_index"] == 1 and item["image"].dtype == np.uint8
+    assert (item["semantic"] == IGNORE_INDEX).all() and (item["instance"] == IGNORE_INDEX).all()
     labeled = MOSXAV(tiny_root, "train", annotated_only=True)
-    assert all(labeled[i]["semantic"] is not None for i in range(len(labeled)))
+    assert all(labeled[i]["annotated"] and (labeled[i]["semantic"] < IGNORE_INDEX).all() for i in range(len(labeled)))
     seqs = labeled.sequences()
     assert seqs[0].annotated_indices == [0, 5, 10]
     vos = MOSXAV(tiny_root, "val", task="vos", annotated_only=True)
-    assert vos[0]["instance"] is not None
+    assert vos[0]["annotated"] and vos[0]["instance"].max() < IGNORE_INDEX
     with pytest.raises(ValueError, match="not in split"):
         MOSXAV(tiny_root, "train", sequences=["v99"])
 

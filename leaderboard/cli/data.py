@@ -18,7 +18,10 @@ from mosxav_leaderboard.cli.common import (
 
 def cmd_check(args: argparse.Namespace) -> int:
     from mosxav.data.check import check_dataset
+    from mosxav.errors import DataError
 
+    if not args.root.is_dir():  # nothing to check: the command could not run (exit 2), not "problems found"
+        raise DataError(args.root, "not a folder: give the root of a MOSXAV dataset (trainval/ and test/)")
     with console.status("checking") as status:
         problems = check_dataset(args.root, progress=lambda s: status.update(f"checking {s}"))
     errors = [p for p in problems if p.severity == "error"]

@@ -16,7 +16,7 @@ from mosxav_leaderboard.cli.common import (
 )
 
 #: The files of a run folder a person reads (the report, tables and plots), listed after a run.
-_READABLE = (".md", ".csv", ".png", ".yaml")
+_READABLE = (".md", ".csv", ".png", ".pdf", ".yaml")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

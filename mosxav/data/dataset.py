@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mosxav.constants import CLASS_COLOURS, CLASS_NAMES, MAX_INSTANCES, SPLIT_PARTS
+import numpy as np
+
+from mosxav.constants import CLASS_COLOURS, CLASS_NAMES, IGNORE_INDEX, MAX_INSTANCES, SPLIT_PARTS
 from mosxav.data.files import read_frame, read_index_mask
 from mosxav.data.layout import FrameRecord, MosxavLayout, read_first_mask_json
 from mosxav.errors import DataError
@@ -20,13 +22,17 @@ Task = Literal["semantic", "vos"]
 Item = dict[str, Any]
 
 
-def load_record(record: FrameRecord, *, max_instance_id: int = 255) -> Item:
-    """Decode one frame and its masks, checking that all of them have the same size."""
-    image = read_frame(record.image_path)
+def load_record(record: FrameRecord, *, max_instance_id: int = 254) -> Item:
+    """Decode one frame and its masks, checking that all of them have the same size. Every array is
+    writable and an unannotated frame's masks are ``IGNORE_INDEX`` everywhere, so items collate with
+    ``torch.utils.data.default_collate`` (``annotated`` says which frames carry labels)."""
+    image = _writable(read_frame(record.image_path))
+    unlabeled = np.full(image.shape, IGNORE_INDEX, dtype=np.uint8)
     item: Item = {
         "image": image,
-        "semantic": None,
-        "instance": None,
+        "semantic": unlabeled,
+        "instance": unlabeled.copy(),
+        "annotated": record.semantic_path is not None or record.instance_path is not None,
         "sequence": record.sequence,
         "frame_index": record.index,
         "frame": record.stem,
@@ -44,8 +50,13 @@ def load_record(record: FrameRecord, *, max_instance_id: int = 255) -> Item:
                 f"mask is {mask.shape[1]}x{mask.shape[0]} but its frame {record.image_path.name} "
                 f"is {image.shape[1]}x{image.shape[0]}",
             )
-        item[key] = mask
+        item[key] = _writable(mask)
     return item
+
+
+def _writable(array: np.ndarray) -> np.ndarray:
+    """The array itself, or a copy where the decoder handed back a read-only view (PyTorch warns on those)."""
+    return array if array.flags.writeable else array.copy()
 
 
 @dataclass
@@ -54,7 +65,7 @@ class MosxavSequence:
 
     name: str
     records: list[FrameRecord]
-    max_instance_id: int = 255
+    max_instance_id: int = 254
     first_appearance: dict[str, str] | None = None
 
     def __len__(self) -> int:
@@ -85,8 +96,10 @@ class MOSXAV:
         sequences: restrict to these sequence names (e.g. a labeled partition).
         download: fetch the dataset into ``root`` first when its split file is missing.
 
-    Items are dicts: ``image`` (HxW uint8), ``semantic`` and ``instance`` (HxW uint8, or None
-    on unannotated frames), ``sequence``, ``frame_index`` (position in the video), ``frame`` (stem).
+    Items are dicts: ``image`` (HxW uint8), ``semantic`` and ``instance`` (HxW uint8; ``IGNORE_INDEX``
+    everywhere on unannotated frames), ``annotated``, ``sequence``, ``frame_index`` (position in the
+    video), ``frame`` (stem). Arrays are writable and items collate with ``default_collate``, so a
+    ``DataLoader`` takes the dataset as it is.
     """
 
     def __init__(
@@ -101,7 +114,9 @@ class MOSXAV:
         download: bool = False,
     ) -> None:
         if split not in SPLIT_PARTS:
-            raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLIT_PARTS)}")
+            alias = {"validation": "val", "training": "train", "testing": "test"}.get(split)
+            hint = f" ({split!r} is {alias!r} here)" if alias else ""
+            raise ValueError(f"unknown split {split!r}: MOSXAV's splits are 'train', 'val' and 'test'{hint}")
         if task not in ("semantic", "vos"):
             raise ValueError(f"unknown task {task!r}; expected 'semantic' or 'vos'")
         root = Path(root)

@@ -157,16 +157,19 @@ def download_hf(
                 endpoint=endpoint,
             )
         )
-    except LocalEntryNotFoundError:
+    except LocalEntryNotFoundError as exc:
+        if offline:
+            raise DataError(
+                root,
+                f"{repo_id} is not in the Hugging Face cache and offline mode is on; "
+                f"run `mosxav-bench download {root}` online first",
+            ) from None
+        cause = exc.__cause__ or exc.__context__ or exc  # the Hub raises this when the network fails too
         raise DataError(
-            root,
-            f"{repo_id} is not in the Hugging Face cache and offline mode is on; "
-            f"run `mosxav-bench download {root}` online first",
+            root, f"could not reach the Hugging Face Hub for {repo_id}, and it is not cached ({_first_line(cause)})"
         ) from None
     except Exception as exc:  # network and Hub errors come in many classes
-        raise DataError(
-            root, f"could not fetch {repo_id} from the Hugging Face Hub ({exc.__class__.__name__}: {exc})"
-        ) from None
+        raise DataError(root, f"could not fetch {repo_id} from the Hugging Face Hub ({_first_line(exc)})") from None
     if marker.is_file() and read_json(marker).get("snapshot") == snapshot.name:
         return root
     root.mkdir(parents=True, exist_ok=True)
@@ -175,10 +178,22 @@ def download_hf(
     return root
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {text[0][:300]}" if text else exc.__class__.__name__
+
+
 def download(root: str | Path, source: str = "hf", *, offline: bool = False, **kwargs: Any) -> Path:
-    """Make ``root`` a complete MOSXAV root. ``source`` is ``"hf"`` or the path of a manifest."""
+    """Make ``root`` a complete MOSXAV root. ``source`` is ``"hf"`` or the path of a manifest. A failed
+    download leaves no empty ``root`` behind (one it did not find there)."""
     root = Path(root)
+    created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
-    if source == "hf":
-        return download_hf(root, offline=offline, **kwargs)
-    return download_manifest(root, source, offline=offline)
+    try:
+        if source == "hf":
+            return download_hf(root, offline=offline, **kwargs)
+        return download_manifest(root, source, offline=offline)
+    except BaseException:
+        if created and root.is_dir() and not any(root.iterdir()):
+            root.rmdir()
+        raise

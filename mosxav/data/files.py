@@ -55,6 +55,26 @@ def read_frame(path: str | Path) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image file from its header, without decoding its pixels."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(path, f"not a readable image ({exc.__class__.__name__})") from None
+
+
+def read_colour_frame(path: str | Path) -> np.ndarray:
+    """Read a colour frame (laparoscopy, endoscopy) as an (H, W, 3) uint8 RGB array; a grey file gives
+    three equal channels."""
+    image = _open(Path(path))
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return np.array(image, dtype=np.uint8)
+
+
 def read_index_mask(
     path: str | Path,
     *,

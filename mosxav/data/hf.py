@@ -9,7 +9,7 @@ is a local MOSXAV root. Images are stored as the original encoded bytes, so mask
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import datasets
 import numpy as np
 
 from mosxav.constants import CLASS_NAMES, SPLIT_PARTS
-from mosxav.data.files import write_text
+from mosxav.data.files import image_size, write_text
 from mosxav.data.layout import MosxavLayout
 from mosxav.data.named import resolve_root
 from mosxav.errors import DataError
@@ -49,8 +49,18 @@ def _rows(root: str, split: str, task: str) -> Iterator[dict[str, Any]]:
         for record in layout.frames(split, name):
             mask_path = getattr(record, key)
             present: list[int] = []
-            if mask_path is not None and task == "semantic":
-                present = [int(c) for c in np.unique(read_index_mask(mask_path)) if c > 0]
+            if mask_path is not None:
+                mask = read_index_mask(mask_path)
+                frame_size = image_size(record.image_path)
+                if mask.shape[::-1] != frame_size:
+                    # the same refusal as MOSXAV's items: a mask must cover its frame pixel for pixel
+                    raise DataError(
+                        mask_path,
+                        f"mask is {mask.shape[1]}x{mask.shape[0]} but its frame {record.image_path.name} "
+                        f"is {frame_size[0]}x{frame_size[1]}",
+                    )
+                if task == "semantic":
+                    present = [int(c) for c in np.unique(mask) if c > 0]
             yield {
                 "image": {"bytes": record.image_path.read_bytes(), "path": record.image_path.name},
                 MASK_COLUMN[task]: None
@@ -64,16 +74,44 @@ def _rows(root: str, split: str, task: str) -> Iterator[dict[str, Any]]:
             }
 
 
+#: Split names other libraries use, and the MOSXAV split each means.
+SPLIT_ALIASES = {"validation": "val", "valid": "val", "dev": "val", "training": "train", "testing": "test"}
+
+
+def check_split(split: str) -> None:
+    """A split MOSXAV has, or one error saying which it has (and which one an alias means)."""
+    if split not in SPLIT_PARTS:
+        hint = f" ({split!r} is {SPLIT_ALIASES[split]!r} here)" if split in SPLIT_ALIASES else ""
+        raise ValueError(f"unknown split {split!r}: MOSXAV's splits are 'train', 'val' and 'test'{hint}")
+
+
+def _without_wrapping(build: Callable[[], Any]) -> Any:
+    """``build()``, with a ``DataError`` raised in the ``datasets`` generator raised as itself: ``datasets``
+    wraps it in a ``DatasetGenerationError`` whose traceback buries the one line that names the file."""
+    try:
+        return build()
+    except datasets.exceptions.DatasetGenerationError as exc:
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, DataError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise cause from None
+
+
 def build_split(root: str | Path, split: str, task: str = "semantic", cache_dir: str | None = None) -> datasets.Dataset:
     """One split of a MOSXAV root as a ``datasets.Dataset`` (written to an Arrow cache, streamed)."""
     if task not in MASK_COLUMN:
         raise ValueError(f"unknown task {task!r}; expected 'semantic' or 'vos'")
-    return datasets.Dataset.from_generator(
-        _rows,
-        features=features(task),
-        gen_kwargs={"root": str(Path(root).resolve()), "split": split, "task": task},
-        cache_dir=cache_dir,
-        split=datasets.Split(split),
+    check_split(split)
+    return _without_wrapping(
+        lambda: datasets.Dataset.from_generator(
+            _rows,
+            features=features(task),
+            gen_kwargs={"root": str(Path(root).resolve()), "split": split, "task": task},
+            cache_dir=cache_dir,
+            split=datasets.Split(split),
+        )
     )
 
 
@@ -110,6 +148,8 @@ def load_dataset(
     Raises:
         DataError: the root holds no split files, or a named dataset is absent and offline.
     """
+    if split is not None:
+        check_split(split)
     if path == "endoscapes2023":
         return _load_endoscapes(resolve_root(path, root), split, cache_dir)
     dataset_root = resolve_root(path, root, offline=offline)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from mosxav.constants import IGNORE_INDEX
 from mosxav.data.files import read_frame, read_index_mask
 from mosxav.errors import DataError
 
@@ -58,9 +59,10 @@ class FramePairs:
             )
         semantic = (raw > 127).astype(np.uint8)
         item = {
-            "image": image,
+            "image": image.copy() if not image.flags.writeable else image,
             "semantic": semantic,
-            "instance": None,
+            "instance": np.full(semantic.shape, IGNORE_INDEX, np.uint8),  # one structure: no instance ids
+            "annotated": True,
             "sequence": self.root.name,
             "frame_index": index,
             "frame": key,

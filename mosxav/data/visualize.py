@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mosxav.constants import CLASS_COLOURS
+from mosxav.constants import CLASS_COLOURS, CLASS_NAMES
 from mosxav.data.files import atomic_path
 
 
@@ -24,14 +24,27 @@ def overlay(image: np.ndarray, mask: np.ndarray | None, alpha: float = 0.45) -> 
     return rgb.clip(0, 255).astype(np.uint8)
 
 
+LEGEND_HEIGHT = 18
+
+
 def contact_sheet(
     tiles: Sequence[tuple[np.ndarray, np.ndarray | None, str]], path: str | Path, columns: int = 6, tile: int = 192
 ) -> Path:
-    """Save (image, mask, caption) tiles as a grid: each frame shown plain and with its overlay."""
+    """Save (image, mask, caption) tiles as a grid: each frame shown plain and with its overlay, and a
+    legend of the class colours along the bottom."""
     path = Path(path)
     rows = (len(tiles) + columns - 1) // columns
-    sheet = Image.new("RGB", (columns * 2 * tile, rows * (tile + 14)), "white")
+    sheet = Image.new("RGB", (columns * 2 * tile, rows * (tile + 14) + LEGEND_HEIGHT), "white")
     draw = ImageDraw.Draw(sheet)
+    x = 4
+    for cls, colour in CLASS_COLOURS.items():
+        if cls == 0:
+            continue
+        y = rows * (tile + 14) + 3
+        draw.rectangle((x, y, x + 12, y + 12), fill=tuple(colour), outline="black")
+        name = CLASS_NAMES[cls].replace("_", " ")
+        draw.text((x + 16, y), name, fill="black")
+        x += 24 + int(draw.textlength(name))
     for k, (image, mask, caption) in enumerate(tiles):
         r, c = divmod(k, columns)
         x, y = c * 2 * tile, r * (tile + 14)

@@ -21,8 +21,9 @@ import pandas as pd
 
 from mosxav.data.files import read_index_mask, write_text
 from mosxav.data.visualize import contact_sheet
-from mosxav.evaluation.metrics import RANKED_METRICS, SUMMARY_METRICS, summarize
+from mosxav.evaluation.metrics import RANKED_METRICS, summarize
 from mosxav.evaluation.uncertainty import MIN_UNITS, Interval, SequenceSums, headline_interval, paired_comparison
+from mosxav.harness import figures
 
 #: The columns of ``per_frame.csv`` that name an arm: one method at one labeled fraction and noise rate.
 ARM_COLUMNS = ["method", "labeled_fraction", "label_noise"]
@@ -223,62 +224,45 @@ def write_report(frames: pd.DataFrame, run_dir: Path, untrained: Sequence[str] =
             )
     lines.append(markdown_table(headers, table))
     write_text(run_dir / "results.md", "\n".join(lines))
-    _plots(per_seed, order, run_dir)
+    _plots(shown, order, run_dir)
     return per_seed
 
 
-def _plots(per_seed: pd.DataFrame, order: dict[str, int], run_dir: Path) -> None:
-    import matplotlib
+def figure_intervals(frames: pd.DataFrame) -> pd.DataFrame:
+    """Per arm and structure (and ``mean`` over the structures): Dice with its interval, for the figures."""
+    rows = []
+    names = frames.drop_duplicates("class_id").set_index("class_id")["class"]
+    for key, group in frames.groupby(ARM_COLUMNS, sort=False):
+        arm = dict(zip(ARM_COLUMNS, key, strict=True))
+        for class_id, name in [(None, "mean"), *sorted(names.items())]:
+            if class_id is not None and not group.loc[group["class_id"] == class_id, "evaluated"].astype(bool).any():
+                continue
+            interval = arm_interval(group, "dice", None if class_id is None else [class_id])
+            rows.append(
+                arm | {"structure": name, "estimate": interval.estimate, "low": interval.low, "high": interval.high}
+            )
+    return pd.DataFrame(rows)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    agg = per_seed.groupby(ARM_COLUMNS + ["class_id", "class"])[list(SUMMARY_METRICS)].agg(["mean", "std"])
-    agg.columns = [f"{metric}_{stat}" for metric, stat in agg.columns]
-    agg = agg.fillna({c: 0.0 for c in agg.columns if c.endswith("_std")}).reset_index()
-    fig, ax = plt.subplots(figsize=(9, 4))
-    clean = agg[(agg["class_id"] > 0) & (agg["label_noise"] == agg["label_noise"].min())]
-    pivot = clean.pivot_table(index="class", columns="method", values="dice_mean")
-    pivot = pivot[[m for m in order if m in pivot.columns]]
-    pivot.plot.bar(ax=ax, rot=0)
-    ax.set_ylabel("Dice (test)")
-    ax.set_xlabel("structure")
-    ax.set_ylim(0, 1)
-    fig.tight_layout()
-    fig.savefig(run_dir / "dice_by_structure.png", dpi=100)
-    plt.close(fig)
-    means = agg[agg["class"] == "mean"]
-    clean_means = means[means["label_noise"] == means["label_noise"].min()]
-    _dice_curve(
-        plt, clean_means, "labeled_fraction", ["method"], "labeled fraction", run_dir / "dice_vs_fraction.png", (5, 4)
-    )
-    if agg["label_noise"].nunique() > 1:
-        _dice_curve(
-            plt,
-            means,
+def _plots(frames: pd.DataFrame, order: dict[str, int], run_dir: Path) -> None:
+    """``dice_by_structure``, ``dice_vs_fraction`` and (several noise rates) ``dice_vs_noise``, PNG + PDF."""
+    intervals = figure_intervals(frames)
+    methods = sorted(order, key=order.get)
+    structures = intervals[intervals["structure"] != "mean"]
+    figures.dice_by_structure(structures, methods, run_dir / "dice_by_structure.png")
+    means = intervals[intervals["structure"] == "mean"]
+    clean = means[means["label_noise"] == means["label_noise"].min()]
+    figures.dice_curve(clean, methods, "labeled_fraction", "labeled fraction", run_dir / "dice_vs_fraction.png")
+    if frames["label_noise"].nunique() > 1:
+        trained = means[means["labeled_fraction"] > 0]
+        figures.dice_curve(
+            trained,
+            methods,
             "label_noise",
-            ["method", "labeled_fraction"],
-            "label noise rate (labeled set)",
+            "label-noise rate",
             run_dir / "dice_vs_noise.png",
-            (6, 4),
+            panels="labeled_fraction",
         )
-
-
-def _dice_curve(
-    plt: Any, rows: pd.DataFrame, x: str, by: list[str], xlabel: str, path: Path, figsize: tuple[int, int]
-) -> None:
-    """Mean Dice (± std over seeds) against ``x``, one line per ``by`` group."""
-    fig, ax = plt.subplots(figsize=figsize)
-    for key, group in rows.groupby(by, sort=False):
-        key = key if isinstance(key, tuple) else (key,)
-        label = key[0] if len(key) == 1 else f"{key[0]} ({key[1]:g})"
-        ax.errorbar(group[x], group["dice_mean"], yerr=group["dice_std"], marker="o", label=label)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("mean Dice (test)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def write_overlays(data: Any, run_dir: Path, first_cells: dict[str, str], count: int) -> None:

@@ -286,6 +286,9 @@ def run(
         write_text(run_dir / "config.yaml", config_yaml(config, dist.world_size))
     folds = list(dict.fromkeys(cell.fold for cell in cells))
     data_by_fold = {fold: load_run_data(config, dist, fold) for fold in folds}
+    if dist.is_main:
+        for data in data_by_fold.values():
+            data.verify()  # a corrupt test mask fails now, not after every cell has trained
     jobs = default_jobs(config, plans, dist) if jobs is None else jobs
     if jobs > 1 and dist.enabled:
         raise ValueError("--jobs runs cells in parallel processes on one machine; under torchrun use one")

@@ -40,6 +40,13 @@ class RunData:
     def classes(self) -> tuple[int, ...]:
         return tuple(range(1, self.num_classes))
 
+    def verify(self) -> None:
+        """Decode every frame and mask a run will read (training, validation and test), so a corrupt or
+        mis-sized file stops the run before it trains rather than after: raises ``DataError`` naming it."""
+        for items in (self.train, self.val, self.test):
+            for index in range(len(items)):
+                items[index]
+
 
 def mosxav_source(root: Path) -> RunData:
     train = MOSXAV(root, "train")
