@@ -7,22 +7,32 @@ method, its options, the resolution, input transform and test-time options) and 
 
 1. reads the card through the typed schema (a typo in an option is a problem naming the key) and
    refuses a method off the organizer's allow-list (``ModelPolicy.methods``) or weights over the cap;
-2. in a child process with an address-space limit and a wall-clock limit, builds the method from
-   the registry, loads the weights (``weights_only``: a pickle carrying code is refused unread; every
-   key and shape must fit, every value be finite) and predicts every annotated frame of the split
-   through the harness's own prediction path;
+2. in a child process that limits itself (address space, CPU time, and a generous wall clock, enforced
+   inside the child, so they hold whatever happens to the worker) and dies with the worker that
+   started it (``PR_SET_PDEATHSIG``), builds the method from the registry, loads the weights
+   (``weights_only``: a pickle carrying code is refused unread; every key and shape must fit, every
+   value be finite) and predicts every annotated frame of the split through the harness's own
+   prediction path;
 3. scores the masks with the same code as uploaded predictions.
 
 A job over its limits fails with a problem saying which, and the worker lives on: only the child
-is killed. The organizer's allow-list and limits are written to the database at the server's start
+is killed. The time limit is CPU time (one thread), not wall-clock time, so whether a model passes does
+not depend on what else the machine runs; the wall clock only bounds a child that waits on nothing.
+The organizer's allow-list and limits are written to the database at the server's start
 (``service_state``), so workers on other machines follow the same rules.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
+import math
 import multiprocessing
+import os
 import resource
+import signal
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +46,12 @@ from mosxav_leaderboard.submission import SubmissionInvalid
 #: The card is a few hundred bytes; anything much larger is not a card.
 MAX_CARD_BYTES = 64 * 1024
 POLICY_STATE = "model_policy"
+#: prctl's option asking the kernel to signal a process when its parent dies (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
+#: Seconds past the soft CPU limit (SIGXCPU, the child's own message) before the kernel's SIGKILL.
+CPU_HARD_MARGIN = 5
+#: Seconds the worker waits past the child's wall-clock bound before it kills the child itself.
+WALL_GRACE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -45,7 +61,10 @@ class ModelPolicy:
     Args:
         methods: the registered methods the server runs (the organizer's allow-list); none: the service
             takes predictions only.
-        seconds: wall-clock limit of one job's prediction (building, loading, predicting the split).
+        seconds: CPU time limit of one job's prediction (building, loading, predicting the split, on one
+            thread).
+        wall_factor: the wall clock it may take, as a multiple of ``seconds`` (a generous bound for a
+            child that is starved or stuck, never the limit a normal model meets).
         memory_bytes: address-space limit of the process that predicts.
         weights_bytes: the largest weights file accepted.
 
@@ -54,12 +73,17 @@ class ModelPolicy:
 
     methods: tuple[str, ...] = ()
     seconds: float = 900.0
+    wall_factor: float = 4.0
     memory_bytes: int = 8 * 1024**3
     weights_bytes: int = 256 * 1024**2
 
     @property
     def enabled(self) -> bool:
         return bool(self.methods)
+
+    @property
+    def wall_seconds(self) -> float:
+        return self.seconds * self.wall_factor
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -70,6 +94,20 @@ class ModelPolicy:
             return cls()
         data = json.loads(text)
         return cls(**{**data, "methods": tuple(data.get("methods", ()))})
+
+
+@dataclass
+class ModelUsage:
+    """What a model job cost: whether the model's process ran, and its CPU seconds (for the team's
+    daily limit and the fair queue)."""
+
+    ran: bool = False
+    cpu_seconds: float = 0.0
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def read_card(root: Path, policy: ModelPolicy) -> tuple[ModelCard | None, list[Problem]]:
@@ -111,9 +149,11 @@ def missing_frames(gt: Path, splits: list[str]) -> str | None:
     return None
 
 
-def predict_submission(root: Path, gt: Path, split: str, policy: ModelPolicy, device: str = "cpu") -> Path:
+def predict_submission(
+    root: Path, gt: Path, split: str, policy: ModelPolicy, device: str = "cpu", usage: ModelUsage | None = None
+) -> Path:
     """Write ``root/predictions`` for every annotated frame of ``split`` with the submission's model
-    (on ``device``: the worker's, ``cpu`` or ``cuda``).
+    (on ``device``: the worker's, ``cpu`` or ``cuda``); ``usage`` receives what the run cost.
 
     Raises:
         SubmissionInvalid: every problem with the card, the weights or the run (limits included).
@@ -124,14 +164,31 @@ def predict_submission(root: Path, gt: Path, split: str, policy: ModelPolicy, de
     out = root / "predictions"
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    args = (card, str(root / MODEL_FOLDER), str(gt), split, str(out), policy.memory_bytes, device)
+    limits = ChildLimits(policy.memory_bytes, policy.seconds, policy.wall_seconds, os.getpid())
+    args = (card, str(root / MODEL_FOLDER), str(gt), split, str(out), limits, device)
     child = context.Process(target=_predict_in_child, args=(*args, sender), daemon=True)
+    usage = usage if usage is not None else ModelUsage()
+    before = _children_cpu()
     child.start()
+    usage.ran = True
     sender.close()
-    if not receiver.poll(policy.seconds):  # no word within the limit (a dead child's pipe reads as EOF at once)
+    try:
+        return _await_child(child, receiver, policy, split, out)
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join()
+        usage.cpu_seconds = max(0.0, _children_cpu() - before)
+
+
+def _await_child(child: Any, receiver: Any, policy: ModelPolicy, split: str, out: Path) -> Path:
+    """The child's one message (or its death, or silence past the wall-clock bound) as the outcome."""
+    # The child ends itself at its limits; this is the backstop for one that cannot (a dead child's pipe
+    # reads as EOF at once).
+    if not receiver.poll(policy.wall_seconds + WALL_GRACE_SECONDS):
         child.kill()
         child.join()
-        took = f"took longer than this server's limit of {policy.seconds:g} s"
+        took = f"took longer than this server's wall-clock bound of {policy.wall_seconds:g} s"
         raise SubmissionInvalid([Problem(MODEL_FOLDER, f"predicting the {split} split {took}")])
     try:
         outcome = receiver.recv()
@@ -150,24 +207,69 @@ def predict_submission(root: Path, gt: Path, split: str, policy: ModelPolicy, de
     return out
 
 
+@dataclass(frozen=True)
+class ChildLimits:
+    """What the model's process enforces on itself."""
+
+    memory_bytes: int
+    cpu_seconds: float
+    wall_seconds: float
+    parent: int  # the worker's pid: the child ends when it is gone
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux), and end now if it already has."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the worker died before the request was made
+        os._exit(1)
+
+
+def _limit_self(limits: ChildLimits, sender: Any, split: str) -> None:
+    """CPU time and memory as resource limits, the wall clock as a watchdog thread: each ends the child
+    with its message to the worker, with or without a worker to enforce it."""
+    cpu = max(1, math.ceil(limits.cpu_seconds))
+    for kind, value in ((resource.RLIMIT_AS, limits.memory_bytes), (resource.RLIMIT_CPU, cpu)):
+        soft = value
+        hard = value if kind == resource.RLIMIT_AS else value + CPU_HARD_MARGIN
+        try:
+            resource.setrlimit(kind, (soft, hard))
+        except (ValueError, OSError):  # a hard limit lower than ours already holds
+            pass
+
+    def over(message: str) -> None:
+        with contextlib.suppress(Exception):
+            sender.send(("problem", MODEL_FOLDER, f"predicting the {split} split {message}"))
+        os._exit(1)
+
+    signal.signal(signal.SIGXCPU, lambda *_: over(f"used this server's CPU time limit of {limits.cpu_seconds:g} s"))
+    watchdog = threading.Timer(
+        limits.wall_seconds, over, (f"took longer than this server's wall-clock bound of {limits.wall_seconds:g} s",)
+    )
+    watchdog.daemon = True
+    watchdog.start()
+
+
 def _predict_in_child(
     card: ModelCard,
     folder: str,
     gt: str,
     split: str,
     out: str,
-    memory_bytes: int,
+    limits: ChildLimits,
     device: str,
     sender: Any,
 ) -> None:
     """The child's work: limits first, then build, load and predict; one message back (ok or a problem)."""
+    _die_with(limits.parent)
+    _limit_self(limits, sender, split)
     import torch
 
-    try:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    except (ValueError, OSError):  # a hard limit lower than ours already holds
-        pass
-    limit = f"{memory_bytes / 1024**3:.3g} GiB"
+    torch.set_num_threads(1)  # the CPU-time limit is one thread's: a model's cost does not depend on the cores
+    limit = f"{limits.memory_bytes / 1024**3:.3g} GiB"
 
     def shown(text: object) -> str:  # the team reads paths inside its submission, never the server's
         return str(text).replace(folder, MODEL_FOLDER).replace(gt, "<ground truth>")
@@ -194,4 +296,4 @@ def _predict_in_child(
     sender.send(("ok",))
 
 
-__all__ = ["POLICY_STATE", "ModelPolicy", "missing_frames", "predict_submission", "read_card"]
+__all__ = ["POLICY_STATE", "ModelPolicy", "ModelUsage", "missing_frames", "predict_submission", "read_card"]

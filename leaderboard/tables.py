@@ -133,6 +133,10 @@ jobs = Table(
         nullable=False,
         server_default="predictions",
     ),
+    #: the job ran a team's model (counts against the daily limit even when it failed)
+    Column("ran", Integer, nullable=False, server_default="0"),
+    #: CPU seconds its model used: the fair queue takes the team that used least today first
+    Column("compute_seconds", Float, nullable=False, server_default="0"),
     sqlite_autoincrement=True,
 )
 Index("jobs_by_status", jobs.c.status, jobs.c.id)

@@ -38,7 +38,9 @@ def test_concurrent_uploads_of_a_team_stop_exactly_at_its_limit(backend, databas
     database = Database(database_url(backend))
     team, _ = database.add_team("busy")
     other, _ = database.add_team("calm")
-    results = _together(16, lambda k: database.enqueue(team if k % 2 else other, "test", 3, f"{k}/u.zip", "u.zip"))
+    results = _together(
+        16, lambda k: database.enqueue(team if k % 2 else other, "test", 3, f"{k}/u.zip", "u.zip", max_queued=99)
+    )
     for who in (team, other):
         mine = [r for k, r in enumerate(results) if (k % 2 == 1) == (who is team)]
         assert sum(isinstance(r, int) for r in mine) == 3, mine
@@ -50,7 +52,7 @@ def test_concurrent_uploads_of_a_team_stop_exactly_at_its_limit(backend, databas
 def test_concurrent_workers_never_claim_the_same_job(backend, database_url):
     database = Database(database_url(backend))
     team, _ = database.add_team("many")
-    queued = {database.enqueue(team, "test", 100, f"{k}/u.zip", "u.zip") for k in range(6)}
+    queued = {database.enqueue(team, "test", 100, f"{k}/u.zip", "u.zip", max_queued=99) for k in range(6)}
     claims = _together(8, lambda k: database.claim(f"worker-{k}", 60.0, 3))
     taken = [job.id for job in claims if job is not None]
     assert sorted(taken) == sorted(queued) and claims.count(None) == 2  # each job once, two workers idle
@@ -58,3 +60,50 @@ def test_concurrent_workers_never_claim_the_same_job(backend, database_url):
     assert database.record_result(job, "not-the-holder", "g" * 64, None, []) == "lost-lease"
     assert database.record_result(job, job.lease_owner, "g" * 64, None, [{"path": ".", "message": "x"}]) == "failed"
     assert database.record_result(job, job.lease_owner, "g" * 64, None, []) == "lost-lease"  # entered once
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_model_that_ran_counts_against_the_limit_and_a_refusal_at_the_door_does_not(backend, database_url):
+    database = Database(database_url(backend))
+    team, _ = database.add_team("modellers")
+    for ran in (False, True):
+        database.enqueue(team, "test", 5, f"{ran}/u.zip", "u.zip")
+        job = database.claim("worker", 60.0, 3)
+        problem = [{"path": "model", "message": "used this server's CPU time limit"}]
+        assert database.record_result(job, "worker", "g" * 64, None, problem, ran=ran, compute_seconds=900.0 * ran)
+    assert database.used_today(team.id, "test") == 1  # the model that ran to its limit, not the refusal
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_team_may_have_only_so_many_jobs_waiting(backend, database_url):
+    database = Database(database_url(backend))
+    team, _ = database.add_team("eager")
+    database.enqueue(team, "test", 10, "a/u.zip", "u.zip", max_queued=2)
+    database.enqueue(team, "test", 10, "b/u.zip", "u.zip", max_queued=2)
+    with pytest.raises(LimitReached, match="2 of your team's submissions are already waiting"):
+        database.enqueue(team, "test", 10, "c/u.zip", "u.zip", max_queued=2)
+    job = database.claim("worker", 60.0, 3)
+    database.record_result(job, "worker", "g" * 64, None, [{"path": ".", "message": "bad"}])
+    database.enqueue(team, "test", 10, "c/u.zip", "u.zip", max_queued=2)  # a slot is free again
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_queue_takes_teams_in_turn_not_oldest_first(backend, database_url):
+    """Team A queues three jobs before B and C queue one each: with one worker, B and C do not wait for
+    all of A's; and a team that used more CPU today waits behind one that used less."""
+    database = Database(database_url(backend))
+    a, _ = database.add_team("a")
+    b, _ = database.add_team("b")
+    c, _ = database.add_team("c")
+    for k in range(3):
+        database.enqueue(a, "test", 10, f"a{k}/u.zip", "u.zip", max_queued=9)
+    database.enqueue(b, "test", 10, "b/u.zip", "u.zip", max_queued=9)
+    database.enqueue(c, "test", 10, "c/u.zip", "u.zip", max_queued=9)
+    first = database.claim("w1", 60.0, 3)
+    assert first.team == "a"
+    second = database.claim("w2", 60.0, 3)  # a has a job being scored: another team's job comes next
+    assert second.team in ("b", "c")
+    database.record_result(first, "w1", "g" * 64, None, [{"path": ".", "message": "x"}], ran=True, compute_seconds=500)
+    database.record_result(second, "w2", "g" * 64, None, [{"path": ".", "message": "x"}], ran=True, compute_seconds=5)
+    third = database.claim("w1", 60.0, 3)  # nobody is running: the team that used least CPU today first
+    assert third.team not in ("a", second.team)

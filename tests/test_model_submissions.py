@@ -131,7 +131,7 @@ def _hostile(case: str, submission: Path, tmp_path: Path) -> ModelPolicy:
         card["options"]["widht"] = card["options"].pop("width")
         _write_card(submission, card)
     elif case == "too-slow":
-        policy = ModelPolicy(methods=ALLOWED.methods, seconds=0.2)
+        policy = ModelPolicy(methods=ALLOWED.methods, seconds=0.2)  # importing torch alone takes more CPU time
     elif case == "too-large":
         card = _card(submission)
         card["options"]["width"] = 8192  # billions of parameters: far over the memory limit
@@ -156,7 +156,7 @@ HOSTILE = {
     "oversize": "at most",
     "not-allowed": "is not one this server runs",
     "option-typo": "widht",
-    "too-slow": "took longer than this server's limit",
+    "too-slow": "used this server's CPU time limit",
     "too-large": "GiB",
     "card-escapes": "beside the card",
     "impossible-options": "failed while predicting",
@@ -264,3 +264,117 @@ def test_a_worker_elsewhere_refuses_models_without_the_frames_of_its_copy(tiny_c
         run_worker(settings, once=True)
     database.set_state(POLICY_STATE, ModelPolicy().to_json())  # a service taking predictions only
     assert run_worker(settings, once=True) == "idle"
+
+
+# -- the model's process under its own limits -------------------------------------------------------
+
+
+def _slow(run_dir: Path, tmp_path: Path) -> Path:
+    """The tiny supervised cell run at 1024 px: the same weights, many seconds of CPU for the test split."""
+    submission = _model_only(run_dir, tmp_path)
+    card = _card(submission)
+    card["size"] = 1024
+    _write_card(submission, card)
+    return submission
+
+
+def _as_worker(submission: str, gt: str, policy: ModelPolicy, results) -> None:
+    """A scoring worker's call, in a process of its own (so the test can kill or freeze it)."""
+    try:
+        predict_submission(Path(submission), Path(gt), "test", policy)
+        results.put("ok")
+    except SubmissionInvalid as exc:
+        results.put(" | ".join(p.message for p in exc.problems))
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path(f"/proc/{pid}") / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _start_worker(submission: Path, gt: Path, policy: ModelPolicy):
+    import multiprocessing
+    import time
+
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    worker = context.Process(target=_as_worker, args=(str(submission), str(gt), policy, results))
+    worker.start()
+    deadline = time.monotonic() + 60
+    model = []
+    while not model and time.monotonic() < deadline:
+        model = [pid for pid in _children(worker.pid) if "resource_tracker" not in _command(pid)]
+        time.sleep(0.2)
+    assert model, "the model's process never started"
+    return worker, model[0], results
+
+
+def _command(pid: int) -> str:
+    try:
+        return (Path(f"/proc/{pid}") / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _wait_gone(pid: int, seconds: float) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return not _alive(pid)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_the_models_process_dies_with_its_worker(run_dir, tiny_root, tmp_path):
+    import signal
+
+    worker, model, _ = _start_worker(_slow(run_dir, tmp_path), tiny_root, ALLOWED)
+    os.kill(worker.pid, signal.SIGKILL)  # the worker is killed mid-job (its machine, the OOM killer, an operator)
+    worker.join()
+    assert _wait_gone(model, 10), _command(model)  # and its model does not run on without it
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_the_models_process_keeps_its_own_limits_while_its_worker_is_frozen(run_dir, tiny_root, tmp_path):
+    import signal
+
+    policy = ModelPolicy(methods=ALLOWED.methods, seconds=3.0, memory_bytes=ALLOWED.memory_bytes)
+    worker, model, results = _start_worker(_slow(run_dir, tmp_path), tiny_root, policy)
+    os.kill(worker.pid, signal.SIGSTOP)  # a worker that cannot act: the limits must hold without it
+    try:
+        assert _wait_gone(model, 60), _command(model)
+    finally:
+        os.kill(worker.pid, signal.SIGCONT)
+    assert "used this server's CPU time limit of 3 s" in results.get(timeout=60)
+    worker.join(30)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_a_model_starved_by_other_load_is_judged_by_the_cpu_time_it_used(run_dir, tiny_root, tmp_path):
+    """The model's process is stopped for longer than its limit (as another process hogging the cores
+    would starve it): it used little CPU time, so it passes; a wall-clock limit would have failed it."""
+    import signal
+    import time
+
+    policy = ModelPolicy(methods=ALLOWED.methods, seconds=10.0, memory_bytes=ALLOWED.memory_bytes)
+    worker, model, results = _start_worker(_model_only(run_dir, tmp_path), tiny_root, policy)
+    os.kill(model, signal.SIGSTOP)
+    time.sleep(12)
+    os.kill(model, signal.SIGCONT)
+    assert results.get(timeout=120) == "ok"
+    worker.join(30)

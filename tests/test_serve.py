@@ -342,7 +342,7 @@ def test_browser_sign_in_upload_publish_and_see_the_row(server, tiny_root, tmp_p
         browser.wait_until("location.pathname === '/signin'")
         browser.eval(f"document.querySelector('input[name=token]').value = {token!r}")
         browser.eval("document.querySelector('form').submit()")
-        browser.wait_until("location.pathname === '/team' && document.body.innerText.includes('Team browser')")
+        browser.wait_until("location.pathname === '/team' && document.body.innerText.includes('browser: submissions')")
         session = [c for c in browser.cookies() if c["name"] == "mxb_session"]
         assert session and session[0]["httpOnly"] and session[0]["sameSite"] == "Strict"
         browser.goto(server.url + "/upload")

@@ -302,3 +302,75 @@ def test_a_job_whose_workers_keep_dying_fails_after_its_attempts(tiny_root, tmp_
     assert database.claim("w3", lease=60.0, max_attempts=3) is None
     failed = database.job(job)
     assert failed.status == "failed" and "interrupted 3 times" in failed.problems[0]["message"]
+
+
+def test_the_rows_published_when_a_phase_closes_are_final(tiny_root, tmp_path, perfect_zip):
+    """After the close a team sees its private-part scores; choosing its published row then would let it
+    pick its best private row, so publishing and withdrawing are refused once the phase is closed."""
+    home = tmp_path / "final"
+    phases = tmp_path / "phases.yaml"
+    phases.write_text("test:\n  closes: 2999-01-01T00:00:00Z\n  public_fraction: 0.5\n")
+    running = start_server(home, tiny_root, workers=1, extra=("--phases", str(phases)))
+    try:
+        token = running.team("finalists")
+        first = upload(running, token, perfect_zip.read_bytes()).json()["id"]
+        assert wait_for(running, token, first)["status"] == "scored"
+        headers = {"Authorization": f"Bearer {token}"}
+        assert httpx.post(f"{running.url}/api/submissions/{first}/publish", headers=headers).status_code == 200
+    finally:
+        running.stop()
+    phases.write_text("test:\n  closes: 2026-01-01T00:00:00Z\n  public_fraction: 0.5\n")  # the close has passed
+    running = start_server(home, tiny_root, workers=0, extra=("--phases", str(phases)))
+    try:
+        for published in ("false", "true"):
+            answer = httpx.post(
+                f"{running.url}/api/submissions/{first}/publish", params={"published": published}, headers=headers
+            )
+            assert answer.status_code == 409 and "final" in answer.json()["detail"], answer.text
+        [(shown,)] = running.rows("SELECT published FROM jobs WHERE id = :id", id=first)
+        assert shown == 1
+    finally:
+        running.stop()
+
+
+def test_team_pages_are_private_to_caches_and_offer_only_what_can_be_done(tiny_root, tmp_path):
+    """/team and /upload are never stored (no-store); a closed phase has no quota and is not offered;
+    the model option is there when the service runs models; a team named "Team X" is not "Team Team X";
+    headers and numbers never break mid-word."""
+    phases = tmp_path / "phases.yaml"
+    phases.write_text("test:\n  closes: 2026-01-01T00:00:00Z\nvalidation:\n  per_day: 7\n")
+    running = start_server(
+        tmp_path / "pages", tiny_root, workers=0, extra=("--phases", str(phases), "--model-methods", "supervised")
+    )
+    try:
+        token = running.team("Team X")
+        jar = httpx.post(running.url + "/signin", data={"token": token}, headers={"Origin": running.url}).cookies
+        team = httpx.get(running.url + "/team", cookies=jar)
+        form = httpx.get(running.url + "/upload", cookies=jar)
+        for page in (team, form):
+            assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+            assert "validation: 7 of 7" in page.text and "test:" not in page.text.split("left today")[1][:40]
+        assert "<title>Team X: submissions</title>" in team.text and "Team Team X" not in team.text
+        assert "<option value='validation'" in form.text and "<option value='test'" not in form.text
+        assert "<option value='model'>" in form.text
+        assert "the rows" not in form.text or "final" in form.text
+        assert "overflow-wrap:anywhere}" not in team.text.split("<style>")[1].split("th{")[0]
+        assert "th{background:#f4f4f4;cursor:pointer;user-select:none;white-space:nowrap}" in team.text
+    finally:
+        running.stop()
+
+
+def test_a_phases_file_must_say_when_a_phase_closes_and_freeze_inside_it(tmp_path):
+    from mosxav.errors import DataError
+    from mosxav_leaderboard.service.settings import read_phases
+
+    phases = tmp_path / "phases.yaml"
+    phases.write_text("test:\n  closes: 2027-03-31\n")
+    with pytest.raises(DataError, match=r"test.closes: 2027-03-31 is a date without a time .* 2027-03-31T23:59:59Z"):
+        read_phases(phases)
+    phases.write_text("test:\n  closes: 2027-03-31T23:59:00Z\n  freeze: 2027-04-02T00:00:00Z\n")
+    with pytest.raises(DataError, match="the freeze must come before the close"):
+        read_phases(phases)
+    phases.write_text("test:\n  opens: 2027-01-10\n  closes: 2027-03-31T23:59:00Z\n")
+    (test,) = [p for p in read_phases(phases) if p.name == "test"]
+    assert test.opens.isoformat() == "2027-01-10T00:00:00+00:00"  # an opening may be a bare date

@@ -19,6 +19,7 @@ from mosxav_leaderboard.cli.common import (
     database_arguments,
     need,
     out_console,
+    positive_int,
     scratch_folder,
 )
 
@@ -48,6 +49,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         public_url=args.public_url,
         trusted_proxies=args.trusted_proxies,
         team_rows=args.team_rows,
+        max_queued=args.max_queued,
         phases=read_phases(args.phases) if args.phases else DEFAULT_PHASES,
         models=model_policy(args),
         model_device=args.model_device,
@@ -131,6 +133,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gt", type=Path, required=True, help="MOSXAV root with the val and (hidden) test ground truth")
     add_database_options(p, uploads=True)
     p.add_argument("--data", type=Path, default=None, help="this machine's scratch (default: beside the database)")
+    p.add_argument(
+        "--max-queued",
+        type=positive_int,
+        default=2,
+        help="a team's submissions waiting or being scored at once, at most (teams' jobs take turns)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on (put a reverse proxy in front)")
     p.add_argument("--port", type=int, default=8000, help="the port to listen on")
     p.add_argument("--workers", type=int, default=None, help="scoring worker processes (default: one per core but one)")
@@ -150,7 +158,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="NAME[,NAME]",
         help="take model submissions of these registered methods: the server predicts with them (default: none)",
     )
-    p.add_argument("--model-seconds", type=float, default=900.0, help="wall-clock limit of one model's prediction")
+    p.add_argument(
+        "--model-seconds",
+        type=float,
+        default=900.0,
+        help="CPU time limit of one model's prediction, on one thread (the wall clock allows 4x that)",
+    )
     p.add_argument("--model-memory-gb", type=float, default=8.0, help="memory limit of the process running a model")
     p.add_argument(
         "--max-weights-mb",

@@ -52,8 +52,11 @@ from mosxav_leaderboard.tables import (
     workers,
 )
 
-#: A job is counted against the daily limit unless it failed (a refused submission costs no slot).
-COUNTED = jobs.c.status != "failed"
+#: A job counts against the daily limit unless it failed without running anything: a submission
+#: refused at the door costs no slot, a model that ran (and used the workers) does, whatever its outcome.
+COUNTED = or_(jobs.c.status != "failed", jobs.c.ran == 1)
+#: A team's jobs waiting or being scored at once, at most (``Settings.max_queued``'s default).
+MAX_QUEUED = 2
 
 
 class LimitReached(Exception):
@@ -82,6 +85,8 @@ class Job:
     lease_owner: str | None
     gt_hash: str | None
     kind: str
+    ran: bool = False
+    compute_seconds: float = 0.0
 
     @classmethod
     def from_row(cls, row: RowMapping) -> Job:
@@ -102,6 +107,8 @@ class Job:
             lease_owner=row["lease_owner"],
             gt_hash=row["gt_hash"],
             kind=row["kind"],
+            ran=bool(row["ran"]),
+            compute_seconds=float(row["compute_seconds"]),
         )
 
 
@@ -293,9 +300,17 @@ class Database:
             return self._used(db, team_id, phase, today())
 
     def enqueue(
-        self, team: Team, phase: str, default_limit: int, upload: str, filename: str, kind: str = "predictions"
+        self,
+        team: Team,
+        phase: str,
+        default_limit: int,
+        upload: str,
+        filename: str,
+        kind: str = "predictions",
+        max_queued: int = MAX_QUEUED,
     ) -> int:
-        """Queue a job if the team is under its daily limit for the phase; raises ``LimitReached``."""
+        """Queue a job if the team is under its daily limit for the phase and has fewer than ``max_queued``
+        jobs waiting or being scored; raises ``LimitReached``."""
         day = today()
         with self.transaction() as db:
             # The team's uploads queue here (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialised them).
@@ -306,8 +321,15 @@ class Database:
             if self._used(db, team.id, phase, day) >= per_day:
                 raise LimitReached(
                     f"daily limit reached: {per_day} submission(s) per UTC day on the {phase} phase; "
-                    "failed submissions do not count",
+                    "submissions refused before running do not count, models that ran do",
                     seconds_to_midnight(),
+                )
+            waiting = select(func.count()).where(jobs.c.team_id == team.id, jobs.c.status.in_(("queued", "scoring")))
+            if int(db.execute(waiting).scalar_one()) >= max_queued:
+                raise LimitReached(
+                    f"{max_queued} of your team's submissions are already waiting or being scored: "
+                    "send the next when one is done (every team's jobs take turns)",
+                    30,
                 )
             stamp = now()
             row = {
@@ -324,7 +346,10 @@ class Database:
             return int(db.execute(insert(jobs).returning(jobs.c.id), row).scalar_one())
 
     def claim(self, worker: str, lease: float, max_attempts: int) -> Job | None:
-        """Take the oldest queued job, or one whose lease ran out; fail jobs out of attempts first."""
+        """Take the next job, teams in turn: among queued jobs (and those whose lease ran out), the one of
+        the team with the fewest jobs being scored now, then the least CPU time used today, then the
+        oldest. A team that queues many jobs, or whose models are slow, cannot hold the workers while
+        others wait. Jobs out of attempts fail first."""
         moment = time.time()
         stale = and_(jobs.c.status == "scoring", jobs.c.lease_expires < moment)
         problem = json.dumps(
@@ -338,10 +363,21 @@ class Database:
             db.execute(
                 update(jobs).where(jobs.c.id.in_(exhausted)).values(status="failed", problems_json=problem, **released)
             )
+            others = jobs.alias("others")
+            running = (
+                select(func.count())
+                .where(others.c.team_id == jobs.c.team_id, others.c.status == "scoring", others.c.id != jobs.c.id)
+                .scalar_subquery()
+            )
+            spent = (
+                select(func.coalesce(func.sum(others.c.compute_seconds), 0.0))
+                .where(others.c.team_id == jobs.c.team_id, others.c.day == today())
+                .scalar_subquery()
+            )
             oldest = (
                 select(jobs.c.id)
                 .where(or_(jobs.c.status == "queued", stale))
-                .order_by(jobs.c.id)
+                .order_by(running, spent, jobs.c.id)
                 .limit(1)
                 .with_for_update(skip_locked=True)
             )
@@ -369,17 +405,26 @@ class Database:
         return result.rowcount == 1
 
     def record_result(
-        self, job: Job, worker: str, gt_hash: str, fields: dict[str, Any] | None, problems: list[dict[str, str]]
+        self,
+        job: Job,
+        worker: str,
+        gt_hash: str,
+        fields: dict[str, Any] | None,
+        problems: list[dict[str, str]],
+        ran: bool = False,
+        compute_seconds: float = 0.0,
     ) -> str:
         """Enter a job's outcome if ``worker`` still holds its lease: the scored row (``fields``, the
-        keyword arguments of ``Store.insert_submission``) or the problems. Returns the job's status,
-        or ``lost-lease``."""
+        keyword arguments of ``Store.insert_submission``) or the problems, and whether a model ran and
+        its CPU seconds. Returns the job's status, or ``lost-lease``."""
         finished = {
             "lease_owner": None,
             "lease_expires": None,
             "updated": now(),
             "gt_hash": gt_hash,
             "scored_by": worker,
+            "ran": int(ran),
+            "compute_seconds": compute_seconds,
         }
         with self.transaction() as db:
             holder = select(jobs.c.status, jobs.c.lease_owner).where(jobs.c.id == job.id).with_for_update()

@@ -22,8 +22,9 @@ from mosxav_leaderboard.service.settings import Phase, Settings
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:80rem;padding:0 1rem;color:#222}
 nav{display:flex;gap:1rem;align-items:center;flex-wrap:wrap} table{border-collapse:collapse;margin:.5rem 0 1.5rem}
-th,td{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:right;max-width:24rem;overflow-wrap:anywhere}
-th{background:#f4f4f4;cursor:pointer;user-select:none} td.l,th.l{text-align:left}
+th,td{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:right;max-width:24rem}
+th{background:#f4f4f4;cursor:pointer;user-select:none;white-space:nowrap} td.l,th.l{text-align:left}
+td{white-space:nowrap} td.l{white-space:normal;overflow-wrap:anywhere}
 .failed{color:#a00} .scored{color:#060} .muted{color:#777} tr.reference td{color:#555;font-style:italic}
 progress{width:20rem} form.inline,form.signout{display:inline} .phases td{text-align:left}
 """
@@ -202,8 +203,22 @@ def signin_page(settings: Settings, message: str = "") -> str:
 
 
 def _left_html(left: dict[str, tuple[int, int]]) -> str:
+    if not left:
+        return "<p>No phase is open.</p>"
     parts = [f"{_e(phase)}: {max(limit - used, 0)} of {limit}" for phase, (used, limit) in left.items()]
-    return "<p>Submissions left today (UTC): " + ", ".join(parts) + ". Failed submissions do not count.</p>"
+    return "<p>Submissions left today (UTC): " + ", ".join(parts) + ".</p>"
+
+
+def rules_html(settings: Settings) -> str:
+    """The rules a team plays by, as the service applies them (the same words on every page that acts)."""
+    return (
+        "<p class='muted rules'>Rules: a submission refused before it runs costs nothing; one that ran "
+        "counts against the daily limit even if it failed (a model that used its CPU time counts). At most "
+        f"{settings.max_queued} of a team's submissions wait or are scored at once, and the workers take "
+        "teams in turn: the team with the fewest jobs being scored, then the least CPU time used today, "
+        "first. What a team has published when a phase closes is final: publishing and withdrawing are "
+        "closed with the phase.</p>"
+    )
 
 
 def _job_row(job: Job, csrf: str) -> str:
@@ -232,26 +247,37 @@ def team_page(
     """A team's submissions, their problems or scores, and what is left today; refreshes while a job runs."""
     head = "".join(f"<th class='l'>{name}</th>" for name in TEAM_JOB_COLUMNS)
     rows = "".join(_job_row(job, csrf) for job in jobs)
-    body = _left_html(left)
+    body = _left_html(left) + rules_html(settings)
     body += f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>" if jobs else "<p>No submissions.</p>"
     if not scores.empty:
         body += "<h2>Scores</h2>" + table_html(scores, "team")
     running = any(job.status in ("queued", "scoring") for job in jobs)
-    return layout(settings, f"Team {team}", body, (team, csrf), refresh=5 if running else 0)
+    return layout(settings, f"{team}: submissions", body, (team, csrf), refresh=5 if running else 0)
 
 
 def upload_page(settings: Settings, team: str, csrf: str, left: dict[str, tuple[int, int]]) -> str:
+    """The upload form: the open phases only (``left`` holds them), and the model option where the
+    service runs models."""
     options = "".join(
-        f"<option value='{_e(p.name)}'{' selected' if p.name == 'test' else ''}>{_e(p.name)}</option>"
-        for p in settings.phases
+        f"<option value='{_e(name)}'{' selected' if name == 'test' else ''}>{_e(name)}</option>" for name in left
     )
+    kinds = ""
+    if settings.models.enabled:
+        kinds = (
+            "<p><label>Kind <select name='kind'><option value='predictions' selected>predictions (masks)</option>"
+            "<option value='model'>model (the server predicts with "
+            + _e(", ".join(settings.models.methods))
+            + ")</option></select></label></p>"
+        )
     body = f"""{_left_html(left)}
 <form id="upload" method="post" action="/api/submissions" enctype="multipart/form-data" data-csrf="{_e(csrf)}">
 <p><label>Submission (.zip of the folder with submission.yaml) <input type="file" name="file" accept=".zip"
  required></label></p>
 <p><label>Phase <select name="phase">{options}</select></label></p>
+{kinds}
 <p><button type="submit">Upload</button> <progress id="progress" value="0" max="100" hidden></progress>
 <span id="status"></span></p></form>
 <p class="muted">Largest upload: {settings.max_upload_bytes // 1024**2} MiB.</p>
+{rules_html(settings)}
 <script src="/static/upload.js"></script>"""
     return layout(settings, "Upload a submission", body, (team, csrf))

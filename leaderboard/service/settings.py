@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -20,6 +20,7 @@ from mosxav.data.files import read_yaml
 from mosxav.errors import DataError
 from mosxav_leaderboard.engine import sqlite_file
 from mosxav_leaderboard.model_runs import ModelPolicy
+from mosxav_leaderboard.service.database import MAX_QUEUED
 from mosxav_leaderboard.store import predictions_home_for
 
 PHASE_NAMES = ("validation", "test")
@@ -109,10 +110,24 @@ def _when(value: Any, where: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+def _moment(value: Any, path: Path, key: str, phase: Phase) -> Any:
+    """A close or freeze must name its time: a bare date would mean 00:00 UTC, the start of that day,
+    which organizers writing ``closes: 2027-03-31`` rarely mean."""
+    bare = isinstance(value, date) and not isinstance(value, datetime)
+    if bare or (isinstance(value, str) and len(value.strip()) == 10):
+        raise DataError(
+            path,
+            f"{phase.name}.{key}: {value} is a date without a time (it would mean 00:00 UTC, the start of that day): "
+            f"write the moment, e.g. {value}T23:59:59Z",
+        )
+    return value
+
+
 def read_phases(path: Path) -> tuple[Phase, ...]:
     """Phases from YAML: a mapping ``validation:`` / ``test:`` of ``per_day``, ``description``, ``opens``,
-    ``closes``, ``freeze`` (ISO dates, UTC unless a zone is given), ``public_fraction`` and ``models``
-    (false: predictions only). Phases left out keep their defaults."""
+    ``closes``, ``freeze`` (ISO date-times, UTC unless a zone is given; ``opens`` may be a bare date,
+    00:00 UTC), ``public_fraction`` and ``models`` (false: predictions only). Phases left out keep their
+    defaults; a freeze must fall inside the phase."""
     data = read_yaml(path, "phases file")
     if not isinstance(data, dict) or not set(data) <= set(PHASE_NAMES):
         raise DataError(path, f"expected a mapping with keys among {list(PHASE_NAMES)}")
@@ -133,8 +148,8 @@ def read_phases(path: Path) -> tuple[Phase, ...]:
             per_day=per_day,
             description=str(entry.get("description", default.description)),
             opens=_when(entry.get("opens"), f"{path}: {default.name}.opens"),
-            closes=_when(entry.get("closes"), f"{path}: {default.name}.closes"),
-            freeze=_when(entry.get("freeze"), f"{path}: {default.name}.freeze"),
+            closes=_when(_moment(entry.get("closes"), path, "closes", default), f"{path}: {default.name}.closes"),
+            freeze=_when(_moment(entry.get("freeze"), path, "freeze", default), f"{path}: {default.name}.freeze"),
             models=models,
         )
         fraction = entry.get("public_fraction")
@@ -144,6 +159,10 @@ def read_phases(path: Path) -> tuple[Phase, ...]:
             phase = replace(phase, public_fraction=float(fraction))
         if phase.opens and phase.closes and phase.closes <= phase.opens:
             raise DataError(path, f"{default.name}: closes before it opens")
+        if phase.freeze and phase.closes and phase.freeze >= phase.closes:
+            raise DataError(path, f"{default.name}: the freeze must come before the close")
+        if phase.freeze and phase.opens and phase.freeze <= phase.opens:
+            raise DataError(path, f"{default.name}: the freeze must come after the opening")
         phases.append(phase)
     return tuple(phases)
 
@@ -176,6 +195,7 @@ class Settings:
         team_rows: which of a team's published rows the public table shows per phase and fraction:
             its ``best`` (highest Dice) or its ``latest``.
         max_attempts: a job whose worker died this many times fails instead of being retried.
+        max_queued: a team's jobs waiting or being scored at once, at most (the queue takes teams in turn).
         upload_idle_seconds: an upload that sends nothing for this long is dropped (slow clients).
     """
 
@@ -188,6 +208,7 @@ class Settings:
     workers: int = field(default_factory=default_scoring_workers)
     lease_seconds: float = 120.0
     max_attempts: int = 3
+    max_queued: int = MAX_QUEUED
     poll_seconds: float = 0.2
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     upload_idle_seconds: float = 30.0
@@ -214,8 +235,8 @@ class Settings:
             raise ValueError("team_rows must be 'best' or 'latest'")
         if self.uploads is None and sqlite_file(self.db) is None:
             raise ValueError("with a database server, give --uploads: a folder every machine of the service shares")
-        if self.max_attempts < 1 or self.workers < 0:
-            raise ValueError("max_attempts must be >= 1 and workers >= 0")
+        if self.max_attempts < 1 or self.workers < 0 or self.max_queued < 1:
+            raise ValueError("max_attempts and max_queued must be >= 1, workers >= 0")
 
     @property
     def upload_root(self) -> Path:

@@ -257,7 +257,9 @@ def _check_and_queue(
         if not phase.models:
             raise UploadRefused(403, f"the {phase.name} phase takes predictions only, not models")
     upload = parsed.file.relative_to(settings.upload_root).as_posix()
-    return database.enqueue(team, phase.name, phase.per_day, upload, parsed.filename, parsed.kind)
+    return database.enqueue(
+        team, phase.name, phase.per_day, upload, parsed.filename, parsed.kind, max_queued=settings.max_queued
+    )
 
 
 def _open_phase(settings: Settings, name: str) -> Phase:

@@ -33,7 +33,7 @@ from pathlib import Path
 from mosxav.errors import DataError
 from mosxav_leaderboard.board import score_submission
 from mosxav_leaderboard.engine import shown
-from mosxav_leaderboard.model_runs import POLICY_STATE, ModelPolicy, missing_frames, predict_submission
+from mosxav_leaderboard.model_runs import POLICY_STATE, ModelPolicy, ModelUsage, missing_frames, predict_submission
 from mosxav_leaderboard.scoring import dataset_hash
 from mosxav_leaderboard.service.database import Database, Job, fingerprint
 from mosxav_leaderboard.service.settings import Settings
@@ -119,6 +119,7 @@ def process(settings: Settings, database: Database, job: Job, name: str, gt_hash
     split = settings.phase(job.phase).split
     policy = ModelPolicy.from_json(database.state(POLICY_STATE)) if job.kind == "model" else None
     outcome: dict[str, object] = {}
+    usage = ModelUsage()
 
     def score() -> None:
         lower_this_thread()
@@ -126,7 +127,7 @@ def process(settings: Settings, database: Database, job: Job, name: str, gt_hash
             source = upload
             if policy is not None:  # a model: the server makes the predictions first, then scores them alike
                 source = unpack(upload, work)
-                predict_submission(source, settings.gt, split, policy, settings.model_device)
+                predict_submission(source, settings.gt, split, policy, settings.model_device, usage)
             outcome["scored"] = score_submission(
                 source,
                 settings.gt,
@@ -156,7 +157,9 @@ def process(settings: Settings, database: Database, job: Job, name: str, gt_hash
         problems = _problems(error, settings, work, upload)
     else:
         fields = {**outcome["scored"].fields, "provenance": job.kind}  # type: ignore[union-attr]
-    status = database.record_result(job, name, gt_hashes.get(split, ""), fields, problems)
+    status = database.record_result(
+        job, name, gt_hashes.get(split, ""), fields, problems, ran=usage.ran, compute_seconds=usage.cpu_seconds
+    )
     shutil.rmtree(settings.data / "jobs" / str(job.id), ignore_errors=True)
     if status != "lost-lease":
         shutil.rmtree(upload.parent, ignore_errors=True)  # the predictions are kept in the store

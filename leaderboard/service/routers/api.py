@@ -106,10 +106,13 @@ def submission_view(database: Database, settings: Settings, job: Job, owner: boo
 
 
 def usage(database: Database, settings: Settings, team: Team) -> dict[str, tuple[int, int]]:
-    """Phase -> (submissions counted today, the team's daily limit)."""
+    """Open phase -> (submissions counted today, the team's daily limit): a closed or upcoming phase has
+    no quota to show."""
+    now = datetime.now(timezone.utc)
     return {
         p.name: (database.used_today(team.id, p.name), database.daily_limit(team.id, p.name, p.per_day))
         for p in settings.phases
+        if p.state(now) == "open"
     }
 
 
@@ -165,15 +168,24 @@ def submission(job_id: SubmissionId, signed: OptionalTeam, settings: SettingsDep
     responses=errors(401, 403, 404, 409),
     tags=["submissions"],
 )
-def publish(job_id: SubmissionId, signed: WriterDep, database: DatabaseDep, published: bool = True) -> Published:
-    """Show (or, with ``published=false``, withdraw) a scored submission on the public table."""
-    return set_published(database, signed.team, job_id, published)
+def publish(
+    job_id: SubmissionId, signed: WriterDep, settings: SettingsDep, database: DatabaseDep, published: bool = True
+) -> Published:
+    """Show (or, with ``published=false``, withdraw) a scored submission on the public table, while its
+    phase is open: what is published when the phase closes is final."""
+    return set_published(database, settings, signed.team, job_id, published)
 
 
-def set_published(database: Database, team: Team, job_id: int, published: bool) -> Published:
+def set_published(database: Database, settings: Settings, team: Team, job_id: int, published: bool) -> Published:
     job = database.job(job_id)
     if job is None or job.team_id != team.id:
         raise HTTPException(404, f"no submission #{job_id}")
+    phase = settings.phase(job.phase)
+    if phase.state(datetime.now(timezone.utc)) == "closed":
+        # A team sees its private-part scores once the phase closes; choosing its row then would let it
+        # pick its best private row. The organizers' rule: the rows published at the close count.
+        closed = phase.closes.isoformat() if phase.closes else "before"
+        raise HTTPException(409, f"the {phase.name} phase closed at {closed}: the rows published then are final")
     if not database.publish(job_id, team.id, published):
         raise HTTPException(409, f"submission #{job_id} is {job.status}; only scored ones can be published")
     return Published(id=job_id, published=published)

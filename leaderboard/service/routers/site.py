@@ -88,6 +88,10 @@ async def signout(request: Request, signed: OptionalTeam, database: DatabaseDep)
     return response
 
 
+#: A signed-in team's pages hold its private scores and a CSRF token: never kept by a cache or a browser.
+PRIVATE = {"Cache-Control": "no-store"}
+
+
 @router.get("/team", response_class=HTMLResponse)
 def team_page(signed: OptionalTeam, settings: SettingsDep, database: DatabaseDep) -> Any:
     if signed is None or signed.csrf is None:
@@ -95,15 +99,19 @@ def team_page(signed: OptionalTeam, settings: SettingsDep, database: DatabaseDep
     own = database.jobs_for_team(signed.team.id)
     scores = team_rows(database, settings, own, by_structure=True)
     left = usage(database, settings, signed.team)
-    return pages.team_page(settings, signed.team.name, signed.csrf, own, scores, left)
+    page = pages.team_page(settings, signed.team.name, signed.csrf, own, scores, left)
+    return HTMLResponse(page, headers=PRIVATE)
 
 
 @router.post("/team/submissions/{job_id}/publish")
-async def publish_form(job_id: SubmissionId, request: Request, signed: OptionalTeam, database: DatabaseDep) -> Any:
+async def publish_form(
+    job_id: SubmissionId, request: Request, signed: OptionalTeam, settings: SettingsDep, database: DatabaseDep
+) -> Any:
     form = await request.form(**FORM_LIMITS)
     signed = await signed_in(signed)
     check_csrf(signed, str(form.get("csrf", "")))
-    await run_in_threadpool(set_published, database, signed.team, job_id, str(form.get("published", "1")) == "1")
+    chosen = str(form.get("published", "1")) == "1"
+    await run_in_threadpool(set_published, database, settings, signed.team, job_id, chosen)
     return RedirectResponse("/team", status_code=303)
 
 
@@ -112,4 +120,4 @@ def upload_form(signed: OptionalTeam, settings: SettingsDep, database: DatabaseD
     if signed is None or signed.csrf is None:
         return RedirectResponse("/signin", status_code=303)
     left = usage(database, settings, signed.team)
-    return pages.upload_page(settings, signed.team.name, signed.csrf, left)
+    return HTMLResponse(pages.upload_page(settings, signed.team.name, signed.csrf, left), headers=PRIVATE)
