@@ -31,9 +31,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from fake_submissions import make_submission  # noqa: E402
 from live_server import distinct_zips, start_server  # noqa: E402
 from postgres import open_server  # noqa: E402
-from test_leaderboard import make_submission  # noqa: E402
 
 from mosxav.data.synth import SynthConfig, generate_dataset  # noqa: E402
 from mosxav_leaderboard.engine import dispose_engines  # noqa: E402

@@ -49,10 +49,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("interrupted", soft_wrap=True)
         return ExitCode.INTERRUPTED
+    except Exception as exc:
+        if not _unreachable_database(exc):
+            raise
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        console.print(f"[red]error:[/red] could not open the database: {escape(reason)}", soft_wrap=True)
+        return ExitCode.ERROR
     except BrokenPipeError:  # the reader left (``mosxav-bench leaderboard | head``): stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit must not fail again
         return ExitCode.OK
+
+
+def _unreachable_database(exc: BaseException) -> bool:
+    """SQLAlchemy's OperationalError (a server not there, refusing, a wrong password), without importing
+    SQLAlchemy for commands that never open a database."""
+    return any(cls.__name__ == "OperationalError" and cls.__module__ == "sqlalchemy.exc" for cls in type(exc).__mro__)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,11 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 URL = re.compile(r"^https?://[^\s<>\"']+$")
 
 
+#: Combining marks one letter may carry (enough for any script's accents; more is a pile that draws over
+#: the neighbouring rows of a table).
+MAX_COMBINING_MARKS = 2
+
+
 class MetaProblem(ValueError):
     """One field's problem (collected by ``SubmissionMeta.parse``)."""
 
@@ -42,11 +47,18 @@ def clean_text(value: object, *, max_length: int, multiline: bool = False) -> st
     if len(text) > max_length:
         raise MetaProblem(f"is {len(text)} characters long; at most {max_length} are allowed")
     allowed = "\n\t" if multiline else ""
+    stacked = 0
     for char in text:
         if char in allowed:
             continue
-        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
+        category = unicodedata.category(char)
+        if category in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
             raise MetaProblem(f"contains the invisible or control character U+{ord(char):04X}; remove it")
+        stacked = stacked + 1 if category in ("Mn", "Me") else 0
+        if stacked > MAX_COMBINING_MARKS:  # marks piled on one letter draw over the rows around it
+            raise MetaProblem(
+                f"stacks more than {MAX_COMBINING_MARKS} combining marks on one letter (U+{ord(char):04X}); remove them"
+            )
     return text
 
 

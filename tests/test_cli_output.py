@@ -96,3 +96,43 @@ def test_evaluate_takes_its_inputs_as_positionals_and_export_hf_refuses_to_overw
     (taken / "keep.txt").write_text("mine")
     assert main(["export-hf", str(tiny_root), "--out", str(taken)]) == 2
     assert (taken / "keep.txt").read_text() == "mine"
+
+
+def test_install_combines_extras(tmp_path):
+    """bash scripts/install.sh --serve --test installs both extras (it installed the first only)."""
+    import os
+    import stat
+
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy(Path(__file__).resolve().parents[1] / "scripts" / "install.sh", repo / "scripts")
+    fake = repo / ".venv" / "bin" / "python"
+    fake.parent.mkdir(parents=True)
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "calls.log"}\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    run = subprocess.run(
+        ["bash", str(repo / "scripts" / "install.sh"), "--serve", "--test"], env=os.environ, timeout=60
+    )
+    assert run.returncode == 0
+    assert "-m pip install -q -e .[serve,test]" in (tmp_path / "calls.log").read_text()
+
+
+def test_the_load_benchmark_needs_no_pytest():
+    """bench/serve_load.py runs with the serve extra alone: nothing it imports needs pytest."""
+    root = Path(__file__).resolve().parents[1]
+    code = (
+        "import sys, runpy; sys.modules['pytest'] = None; sys.argv = ['serve_load.py', '--help']; "
+        f"runpy.run_path({str(root / 'bench' / 'serve_load.py')!r}, run_name='__main__')"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "usage" in run.stdout, run.stderr[-2000:]
+
+
+def test_a_password_in_the_database_url_is_warned_of(capsys):
+    from mosxav_leaderboard.command_line import main
+
+    assert main(["admin", "--db", "postgresql://lb:secret@127.0.0.1:9/lb", "list-teams"]) == 2  # nothing there
+    err = capsys.readouterr().err
+    assert "visible to every user of this machine (ps)" in err and "PGPASSWORD" in err
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]  # one line, no traceback
+    assert "could not open the database" in line and "Traceback" not in err and "secret" not in line

@@ -374,3 +374,73 @@ def test_a_phases_file_must_say_when_a_phase_closes_and_freeze_inside_it(tmp_pat
     phases.write_text("test:\n  opens: 2027-01-10\n  closes: 2027-03-31T23:59:00Z\n")
     (test,) = [p for p in read_phases(phases) if p.name == "test"]
     assert test.opens.isoformat() == "2027-01-10T00:00:00+00:00"  # an opening may be a bare date
+
+
+def test_a_validation_phase_with_a_private_part_returns_only_public_sequences(tiny_root, tmp_path):
+    from mosxav_leaderboard.service import client
+
+    phases = tmp_path / "phases.yaml"
+    phases.write_text("validation:\n  public_fraction: 0.5\n")
+    running = start_server(tmp_path / "valpart", tiny_root, workers=1, extra=("--phases", str(phases)))
+    try:
+        token = running.team("val-team")
+        folder = make_submission(tiny_root, tmp_path / "val", split="val")
+        zipped = client.zip_folder(folder, tmp_path / "val.zip")
+        job = upload(running, token, zipped.read_bytes(), phase="validation").json()["id"]
+        done = wait_for(running, token, job)
+        every = set((tiny_root / "trainval" / "ImageSets" / "val.txt").read_text().split())
+        assert done["status"] == "scored" and done["sequences"]
+        assert set(done["sequences"]) < every  # the private part's sequences are not returned while it runs
+    finally:
+        running.stop()
+
+
+def test_slow_request_headers_end_the_connection(tiny_root, tmp_path):
+    """A client sending its headers a byte at a time (slowloris) is cut off once HEADER_SECONDS pass,
+    while an ordinary request on a fresh connection is answered."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from mosxav_leaderboard.service.protocol import HEADER_SECONDS
+
+    running = start_server(tmp_path / "slow", tiny_root, workers=0)
+    try:
+        address = urlsplit(running.url)
+        slow = socket.create_connection((address.hostname, address.port), timeout=5)
+        slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        started, closed = time.monotonic(), False
+        while time.monotonic() - started < HEADER_SECONDS + 8:
+            try:
+                slow.sendall(b"X")  # one more byte of a header that never ends
+                slow.settimeout(1.0)
+                if slow.recv(1) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+        assert closed and HEADER_SECONDS - 1 <= time.monotonic() - started <= HEADER_SECONDS + 8
+        assert httpx.get(running.url + "/healthz").status_code == 200
+    finally:
+        running.stop()
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_nothing_of_a_killed_server_lingers(tiny_root, tmp_path):
+    """kill -9 of the server: its workers and multiprocessing's resource tracker are gone within seconds."""
+    from test_run_control import _descendants
+
+    running = start_server(tmp_path / "lingering", tiny_root, workers=1)
+    deadline = time.monotonic() + 30
+    while len(_descendants(running.process.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    helpers = _descendants(running.process.pid)
+    assert helpers
+    os.kill(running.process.pid, signal.SIGKILL)
+    running.process.wait()
+    deadline = time.monotonic() + 15
+    while [pid for pid in helpers if _alive(pid)] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in helpers if _alive(pid)]

@@ -33,6 +33,7 @@ def test_round_trip_through_the_schema():
         ("method", "team-a\u202egnitaerc", "U+202E"),  # right-to-left override: reads as another name
         ("method", "x" * 100_000, "at most 64"),
         ("method", "zero\u200bwidth", "U+200B"),
+        ("method", "z" + "\u0301" * 59 + "algo", "combining marks"),  # 59 accents stacked over the rows around
         ("authors", ["A"] * 101, "at most 100"),
         ("contact", "nobody", "not an e-mail address"),
         ("code_url", "javascript:alert(1)", "not an http(s) URL"),
@@ -51,6 +52,8 @@ def test_each_bad_field_is_one_named_problem(field, value, needle):
 def test_text_is_normalised():
     meta, _ = SubmissionMeta.parse({**META, "method": "  \uff2d\uff34  "})  # full-width "MT"
     assert meta is not None and meta.method == "MT"
+    accented, problems = SubmissionMeta.parse({**META, "method": "Nguyễn-Ðặng net"})  # real accents pass
+    assert accented is not None and not problems
 
 
 def test_a_yaml_alias_bomb_is_refused_unexpanded(tiny_root, tmp_path):

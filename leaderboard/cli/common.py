@@ -107,7 +107,7 @@ def print_problems(problems: list[tuple[str, str]]) -> None:
 
 DB_HELP = (
     "the leaderboard database: a SQLite file (default: $MOSXAV_HOME/leaderboard/leaderboard.sqlite) or a "
-    "PostgreSQL URL, postgresql://USER:PASSWORD@HOST/NAME"
+    "PostgreSQL URL, postgresql://USER@HOST/NAME (the password from PGPASSWORD or ~/.pgpass, never the URL)"
 )
 UPLOADS_HELP = (
     "the folder every machine of the service shares: uploads arrive in it and, with a PostgreSQL database, "
@@ -129,7 +129,22 @@ def database_arguments(args: argparse.Namespace) -> tuple[str | Path, Path | Non
     from mosxav_leaderboard.store import predictions_home_for
 
     db = args.db or default_db()
+    warn_of_password(db)
     return db, predictions_home_for(db, getattr(args, "uploads", None))
+
+
+def warn_of_password(db: str | Path) -> None:
+    """A password in ``--db`` is in the command line every user of the machine reads (``ps``): say so,
+    and where it goes instead (libpq, and so psycopg, reads ``PGPASSWORD`` and ``~/.pgpass``)."""
+    if isinstance(db, str) and "://" in db:
+        from sqlalchemy.engine import make_url
+
+        if make_url(db).password:
+            console.print(
+                "warning: the password in --db is visible to every user of this machine (ps); leave it out of "
+                "the URL and set PGPASSWORD or a ~/.pgpass file (docs/service.md)",
+                soft_wrap=True,
+            )
 
 
 def scratch_folder(args: argparse.Namespace, db: str | Path) -> Path:

@@ -30,6 +30,7 @@ import uvicorn
 from mosxav_leaderboard.model_runs import POLICY_STATE
 from mosxav_leaderboard.service.app import create_app
 from mosxav_leaderboard.service.database import Database, fingerprint
+from mosxav_leaderboard.service.protocol import HeaderDeadlineProtocol
 from mosxav_leaderboard.service.settings import Settings
 from mosxav_leaderboard.service.worker import (
     GT_STATE,
@@ -144,6 +145,7 @@ def serve(settings: Settings) -> None:
             forwarded_allow_ips=settings.trusted_proxies,
             timeout_keep_alive=5,
             h11_max_incomplete_event_size=64 * 1024,
+            http=HeaderDeadlineProtocol,  # slow request headers end the connection (slowloris)
         )
         uvicorn.Server(config).run()
     finally:

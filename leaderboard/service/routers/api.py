@@ -100,8 +100,15 @@ def submission_view(database: Database, settings: Settings, job: Job, owner: boo
             score = database.store.scores(METRIC_VERSION, {job.submission_id}).get(job.submission_id)
             if score is not None:
                 sums = SequenceSums.from_json(score.sequences)
+                # ... of the part the table ranks on now: a private part's sequences stay private until
+                # the phase closes, or a team could read its private score off them
+                shown = ranked_parts(settings, datetime.now(timezone.utc)).get(settings.phase(job.phase).split)
                 dice = sums.per_sequence_headline()
-                view.sequences = {name: float(d) for name, d in zip(sums.sequences, dice, strict=True)}
+                view.sequences = {
+                    name: float(d)
+                    for name, d in zip(sums.sequences, dice, strict=True)
+                    if shown is None or name in shown
+                }
     return view
 
 
