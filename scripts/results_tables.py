@@ -117,11 +117,7 @@ def default_table() -> str:
     rows = []
     for method, arm in frames.groupby("method", sort=False):
         rows.append([name(method), interval_text(arm, [VESSEL]), interval_text(arm)])
-    units = frames["sequence"].nunique()
-    return markdown_table(["method", "vessel Dice", "mean Dice over structures"], rows) + (
-        f"\nOne training per method, {units} test sequences: each interval covers test-sequence variation of "
-        "that training only, not another training of the method.\n"
-    )
+    return markdown_table(["method", "vessel Dice", "mean Dice over structures"], rows)
 
 
 def coverage_table() -> str:

@@ -144,17 +144,17 @@ def test_the_diffproto_ablation_trains_on_diffprotos_options():
 def test_a_variant_runs_its_method_with_its_options_over_the_methods_own():
     config = parse_config(
         {
-            "methods": ["diffproto", "diffproto_detach"],
+            "methods": ["diffproto", "diffproto_coupled"],
             "method_options": {"diffproto": {"sample_steps": 2}},
-            "variants": {"diffproto_detach": {"method": "diffproto", "options": {"detach_condition": True}}},
+            "variants": {"diffproto_coupled": {"method": "diffproto", "options": {"detach_condition": False}}},
         }
     )
     plain = method_options(config, Cell("diffproto", 0.25, 0.0, 0))
-    arm = method_options(config, Cell("diffproto_detach", 0.25, 0.0, 0))
-    assert config.method_class("diffproto_detach") is config.method_class("diffproto")
-    assert (plain.detach_condition, arm.detach_condition) == (False, True)
+    arm = method_options(config, Cell("diffproto_coupled", 0.25, 0.0, 0))
+    assert config.method_class("diffproto_coupled") is config.method_class("diffproto")
+    assert (plain.detach_condition, arm.detach_condition) == (True, False)
     assert (arm.denoiser_width, arm.sample_steps) == (8, 2)  # the method's own options stay under the variant's
-    assert [c.method for c in matrix(config)] == ["diffproto", "diffproto_detach"]
+    assert [c.method for c in matrix(config)] == ["diffproto", "diffproto_coupled"]
 
 
 @pytest.mark.parametrize(

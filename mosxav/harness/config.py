@@ -49,7 +49,7 @@ class DatasetSpec:
 class VariantSpec:
     """``variants.<name>``: a registered method run under another name with other options.
 
-    An ablation arm (``diffproto_detach: {method: diffproto, options: {detach_condition: true}}``) is a
+    An ablation arm (``diffproto_coupled: {method: diffproto, options: {detach_condition: false}}``) is a
     method of the run like any other: its own cells, rows, plots and leaderboard entries, trained on
     the same partitions and seeds as the method it varies, so the two can be compared pair by pair.
     """
