@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from processes import children, command, wait_gone
 
 from mosxav.harness.model_card import CARD_FILE, MODEL_FOLDER, WEIGHTS_FILE
 from mosxav_leaderboard.board import build_table
@@ -287,25 +288,6 @@ def _as_worker(submission: str, gt: str, policy: ModelPolicy, results) -> None:
         results.put(" | ".join(p.message for p in exc.problems))
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
-            except (OSError, ValueError, IndexError):
-                continue
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return (Path(f"/proc/{pid}") / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _start_worker(submission: Path, gt: Path, policy: ModelPolicy):
     import multiprocessing
     import time
@@ -317,26 +299,10 @@ def _start_worker(submission: Path, gt: Path, policy: ModelPolicy):
     deadline = time.monotonic() + 60
     model = []
     while not model and time.monotonic() < deadline:
-        model = [pid for pid in _children(worker.pid) if "resource_tracker" not in _command(pid)]
+        model = [pid for pid in children(worker.pid) if "resource_tracker" not in command(pid)]
         time.sleep(0.2)
     assert model, "the model's process never started"
     return worker, model[0], results
-
-
-def _command(pid: int) -> str:
-    try:
-        return (Path(f"/proc/{pid}") / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def _wait_gone(pid: int, seconds: float) -> bool:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return not _alive(pid)
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
@@ -346,7 +312,7 @@ def test_the_models_process_dies_with_its_worker(run_dir, tiny_root, tmp_path):
     worker, model, _ = _start_worker(_slow(run_dir, tmp_path), tiny_root, ALLOWED)
     os.kill(worker.pid, signal.SIGKILL)  # the worker is killed mid-job (its machine, the OOM killer, an operator)
     worker.join()
-    assert _wait_gone(model, 10), _command(model)  # and its model does not run on without it
+    assert not wait_gone([model], 10), command(model)  # and its model does not run on without it
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
@@ -357,7 +323,7 @@ def test_the_models_process_keeps_its_own_limits_while_its_worker_is_frozen(run_
     worker, model, results = _start_worker(_slow(run_dir, tmp_path), tiny_root, policy)
     os.kill(worker.pid, signal.SIGSTOP)  # a worker that cannot act: the limits must hold without it
     try:
-        assert _wait_gone(model, 60), _command(model)
+        assert not wait_gone([model], 60), command(model)
     finally:
         os.kill(worker.pid, signal.SIGCONT)
     assert "used this server's CPU time limit of 3 s" in results.get(timeout=60)

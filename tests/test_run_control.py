@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from processes import command, descendants, wait_gone
 
 from mosxav_leaderboard.command_line import main
 
@@ -74,38 +75,6 @@ def test_progress_reaches_a_log_that_is_not_a_terminal(tiny_root, tmp_path):
     assert not any("fr/s" in line for line in lines)  # no progress bars dumped into the log
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every living process below ``pid`` (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return (Path(f"/proc/{pid}") / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _command(pid: int) -> str:
-    try:
-        return (Path(f"/proc/{pid}") / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return str(pid)
-
-
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
 def test_one_ctrl_c_stops_every_cell_and_says_how_to_resume(tiny_root, tmp_path):
     """Ctrl-C reaches the run's whole process group, as a terminal sends it: one press ends the run and
@@ -125,7 +94,7 @@ def test_one_ctrl_c_stops_every_cell_and_says_how_to_resume(tiny_root, tmp_path)
         while not list((tmp_path / "out").glob("work/*/frac0.5/noise0/seed0/last.pt")):
             assert time.monotonic() < deadline and process.poll() is None, process.communicate()
             time.sleep(0.5)
-        workers = _descendants(process.pid)
+        workers = descendants(process.pid)
         assert workers
         os.killpg(process.pid, signal.SIGINT)
         out, err = process.communicate(timeout=60)
@@ -136,10 +105,7 @@ def test_one_ctrl_c_stops_every_cell_and_says_how_to_resume(tiny_root, tmp_path)
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     (line,) = [line for line in err.splitlines() if line.strip()]
     assert line.startswith("interrupted:") and "run the same command again to resume" in line
-    deadline = time.monotonic() + 10
-    while [pid for pid in workers if _alive(pid)] and time.monotonic() < deadline:
-        time.sleep(0.2)
-    left = [_command(pid) for pid in workers if _alive(pid)]
+    left = [command(pid) for pid in wait_gone(workers, 10)]
     assert not left, left
     started = {line.split()[2] for line in out.splitlines() if " start " in line}
     assert len(started) <= 2  # the third cell never started

@@ -430,13 +430,13 @@ def test_slow_request_headers_end_the_connection(tiny_root, tmp_path):
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
 def test_nothing_of_a_killed_server_lingers(tiny_root, tmp_path):
     """kill -9 of the server: its workers and multiprocessing's resource tracker are gone within seconds."""
-    from test_run_control import _descendants
+    from processes import descendants
 
     running = start_server(tmp_path / "lingering", tiny_root, workers=1)
     deadline = time.monotonic() + 30
-    while len(_descendants(running.process.pid)) < 2 and time.monotonic() < deadline:
+    while len(descendants(running.process.pid)) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
-    helpers = _descendants(running.process.pid)
+    helpers = descendants(running.process.pid)
     assert helpers
     os.kill(running.process.pid, signal.SIGKILL)
     running.process.wait()

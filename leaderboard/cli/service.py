@@ -22,6 +22,7 @@ from mosxav_leaderboard.cli.common import (
     positive_int,
     scratch_folder,
 )
+from mosxav_leaderboard.service.accounts import MAX_QUEUED
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -136,7 +137,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-queued",
         type=positive_int,
-        default=2,
+        default=MAX_QUEUED,
         help="a team's submissions waiting or being scored at once, at most (teams' jobs take turns)",
     )
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on (put a reverse proxy in front)")

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 TOKEN_PREFIX = "mxb_"
 MAX_TEAM_NAME = 40
+#: A team's jobs waiting or being scored at once, at most, by default (``serve --max-queued``).
+MAX_QUEUED = 2
 
 
 @dataclass(frozen=True)

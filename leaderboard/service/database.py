@@ -38,7 +38,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from mosxav_leaderboard.service.accounts import Team, new_token, normalise_team_name, token_hash
+from mosxav_leaderboard.service.accounts import MAX_QUEUED, Team, new_token, normalise_team_name, token_hash
 from mosxav_leaderboard.store import DuplicateSubmission, Store, now
 from mosxav_leaderboard.tables import (
     board_revision,
@@ -55,8 +55,6 @@ from mosxav_leaderboard.tables import (
 #: A job counts against the daily limit unless it failed without running anything: a submission
 #: refused at the door costs no slot, a model that ran (and used the workers) does, whatever its outcome.
 COUNTED = or_(jobs.c.status != "failed", jobs.c.ran == 1)
-#: A team's jobs waiting or being scored at once, at most (``Settings.max_queued``'s default).
-MAX_QUEUED = 2
 
 
 class LimitReached(Exception):

@@ -20,7 +20,7 @@ from mosxav.data.files import read_yaml
 from mosxav.errors import DataError
 from mosxav_leaderboard.engine import sqlite_file
 from mosxav_leaderboard.model_runs import ModelPolicy
-from mosxav_leaderboard.service.database import MAX_QUEUED
+from mosxav_leaderboard.service.accounts import MAX_QUEUED
 from mosxav_leaderboard.store import predictions_home_for
 
 PHASE_NAMES = ("validation", "test")
