@@ -32,7 +32,9 @@ from mosxav.evaluation.uncertainty import (  # noqa: E402
     verdict,
 )
 from mosxav.harness.compare import format_p, seed_unit_table, unit_scores  # noqa: E402
+from mosxav.harness.config import load_config  # noqa: E402
 from mosxav.harness.report import arm_interval, markdown_table, with_noise_free_arms  # noqa: E402
+from mosxav.harness.run import matrix, noise_reaches  # noqa: E402
 
 RESULTS = ROOT / "results"
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -182,12 +184,32 @@ def noise_comparisons_table() -> str:
     return markdown_table(headers, rows)
 
 
-def verdict_rows(frames: pd.DataFrame, data: str, reference: str, rates: list[float]) -> list[list[str]]:
+def missing_cells(study: str, frames: pd.DataFrame, methods: list[str], rate: float) -> tuple[int, int]:
+    """(cells of ``methods`` at ``rate`` the study's config has, those of them not committed): a verdict is
+    given on a complete design only, never on the cells that happened to finish first."""
+    config = load_config(RESULTS / study / "config.yaml")
+    wanted = {
+        (c.method, c.seed, c.fold)
+        for c in matrix(config)
+        if c.method in methods
+        and (np.isclose(c.label_noise, rate) or not noise_reaches(config, config.method_class(c.method)))
+    }
+    have = {(m, int(s), None if pd.isna(f) else int(f)) for m, s, f in _cells(frames)}
+    return len(wanted), len(wanted - have)
+
+
+def _cells(frames: pd.DataFrame) -> set[tuple]:
+    fold = frames["fold"] if "fold" in frames.columns else pd.Series([np.nan] * len(frames), index=frames.index)
+    return set(zip(frames["method"], frames["seed"], fold, strict=True))
+
+
+def verdict_rows(frames: pd.DataFrame, data: str, reference: str, rates: list[float], study: str) -> list[list[str]]:
     rows = []
     for rate in rates:
         at = group(frames, rate)
-        if not {"diffproto", reference} <= set(at["method"]):
-            rows.append([data, f"{rate:g}", "not run", "", "", "", ""])
+        total, absent = missing_cells(study, at, ["diffproto", reference], rate)
+        if absent:
+            rows.append([data, f"{rate:g}", f"incomplete: {total - absent} of {total} cells committed", "", "", "", ""])
             continue
         result = comparison(at, "diffproto", reference)
         mde = minimum_detectable_effect(result.interval)
@@ -217,7 +239,7 @@ def _verdict_table(reference: str) -> str:
         if frames is None:
             rows.append([data, "", missing(study).strip(), "", "", "", ""])
             continue
-        rows += verdict_rows(with_noise_free_arms(frames), data, reference, rates)
+        rows += verdict_rows(with_noise_free_arms(frames), data, reference, rates, study)
     headers = ["data", "pseudo-label noise", "DiffProto − " + name(reference), "per seed", "p", "MDE (80 %)", "verdict"]
     return markdown_table(headers, rows)
 
@@ -256,6 +278,10 @@ def ablation_table() -> str:
     frames = pd.concat([base[base["method"].isin(["diffproto", "supervised"])], arms], ignore_index=True)
     rows = []
     for method in dict.fromkeys(arms["method"]):
+        total, absent = missing_cells("diffproto-ablation", arms, [method], 0.0)
+        if absent:
+            rows.append([f"`{method}`", f"incomplete: {total - absent} of {total} cells committed", "", "", "", ""])
+            continue
         macro, vessel = comparison(frames, method, "diffproto"), comparison(frames, method, "diffproto", "vessel")
         below = comparison(frames, method, "supervised")
         rows.append(
