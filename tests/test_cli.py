@@ -49,7 +49,9 @@ def test_errors_are_one_readable_line(tmp_path, capsys):
 
 
 def test_check_exit_code_on_broken_data(tmp_path):
-    assert main(["check", str(tmp_path / "nowhere")]) == 1
+    (tmp_path / "empty").mkdir()
+    assert main(["check", str(tmp_path / "empty")]) == 1  # it ran and found problems
+    assert main(["check", str(tmp_path / "nowhere")]) == 2  # nothing to check: it could not run
 
 
 def test_console_script_is_installed():
