@@ -36,7 +36,7 @@ from mosxav.training.batches import resize_pair
 from mosxav.training.label_noise import corrupt_mask, frame_rng
 from mosxav.training.network_input import network_input
 from mosxav_diffproto.method import DiffProto
-from mosxav_diffproto.probe import EMPTY, head_probabilities, rectification_outcome
+from mosxav_diffproto.probe import EMPTY, head_names, head_probabilities, rectification_outcome
 
 T_FRACTIONS = (0.1, 0.5, 0.8)
 
@@ -56,7 +56,7 @@ class HeadView:
         return self
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
-        return head_probabilities(self.method, images)[self.head]
+        return head_probabilities(self.method, images, self.head)
 
 
 def cells(run: Path) -> list[tuple[str, int, Path]]:
@@ -113,7 +113,7 @@ def main() -> None:
                 totals[fraction] = totals[fraction] + outcome
         for fraction, outcome in totals.items():
             rectified.append({"method": name, "seed": seed, "t_fraction": fraction, "rate": args.rate, **vars(outcome)})
-        for head in head_probabilities(method, torch.zeros(1, 1, card.size, card.size)):
+        for head in head_names(method):
             with tempfile.TemporaryDirectory() as scratch:
                 predict_items(
                     HeadView(method, head),

@@ -75,16 +75,21 @@ def rectification_outcome(
     )
 
 
+def head_names(method: DiffProto) -> list[str]:
+    """The prediction heads compared on the same weights."""
+    return ["segmenter", "diffusion_1_step", f"diffusion_{method.options.sample_steps}_steps", "ensemble"]
+
+
 @torch.no_grad()
-def head_probabilities(method: DiffProto, images: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Class probabilities of every prediction head on the same weights: the segmenter, one and the
-    method's number of DDIM steps, and the segmenter-diffusion mean."""
+def head_probabilities(method: DiffProto, images: torch.Tensor, head: str) -> torch.Tensor:
+    """Class probabilities of one prediction head (``head_names``): the segmenter, one or the method's
+    number of DDIM steps, or the segmenter-diffusion mean."""
     method.eval()
-    segmenter = method.segmenter(images).softmax(1)
+    if head == "segmenter":
+        return method.segmenter(images).softmax(1)
+    if head == "diffusion_1_step":
+        return method.sample_labels(images, steps=1).softmax(1)
     sampled = method.sample_labels(images).softmax(1)
-    return {
-        "segmenter": segmenter,
-        "diffusion_1_step": method.sample_labels(images, steps=1).softmax(1),
-        f"diffusion_{method.options.sample_steps}_steps": sampled,
-        "ensemble": (segmenter + sampled) / 2,
-    }
+    if head == "ensemble":
+        return (method.segmenter(images).softmax(1) + sampled) / 2
+    return sampled
