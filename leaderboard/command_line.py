@@ -49,16 +49,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("interrupted", soft_wrap=True)
         return ExitCode.INTERRUPTED
+    except BrokenPipeError:  # the reader left (``mosxav-bench leaderboard | head``): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit must not fail again
+        return ExitCode.OK
     except Exception as exc:
         if not _unreachable_database(exc):
             raise
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         console.print(f"[red]error:[/red] could not open the database: {escape(reason)}", soft_wrap=True)
         return ExitCode.ERROR
-    except BrokenPipeError:  # the reader left (``mosxav-bench leaderboard | head``): stop quietly
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit must not fail again
-        return ExitCode.OK
 
 
 def _unreachable_database(exc: BaseException) -> bool:
