@@ -37,10 +37,14 @@ from mosxav.harness.run import matrix  # noqa: E402
 
 
 def commit() -> str:
-    """The commit of the code that runs (with ``+dirty`` when the tree has changes)."""
+    """The commit of the code that runs (with ``+dirty`` when a tracked file outside ``results/`` has
+    changes: the results a study is writing are not the code that makes them)."""
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     return head + ("+dirty" if dirty.stdout.strip() else "")
 
