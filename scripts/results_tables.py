@@ -280,7 +280,7 @@ def ablation_table() -> str:
     for method in dict.fromkeys(arms["method"]):
         total, absent = missing_cells("diffproto-ablation", arms, [method], 0.0)
         if absent:
-            rows.append([f"`{method}`", f"incomplete: {total - absent} of {total} cells committed", "", "", "", ""])
+            rows.append([f"`{method}`", f"incomplete: {total - absent} of {total} cells committed", "", "", "", "", ""])
             continue
         macro, vessel = comparison(frames, method, "diffproto"), comparison(frames, method, "diffproto", "vessel")
         below = comparison(frames, method, "supervised")
@@ -290,11 +290,13 @@ def ablation_table() -> str:
                 difference_text(macro),
                 per_seed_text(macro),
                 verdict(macro),
+                f"{minimum_detectable_effect(macro.interval):.3f}",
                 difference_text(vessel),
                 difference_text(below),
             ]
         )
-    headers = ["arm", "− DiffProto (mean over structures)", "per seed", "rule", "vessel", "arm − supervised"]
+    headers = ["arm", "− DiffProto (mean over structures)", "per seed", "rule", "MDE (80 %)"]
+    headers += ["vessel", "arm − supervised"]
     return markdown_table(headers, rows)
 
 
