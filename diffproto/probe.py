@@ -84,6 +84,8 @@ def head_names(method: DiffProto) -> list[str]:
 def head_probabilities(method: DiffProto, images: torch.Tensor, head: str) -> torch.Tensor:
     """Class probabilities of one prediction head (``head_names``): the segmenter, one or the method's
     number of DDIM steps, or the segmenter-diffusion mean."""
+    if head not in head_names(method):
+        raise ValueError(f"unknown head {head!r}; one of {head_names(method)}")
     method.eval()
     if head == "segmenter":
         return method.segmenter(images).softmax(1)

@@ -13,6 +13,7 @@ is not committed says so, and how to run it.
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import sys
 from collections.abc import Callable
@@ -187,15 +188,28 @@ def noise_comparisons_table() -> str:
 def missing_cells(study: str, frames: pd.DataFrame, methods: list[str], rate: float) -> tuple[int, int]:
     """(cells of ``methods`` at ``rate`` the study's config has, those of them not committed): a verdict is
     given on a complete design only, never on the cells that happened to finish first."""
-    config = load_config(RESULTS / study / "config.yaml")
     wanted = {
-        (c.method, c.seed, c.fold)
-        for c in matrix(config)
-        if c.method in methods
-        and (np.isclose(c.label_noise, rate) or not noise_reaches(config, config.method_class(c.method)))
+        (method, seed, fold)
+        for method, noise, reached, seed, fold in _design(study)
+        if method in methods and (np.isclose(noise, rate) or not reached)
     }
     have = {(m, int(s), None if pd.isna(f) else int(f)) for m, s, f in _cells(frames)}
     return len(wanted), len(wanted - have)
+
+
+@functools.cache
+def _design(study: str) -> tuple[tuple[str, float, bool, int, int | None], ...]:
+    """The study's cells as (method, label noise, whether the noise reaches the method, seed, fold), read
+    once per study from its committed config."""
+    config = load_config(RESULTS / study / "config.yaml")
+    return tuple(
+        (c.method, c.label_noise, noise_reaches(config, config.method_class(c.method)), c.seed, c.fold)
+        for c in matrix(config)
+    )
+
+
+def incomplete_text(total: int, absent: int) -> str:
+    return f"incomplete: {total - absent} of {total} cells committed"
 
 
 def _cells(frames: pd.DataFrame) -> set[tuple]:
@@ -209,7 +223,7 @@ def verdict_rows(frames: pd.DataFrame, data: str, reference: str, rates: list[fl
         at = group(frames, rate)
         total, absent = missing_cells(study, at, ["diffproto", reference], rate)
         if absent:
-            rows.append([data, f"{rate:g}", f"incomplete: {total - absent} of {total} cells committed", "", "", "", ""])
+            rows.append([data, f"{rate:g}", incomplete_text(total, absent), "", "", "", ""])
             continue
         result = comparison(at, "diffproto", reference)
         mde = minimum_detectable_effect(result.interval)
@@ -280,7 +294,7 @@ def ablation_table() -> str:
     for method in dict.fromkeys(arms["method"]):
         total, absent = missing_cells("diffproto-ablation", arms, [method], 0.0)
         if absent:
-            rows.append([f"`{method}`", f"incomplete: {total - absent} of {total} cells committed", "", "", "", "", ""])
+            rows.append([f"`{method}`", incomplete_text(total, absent), "", "", "", "", ""])
             continue
         macro, vessel = comparison(frames, method, "diffproto"), comparison(frames, method, "diffproto", "vessel")
         below = comparison(frames, method, "supervised")
