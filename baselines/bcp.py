@@ -40,7 +40,7 @@ from scipy import ndimage
 from mosxav.morphology import EIGHT_CONNECTED
 from mosxav.training.label_noise import corrupt_batch
 from mosxav.training.losses import masked_cross_entropy, ssl4mis_dice_loss
-from mosxav.training.protocol import Method, MethodOptions
+from mosxav.training.protocol import Method, MethodOptions, loss_parts
 from mosxav.training.unet import build_unet, ema_update, frozen_copy
 
 #: BCP's ``DiceLoss`` smoothing constant
@@ -108,6 +108,9 @@ class BidirectionalCopyPaste(Method):
     name = "bcp"
     relative_step_cost = 2.0
     uses_pseudo_labels = True
+    #: at alpha 0 the pseudo-labelled regions count for nothing: BCP then keeps its labeled-labeled
+    #: copy-paste for the whole run (its supervised path, not plain supervised training)
+    zero_unlabeled = {"alpha": 0.0}
 
     @dataclass(frozen=True)
     class Options(MethodOptions):
@@ -137,7 +140,7 @@ class BidirectionalCopyPaste(Method):
         mixed = paste(images[:half], images[half : 2 * half], box[None, None])
         dice, ce = mix_loss(self.net(mixed), masks[:half], masks[half : 2 * half], box, 1.0, 1.0)
         loss = (dice + ce) / 2
-        return loss, {"loss_mix_dice": dice.item(), "loss_mix_ce": ce.item(), "stage": 0.0}
+        return loss, {"loss_mix_dice": dice.item(), "loss_mix_ce": ce.item(), "stage": 0.0, **loss_parts(loss)}
 
     @torch.no_grad()
     def pseudo_labels(self, images: torch.Tensor) -> torch.Tensor:
@@ -159,11 +162,18 @@ class BidirectionalCopyPaste(Method):
         box = random_box_mask(*img_a.shape[-2:], self.options.box_ratio, img_a.device)
         alpha = self.options.alpha
         # unlabeled a around labeled a: the pseudo-labelled region is outside the box
-        dice_u, ce_u = mix_loss(self.net(paste(uimg_a, img_a, box[None, None])), plab_a, lab_a, box, alpha, 1.0)
+        logits_a = self.net(paste(uimg_a, img_a, box[None, None]))
+        dice_u, ce_u = mix_loss(logits_a, plab_a, lab_a, box, alpha, 1.0)
         # labeled b around unlabeled b: the pseudo-labelled region is inside the box
-        dice_l, ce_l = mix_loss(self.net(paste(img_b, uimg_b, box[None, None])), lab_b, plab_b, box, 1.0, alpha)
+        logits_b = self.net(paste(img_b, uimg_b, box[None, None]))
+        dice_l, ce_l = mix_loss(logits_b, lab_b, plab_b, box, 1.0, alpha)
         loss = (dice_u + dice_l + ce_u + ce_l) / 2
-        return loss, {"loss_mix_dice": (dice_u + dice_l).item(), "loss_mix_ce": (ce_u + ce_l).item(), "stage": 1.0}
+        with torch.no_grad():  # the pseudo-labelled regions' part of the loss: what the unlabeled frames add
+            pseudo = sum(mix_loss(logits_a, plab_a, lab_a, box, alpha, 0.0)) + sum(
+                mix_loss(logits_b, lab_b, plab_b, box, 0.0, alpha)
+            )
+        logs = {"loss_mix_dice": (dice_u + dice_l).item(), "loss_mix_ce": (ce_u + ce_l).item(), "stage": 1.0}
+        return loss, logs | loss_parts(loss - pseudo / 2, pseudo / 2)
 
     def after_step(self, step):
         if step < self.pretrain_steps - 1:

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from mosxav.training.label_noise import corrupt_batch
 from mosxav.training.losses import sigmoid_rampup
-from mosxav.training.protocol import Method, MethodOptions
+from mosxav.training.protocol import Method, MethodOptions, loss_parts
 from mosxav.training.unet import build_unet
 
 
@@ -54,6 +54,7 @@ def cross_pseudo_loss(
 
 class CrossPseudoSupervision(Method):
     name = "cps"
+    zero_unlabeled = {"cps_weight": 0.0}
     relative_step_cost = 3.6
     uses_pseudo_labels = True
 
@@ -95,7 +96,8 @@ class CrossPseudoSupervision(Method):
             parts_b.append(ub)
         cps = cross_pseudo_loss(torch.cat(parts_a), torch.cat(parts_b), self.pseudo_noise, self.num_classes)
         weight = self.cps_weight(step)
-        return sup + weight * cps, {"loss_sup": sup.item(), "loss_cps": cps.item(), "w_cps": weight}
+        logs = {"loss_sup": sup.item(), "loss_cps": cps.item(), "w_cps": weight}
+        return sup + weight * cps, logs | loss_parts(sup, weight * cps)
 
     @torch.no_grad()
     def predict(self, images):

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from mosxav.training.label_noise import corrupt_batch
 from mosxav.training.losses import ssl4mis_dice_loss
-from mosxav.training.protocol import Method, MethodOptions
+from mosxav.training.protocol import Method, MethodOptions, loss_parts
 from mosxav.training.unet import build_unet
 
 
@@ -111,6 +111,7 @@ class FixMatch(Method):
     name = "fixmatch"
     relative_step_cost = 2.0
     uses_pseudo_labels = True
+    zero_unlabeled = {"unlabeled_weight": 0.0}
 
     @dataclass(frozen=True)
     class Options(MethodOptions):
@@ -135,7 +136,7 @@ class FixMatch(Method):
         n_l = labeled["image"].shape[0]
         if unlabeled is None:
             sup = self.supervised(self.net(labeled["image"]), labeled["mask"])
-            return sup / 2, {"loss_sup": sup.item()}
+            return sup / 2, {"loss_sup": sup.item(), **loss_parts(sup / 2)}
         weak = unlabeled["weak"]
         partner = torch.roll(weak, 1, dims=0)  # the frame whose strong view is pasted in the box
         partner_confidence, partner_labels = self._eval_prediction(partner)
@@ -150,7 +151,8 @@ class FixMatch(Method):
         keep = (confidence >= self.options.confidence_threshold).float()
         unsup = ssl4mis_dice_loss(self.net(strong).softmax(1), labels, keep)
         loss = (sup + self.options.unlabeled_weight * unsup) / 2
-        return loss, {"loss_sup": sup.item(), "loss_unsup": unsup.item(), "kept": keep.mean().item()}
+        parts = loss_parts(sup / 2, self.options.unlabeled_weight * unsup / 2)
+        return loss, {"loss_sup": sup.item(), "loss_unsup": unsup.item(), "kept": keep.mean().item(), **parts}
 
     @torch.no_grad()
     def predict(self, images):

@@ -30,7 +30,7 @@ from typing import Literal
 import torch
 
 from mosxav.training.losses import sigmoid_rampup
-from mosxav.training.protocol import Method, MethodOptions
+from mosxav.training.protocol import Method, MethodOptions, loss_parts
 from mosxav.training.unet import build_unet, ema_update, frozen_copy
 
 
@@ -42,6 +42,7 @@ def teacher_noise(images: torch.Tensor) -> torch.Tensor:
 class MeanTeacher(Method):
     name = "mean_teacher"
     relative_step_cost = 2.3
+    zero_unlabeled = {"consistency": 0.0}
 
     @dataclass(frozen=True)
     class Options(MethodOptions):
@@ -49,6 +50,9 @@ class MeanTeacher(Method):
         consistency: float = 0.1
         #: fraction of the iterations with no consistency at all (SSL4MIS MT 2-D: 1,000 of 30,000)
         consistency_start: float = 1000 / 30000
+        #: labeled and unlabeled frames in one forward of the student, BatchNorm statistics shared (SSL4MIS);
+        #: False: two forwards, the labeled frames' statistics their own (docs/results.md measures both)
+        joint_forward: bool = True
         predict_with: Literal["student", "teacher"] = "student"
 
     def __init__(self, options, num_classes, in_channels=1):
@@ -65,13 +69,24 @@ class MeanTeacher(Method):
     def training_step(self, labeled, unlabeled, step):
         if unlabeled is None:
             sup = self.supervised(self.net(labeled["image"]), labeled["mask"])
-            return sup, {"loss_sup": sup.item()}
+            return sup, {"loss_sup": sup.item(), **loss_parts(sup)}
         n = labeled["image"].shape[0]
-        logits = self.net(torch.cat([labeled["image"], unlabeled["weak"]]))  # one forward, shared BatchNorm
-        sup = self.supervised(logits[:n], labeled["mask"])
-        cons, logs = self.consistency_loss(logits[n:], unlabeled["weak"], step)
+        if self.options.joint_forward:
+            logits = self.net(torch.cat([labeled["image"], unlabeled["weak"]]))  # one forward, shared BatchNorm
+            labeled_logits, unlabeled_logits = logits[:n], logits[n:]
+        else:
+            labeled_logits, unlabeled_logits = self.net(labeled["image"]), self.net(unlabeled["weak"])
+        sup = self.supervised(labeled_logits, labeled["mask"])
+        cons, logs = self.consistency_loss(unlabeled_logits, unlabeled["weak"], step)
         weight = self.consistency_weight(step)
-        return sup + weight * cons, {"loss_sup": sup.item(), "loss_cons": cons.item(), "w_cons": weight, **logs}
+        parts = loss_parts(sup, weight * cons)
+        return sup + weight * cons, {
+            "loss_sup": sup.item(),
+            "loss_cons": cons.item(),
+            "w_cons": weight,
+            **logs,
+            **parts,
+        }
 
     def consistency_loss(
         self, student_logits: torch.Tensor, weak: torch.Tensor, step: int

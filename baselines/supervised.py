@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from mosxav.training.protocol import Method
+from mosxav.training.protocol import Method, loss_parts
 from mosxav.training.unet import build_unet
 
 
@@ -24,7 +24,7 @@ class Supervised(Method):
 
     def training_step(self, labeled, unlabeled, step):
         loss = self.supervised(self.net(labeled["image"]), labeled["mask"])
-        return loss, {"loss_sup": loss.item()}
+        return loss, {"loss_sup": loss.item(), **loss_parts(loss)}
 
     @torch.no_grad()
     def predict(self, images):

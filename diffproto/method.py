@@ -67,7 +67,7 @@ import torch.nn.functional as F
 
 from mosxav.training.label_noise import corrupt_batch
 from mosxav.training.losses import ce_dice_loss, sigmoid_rampup
-from mosxav.training.protocol import Method, MethodOptions
+from mosxav.training.protocol import Method, MethodOptions, loss_parts
 from mosxav.training.unet import build_unet, ema_update, frozen_copy
 from mosxav_diffproto.network import LabelDenoiser
 from mosxav_diffproto.prototypes import ClassPrototypes, prototype_contrastive_loss, sample_pixels
@@ -93,6 +93,9 @@ class DiffProto(Method):
     name = "diffproto"
     relative_step_cost = 3.4
     uses_pseudo_labels = True
+    #: the pseudo-labels' weight on the segmenter (the prototype term trains the denoiser, whose
+    #: features are detached from the segmenter's, and weights pseudo-labels only)
+    zero_unlabeled = {"unlabeled_weight": 0.0}
     find_unused_parameters = True  # the projection head is unused when prototype_weight = 0
 
     @dataclass(frozen=True)
@@ -284,6 +287,9 @@ class DiffProto(Method):
                 embeddings, classes, _ = self._prototype_pixels(feat_u, pseudo, gate)
                 proto_sets.append((embeddings, classes, torch.full_like(classes, ramp, dtype=embeddings.dtype)))
             logs.update(loss_unsup=unsup.item(), kept=keep.mean().item(), w_unsup=weight)
+            logs.update(loss_parts(sup, weight * unsup))  # on the segmenter, which predicts
+        else:
+            logs.update(loss_parts(sup))
         proto = self._prototype_term(proto_sets, ramp, feat_l)
         logs["loss_proto"] = proto.item()
         return loss + o.prototype_weight * proto, logs

@@ -19,7 +19,7 @@ from mosxav.constants import CLASS_NAMES
 from mosxav.data.download import cache_home
 from mosxav.data.files import open_to_group
 from mosxav.evaluation.metrics import METRIC_VERSION, RANKED_METRICS
-from mosxav.evaluation.uncertainty import SequenceSums, bootstrap_ci, paired_permutation_p
+from mosxav.evaluation.uncertainty import SequenceSums, paired_permutation_p, sequence_interval
 from mosxav_leaderboard.columns import COLUMNS, STRUCTURES, stored_order
 from mosxav_leaderboard.scoring import Scores, dataset_hash, score_predictions, scores_from_frames
 from mosxav_leaderboard.store import DuplicateSubmission, ScoreRow, Store
@@ -178,7 +178,7 @@ def _on_part(score: ScoreRow, names: frozenset[str]) -> tuple[dict[str, Any], Sc
     per_class = {m: sums.per_class(m) for m in RANKED_METRICS}
     for class_id in sums.classes:
         classes[CLASS_NAMES[class_id]] = {m: per_class[m][class_id] for m in RANKED_METRICS}
-    summary = {"classes": classes, "ci": {m: list(bootstrap_ci(sums, m)) for m in RANKED_METRICS}}
+    summary = {"classes": classes, "ci": {m: list(sequence_interval(sums, m)) for m in RANKED_METRICS}}
     part = ScoreRow(
         score.submission_id, score.metric_version, score.toolkit_version, score.dataset_hash, summary, sums.to_json()
     )
@@ -220,7 +220,7 @@ def build_table(
             summary, score = _on_part(score, parts[sub["split"]])
         mean = summary["classes"]["mean"]
         # the interval from the stored per-sequence sums with today's method, never the one stored at scoring
-        dice_lo, dice_hi = bootstrap_ci(SequenceSums.from_json(score.sequences), "dice")
+        dice_lo, dice_hi = sequence_interval(SequenceSums.from_json(score.sequences), "dice")
         row: dict[str, Any] = {
             "id": sub["id"],
             "method": sub["method"],
@@ -267,9 +267,7 @@ def build_table(
                 continue
             other = SequenceSums.from_json(row["_sums"])
             if other.sequences == leader_seq.sequences:
-                table.loc[idx, "p_vs_leader"] = paired_permutation_p(
-                    other.per_sequence_headline(), leader_seq.per_sequence_headline()
-                )
+                table.loc[idx, "p_vs_leader"] = paired_permutation_p(other.contributions(), leader_seq.contributions())
     table = table.drop(columns=["_sums"]).sort_values(
         ["dataset", "labeled_fraction", "dice"], ascending=[True, True, False]
     )

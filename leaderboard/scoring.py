@@ -23,7 +23,7 @@ from mosxav.constants import SEMANTIC_DIR
 from mosxav.data.layout import mask_frames, sequence_folders
 from mosxav.evaluation.folder import evaluate_semantic
 from mosxav.evaluation.metrics import RANKED_METRICS, summarize
-from mosxav.evaluation.uncertainty import SequenceSums, bootstrap_ci
+from mosxav.evaluation.uncertainty import SequenceSums, sequence_interval
 
 
 def dataset_hash(gt: str | Path, split: str = "test") -> str:
@@ -61,5 +61,5 @@ def scores_from_frames(frames: pd.DataFrame) -> Scores:
     """The summary, per-sequence sums and intervals of per-(frame, class) metrics."""
     summary = summarize(frames)
     sums = SequenceSums.from_frames(frames)
-    ci = {m: bootstrap_ci(sums, m) for m in RANKED_METRICS}
+    ci = {m: sequence_interval(sums, m) for m in RANKED_METRICS}
     return Scores(frames, summary, sums, ci)

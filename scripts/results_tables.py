@@ -25,16 +25,22 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mosxav.evaluation.coverage import comparison_coverage, headline_coverage, percentile_coverage  # noqa: E402
+from mosxav.evaluation.coverage import (  # noqa: E402
+    LARGE_SEED_COMPONENTS,
+    MEASURED_COMPONENTS,
+    crossed_coverage,
+    fold_coverage,
+    headline_coverage,
+    units_only_fold_error,
+)
 from mosxav.evaluation.uncertainty import (  # noqa: E402
-    MIN_UNITS,
     minimum_detectable_effect,
-    paired_comparison,
     verdict,
 )
-from mosxav.harness.compare import format_p, seed_unit_table, unit_scores  # noqa: E402
+from mosxav.harness.arms import arm_interval, paired_arms  # noqa: E402
+from mosxav.harness.compare import format_p, structure_classes  # noqa: E402
 from mosxav.harness.config import load_config  # noqa: E402
-from mosxav.harness.report import arm_interval, markdown_table, with_noise_free_arms  # noqa: E402
+from mosxav.harness.report import markdown_table, with_noise_free_arms  # noqa: E402
 from mosxav.harness.run import matrix, noise_reaches  # noqa: E402
 
 RESULTS = ROOT / "results"
@@ -100,10 +106,8 @@ def comparison(frames: pd.DataFrame, method: str, reference: str, structure: str
     has no committed cell there)."""
     if not {method, reference} <= set(frames["method"]):
         return None
-    scores = unit_scores(frames, "dice", structure)
-    a, b = seed_unit_table(scores, method, "dice"), seed_unit_table(scores, reference, "dice")
-    seeds, units = a.index.intersection(b.index), a.columns.intersection(b.columns)
-    return paired_comparison(a.loc[seeds, units].to_numpy(), b.loc[seeds, units].to_numpy())
+    classes = structure_classes(frames, structure)
+    return paired_arms(frames[frames["method"] == method], frames[frames["method"] == reference], "dice", classes)
 
 
 def group(frames: pd.DataFrame, noise: float) -> pd.DataFrame:
@@ -124,20 +128,29 @@ def default_table() -> str:
 
 
 def coverage_table() -> str:
+    """The coverage tables of docs/statistics.md, from ``mosxav.evaluation.coverage``'s simulations."""
     rows = []
-    for units in (4, 6, 8, 12, 16, 40):
-        ours = headline_coverage(units, replications=400) if units >= MIN_UNITS else float("nan")
-        rows.append(
-            [units, f"{percentile_coverage(units, replications=400):.2f}", "–" if np.isnan(ours) else f"{ours:.2f}"]
-        )
-    table = markdown_table(["test units", "percentile bootstrap", "the toolkit's interval"], rows)
-    seed_rows = []
-    for seeds in (2, 3, 5):
-        seed_rows.append(
-            [seeds, *(f"{comparison_coverage(seeds, 16, sd, replications=400):.2f}" for sd in (0.0, 0.03, 0.06))]
-        )
-    headers = ["seeds (16 units)", "seed SD 0", "seed SD 0.03", "seed SD 0.06"]
-    return table + "\n" + markdown_table(headers, seed_rows)
+    for units in (6, 8, 12, 16, 32, 64):
+        rows.append([units, f"{headline_coverage(units, replications=1000):.3f}"])
+    table = markdown_table(["test units (one training)", "coverage of the headline interval"], rows)
+    crossed = []
+    for name, components in (("measured", MEASURED_COMPONENTS), ("large seed effect", LARGE_SEED_COMPONENTS)):
+        for seeds in (3, 5):
+            cells = []
+            for units in (16, 32, 64):
+                result = crossed_coverage(seeds, units, components, replications=2000, seed=seeds * 100 + units)
+                cells.append(f"{result.coverage:.3f} / {result.type_i_error:.3f}")
+            sds = " / ".join(f"{v:.2f}" for v in components)
+            crossed.append([f"{name} ({sds})", seeds, *cells])
+    headers = ["components: seed / unit / interaction SD", "seeds", "16 units", "32 units", "64 units"]
+    table += "\n" + markdown_table(headers, crossed)
+    folds = []
+    for seeds in (1, 3):
+        result = fold_coverage(5, 8, seeds=seeds, replications=2000)
+        folds.append([seeds, "folds", f"{result.coverage:.3f}", f"{result.type_i_error:.3f}"])
+    folds.append([1, "images (folds ignored)", "–", f"{units_only_fold_error(5, 8):.3f}"])
+    headers = ["seeds", "level resampled", "coverage", "type I error"]
+    return table + "\n" + markdown_table(headers, folds)
 
 
 def noise_table() -> str:

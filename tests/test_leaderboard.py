@@ -16,7 +16,7 @@ import sqlalchemy
 from fake_submissions import META, erase_class, gt_frames, make_submission  # noqa: E402,F401
 
 from mosxav.data.files import write_semantic_mask
-from mosxav.evaluation.uncertainty import bootstrap_ci, paired_permutation_p
+from mosxav.evaluation.uncertainty import paired_permutation_p, sequence_interval
 from mosxav_leaderboard import board
 from mosxav_leaderboard.board import build_table, rescore_stale, submit
 from mosxav_leaderboard.coco import masks_to_coco
@@ -166,7 +166,7 @@ def test_interval_and_headline_agree_with_mosxav_metrics(tiny_root, tmp_path):
     lo, hi = scores.ci["dice"]
     assert lo < mean < hi  # six test sequences: an interval
     # under six sequences the sign-flip test cannot reach 0.05: no interval, and no rank from it
-    assert np.isnan(bootstrap_ci(scores.sums.subset(set(scores.sums.sequences[:5])), "dice")).all()
+    assert np.isnan(sequence_interval(scores.sums.subset(set(scores.sums.sequences[:5])), "dice")).all()
 
 
 def test_paired_permutation_test_exact_values():

@@ -150,6 +150,64 @@ def test_an_interrupted_training_resumes_exactly(name, tmp_path):
         assert torch.equal(expected[key], got[key]), key
 
 
+#: Methods whose predicting network, with its unlabeled weights at 0, trains exactly as ``supervised``'s
+#: (same initialisation, same labeled forward and loss): they must end with the same weights, bit for bit.
+EXACT_ZERO_WEIGHT = {"mean_teacher", "ua_mt", "cps", "diffproto", "diffproto_noproto"}
+SEMI_SUPERVISED = [name for name in TRAINED if get_method(name).uses_unlabeled]
+
+
+def _train_tiny(name: str, out, **changes):
+    torch.manual_seed(0)
+    method = get_method(name)(_options(name, iterations=6, **changes), CLASSES)
+    config = TrainConfig(iterations=6, batch_size=2, unlabeled_batch_size=2, log_every=1)
+    trainer = Trainer(method, _Frames(4, 0), _Frames(4, 1, with_mask=False), None, config, out, seed=3)
+    seen = []
+    batches = trainer._batches
+
+    def spy():
+        labeled, unlabeled = batches()
+        seen.append(unlabeled)
+        return labeled, unlabeled
+
+    trainer._batches = spy
+    return trainer.fit(), seen
+
+
+@pytest.mark.parametrize("name", SEMI_SUPERVISED)
+def test_with_its_unlabeled_weights_at_0_a_method_trains_as_supervised(name, tmp_path):
+    """The zero-weight contract: the options a method names as ``zero_unlabeled`` leave it no unlabeled
+    frame (not in a loss, not in a BatchNorm statistic), and where its labeled path is supervised's it
+    ends with supervised's weights exactly; FixMatch halves its loss ((sup + L_u) / 2, the reference's),
+    which AdamW all but ignores; BCP keeps its labeled-labeled copy-paste (its own supervised path)."""
+    cls = get_method(name)
+    assert cls.zero_unlabeled, f"{name} uses unlabeled frames but names no zero_unlabeled options"
+    zeroed, seen = _train_tiny(name, tmp_path / name, **cls.zero_unlabeled)
+    assert not zeroed.unlabeled_active() and seen and all(batch is None for batch in seen)
+    active, seen_active = _train_tiny(name, tmp_path / "active")
+    assert active.unlabeled_active() and all(batch is not None for batch in seen_active)
+    reference, _ = _train_tiny("supervised", tmp_path / "supervised")
+    images = _batch(4, seed=7)[0]["image"]
+    zeroed.eval(), reference.eval()
+    if name in EXACT_ZERO_WEIGHT:
+        assert torch.equal(zeroed.predict(images), reference.predict(images))
+    elif name == "fixmatch":
+        assert torch.allclose(zeroed.predict(images), reference.predict(images), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", TRAINED)
+def test_every_method_logs_its_labeled_and_unlabeled_loss_parts(name, tmp_path):
+    """The unlabeled share of a cell (training.json) is made from these: they must add up to the part of
+    the loss that trains the predicting network, and be 0 for the unlabeled frames when none are used."""
+    method, _ = _train_tiny(name, tmp_path / name)
+    records = [yaml.safe_load(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "loss" in r]
+    assert steps and all("loss_labeled" in r and "loss_unlabeled" in r for r in steps)
+    if not method.uses_unlabeled:
+        assert all(r["loss_unlabeled"] == 0 for r in steps)
+    summary = yaml.safe_load((tmp_path / name / "training.json").read_text())
+    assert 0 <= summary["unlabeled_share_run"] <= 1 and 0 <= summary["unlabeled_share_end"] <= 1
+
+
 @pytest.mark.parametrize("name", METHODS)
 def test_options_round_trip_through_yaml(name):
     cls = get_method(name)

@@ -531,11 +531,12 @@ def _frames_of(methods: dict[str, np.ndarray], sequences: int = 1) -> pd.DataFra
     for method, dice in methods.items():
         for seed in (0, 1):
             for i, value in enumerate(dice):
-                for class_name, offset in (("vessel", 0.0), ("catheter", 0.2)):
+                for class_id, class_name, offset in ((1, "vessel", 0.0), (3, "catheter", 0.2)):
                     rows.append(
                         {
                             "sequence": f"s{i % sequences}",
                             "frame": str(i),
+                            "class_id": class_id,
                             "class": class_name,
                             "dice": value + offset + 0.01 * seed,
                             "evaluated": True,

@@ -7,12 +7,16 @@ importing ``datasets``.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import json
 import os
 from pathlib import Path
 
 from mosxav.data.download import cache_home, download
 from mosxav.data.files import read_json
 from mosxav.data.layout import MosxavLayout
+from mosxav.data.synth.writer import SynthConfig
 from mosxav.errors import DataError
 
 NAMED = ("mosxav", "mosxav-synthetic", "endoscapes2023")
@@ -22,6 +26,26 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False") or os.environ.get(
         "MOSXAV_OFFLINE", "0"
     ) not in ("0", "")
+
+
+def synthetic_root(config: SynthConfig, path: Path | None = None) -> Path:
+    """The synthetic MOSXAV of ``config`` in the cache (``mosxav-synthetic-<settings hash>`` unless
+    ``path`` is given), generated when missing or made by another generator version. Cells of a study
+    start side by side in separate processes: a file lock lets one of them generate it, once."""
+    from mosxav.data.synth import generate_dataset
+    from mosxav.data.synth.writer import synth_stamp
+
+    wanted = synth_stamp(config)
+    if path is None:
+        digest = hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest()[:10]
+        path = cache_home() / f"mosxav-synthetic-{digest}"
+    stamp = path / "synth_config.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.is_file() and read_json(stamp) == wanted:
+            return path
+        return generate_dataset(path, config, overwrite=True)  # missing, or made by another generator
 
 
 def resolve_root(name: str, root: str | Path | None = None, *, offline: bool | None = None) -> Path:
@@ -40,14 +64,9 @@ def resolve_root(name: str, root: str | Path | None = None, *, offline: bool | N
         return Path(root)
     path = cache_home() / name
     if name == "mosxav-synthetic":
-        from mosxav.data.synth import generate_dataset
         from mosxav.data.synth.defaults import DEFAULT_SYNTH
-        from mosxav.data.synth.writer import synth_stamp
 
-        stamp = path / "synth_config.json"
-        if stamp.is_file() and read_json(stamp) == synth_stamp(DEFAULT_SYNTH):
-            return path
-        return generate_dataset(path, DEFAULT_SYNTH, overwrite=True)  # missing, or made by another default or generator
+        return synthetic_root(DEFAULT_SYNTH, path)
     if path.is_dir() and MosxavLayout(path).has_split("train"):
         return path
     if offline:

@@ -4,11 +4,12 @@ and its test.
 Two methods of a run were trained on the same partitions and seeds and tested on the same frames, so
 the honest comparison is paired twice: seed s of a method with seed s of the reference, and unit u
 with unit u (a sequence of MOSXAV, as the leaderboard pairs them; an image of a pairs folder, whose
-images are one "sequence"). Per (seed, unit): the macro Dice over the structures evaluated there; then
-``mosxav.evaluation.uncertainty.paired_comparison``: the mean difference, each seed's own difference,
-the interval over seeds and units (with one seed: over units only, and the table says so), and the
-test (one seed: the exact sign-flip over units; several: the crossed t over seeds and units).
-Written as ``paired_vs_<reference>.md``/``.csv``.
+images are one "sequence"). The difference is that of the two arms' headlines (the frame-weighted macro
+mean the report prints), analysed through each (seed, unit)'s contribution to it
+(``mosxav.harness.arms.paired_arms``): the mean difference, each seed's own difference, the interval over
+seeds and units (folds, in a cross-validated run; with one seed and no folds: over units only, and the
+table says so), and the test (one seed: the exact sign-flip over units; otherwise the t test with the
+interval's standard error). Written as ``paired_vs_<reference>.md``/``.csv``.
 """
 
 from __future__ import annotations
@@ -20,25 +21,8 @@ import pandas as pd
 
 from mosxav.data.files import write_text
 from mosxav.evaluation.uncertainty import MIN_UNITS, PairedComparison, paired_comparison
-from mosxav.harness.report import ARM_COLUMNS, markdown_table, with_noise_free_arms
-
-
-def unit_scores(frames: pd.DataFrame, metric: str = "dice", structure: str | None = None) -> pd.DataFrame:
-    """One value per (method, labeled fraction, label noise, seed, unit): the macro ``metric`` over the
-    structures evaluated in that unit (or ``structure`` alone); cross-validation folds are units' homes,
-    not levels (each unit is tested in one fold)."""
-    rows = frames[frames["evaluated"].astype(bool)]
-    if structure is not None:
-        rows = rows[rows["class"] == structure]
-        if rows.empty:
-            raise ValueError(
-                f"no evaluated rows of structure {structure!r}; present: {sorted(frames['class'].unique())}"
-            )
-    by_frame = rows["sequence"].nunique() == 1
-    rows = rows.assign(unit=rows["sequence"].astype(str) + ("/" + rows["frame"].astype(str) if by_frame else ""))
-    cell = [*ARM_COLUMNS, "seed", "unit"]
-    per_class = rows.groupby(cell + ["class"])[metric].mean()
-    return per_class.groupby(level=cell).mean().reset_index()
+from mosxav.harness.arms import paired_arms
+from mosxav.harness.report import markdown_table, with_noise_free_arms
 
 
 def format_p(p: float) -> str:
@@ -46,11 +30,6 @@ def format_p(p: float) -> str:
     if np.isnan(p):
         return "–"
     return f"{p:.3g}" if p >= 1e-4 else "< 1e-4"
-
-
-def seed_unit_table(scores: pd.DataFrame, method: str, metric: str) -> pd.DataFrame:
-    """A method's (seeds x units) table of ``metric`` from ``unit_scores`` rows of one group."""
-    return scores[scores["method"] == method].pivot(index="seed", columns="unit", values=metric)
 
 
 def paired_difference(values: np.ndarray, reference: np.ndarray) -> dict[str, float | int]:
@@ -78,27 +57,40 @@ def comparison_row(result: PairedComparison) -> dict[str, float | int | str]:
     }
 
 
+def structure_classes(frames: pd.DataFrame, structure: str | None) -> list[int] | None:
+    """The class id of ``structure`` (None: the macro mean over every structure).
+
+    Raises:
+        ValueError: no evaluated row of that structure.
+    """
+    if structure is None:
+        return None
+    rows = frames[(frames["class"] == structure) & frames["evaluated"].astype(bool)]
+    if rows.empty:
+        raise ValueError(f"no evaluated rows of structure {structure!r}; present: {sorted(frames['class'].unique())}")
+    return sorted(int(c) for c in rows["class_id"].unique())
+
+
 def compare(frames: pd.DataFrame, reference: str, metric: str = "dice", structure: str | None = None) -> pd.DataFrame:
     """Every other method against ``reference`` within each (labeled fraction, label noise) group,
     paired by seed and unit (seeds one of the two lacks are left out)."""
-    scores = unit_scores(with_noise_free_arms(frames), metric, structure)
-    if reference not in set(scores["method"]):
+    frames = with_noise_free_arms(frames)
+    classes = structure_classes(frames, structure)
+    if reference not in set(frames["method"]):
         raise ValueError(
-            f"reference method {reference!r} is not in the run; methods: {sorted(scores['method'].unique())}"
+            f"reference method {reference!r} is not in the run; methods: {sorted(frames['method'].unique())}"
         )
     order = list(dict.fromkeys(frames["method"]))
     results = []
-    for (fraction, noise), group in scores.groupby(["labeled_fraction", "label_noise"], sort=True):
+    for (fraction, noise), group in frames.groupby(["labeled_fraction", "label_noise"], sort=True):
         if reference not in set(group["method"]):
             continue
-        base = seed_unit_table(group, reference, metric)
+        base = group[group["method"] == reference]
         for method in [m for m in order if m in set(group["method"]) and m != reference]:
-            table = seed_unit_table(group, method, metric)
-            seeds = base.index.intersection(table.index)
-            units = base.columns.intersection(table.columns)
-            if seeds.empty or units.empty:
+            try:
+                result = paired_arms(group[group["method"] == method], base, metric, classes)
+            except ValueError:  # no seed or unit in common
                 continue
-            result = paired_comparison(table.loc[seeds, units].to_numpy(), base.loc[seeds, units].to_numpy())
             row = {"method": method, "reference": reference, "labeled_fraction": fraction, "label_noise": noise}
             results.append(row | comparison_row(result))
     return pd.DataFrame(results)
@@ -144,13 +136,16 @@ def write_comparison(
 def comparison_legend(what: str, unit: str, reference: str) -> list[str]:
     """The words under a comparison table: what a cell is and what its interval covers."""
     return [
-        f"Per seed and {unit}: {what}; difference = method - {reference}, paired by seed and {unit} "
-        f"(mean, 95 % interval). One seed: the interval covers {unit} variation only (one training each, "
-        f"so it says nothing of another training), p from the exact sign-flip test over {unit}s. Several "
-        f"seeds: the interval resamples seeds and {unit}s (`mosxav.evaluation.uncertainty`), p from the "
-        "crossed t test over both; per seed: each seed's own mean difference. Significant: p < 0.05 and the "
-        f"interval excludes 0. Under {MIN_UNITS} {unit}s there is no interval and no test. better/worse: "
-        f"{unit}s above/below the reference (seeds averaged).",
+        f"{what.capitalize()}: the frame-weighted headline of each arm, as the run's results.md prints it; "
+        f"difference = method - {reference}, paired by seed and {unit} (each (seed, {unit}) enters through "
+        "its contribution to the headline: `mosxav.harness.arms`). One seed: the interval covers "
+        f"{unit} variation only (one training each, so it says nothing of another training), p from the "
+        f"exact sign-flip test over {unit}s. Several seeds: seeds and {unit}s are crossed random levels, "
+        "each variance component counted once, p from the t test with the interval's standard error; per "
+        "seed: each seed's own difference. Cross-validated: the folds (one training each per seed) take the "
+        f"{unit}s' place. Significant: p < 0.05 and the interval excludes 0. Under {MIN_UNITS} {unit}s "
+        f"there is no interval and no test. better/worse: {unit}s whose contribution is above/below the "
+        "reference's (seeds averaged).",
     ]
 
 

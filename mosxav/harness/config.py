@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mosxav.data.files import read_yaml
+from mosxav.data.synth.writer import SynthConfig
 from mosxav.harness.predict import PredictConfig
 from mosxav.schema import ConfigError, from_mapping, to_mapping
 from mosxav.training.network_input import InputConfig
@@ -43,6 +44,9 @@ class DatasetSpec:
     folds: int | None = None
     fold_seed: int = 0  # the permutation that deals the images into folds
     only_folds: list[int] | None = None  # run these folds only (a CPU-sized first look; not a full CV)
+    #: a synthetic MOSXAV of these settings (``mosxav-bench synth``'s), generated into the cache on first
+    #: use: a study's own data, reproducible from its config alone (instead of ``name``/``root``)
+    synth: SynthConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,9 @@ class RunConfig:
         """``train`` with iterations times ``scale`` (and the intervals no longer than the run), a crop
         scaled and snapped like ``size``: resolved once per config, every user reads the same object."""
         iterations = max(1, int(round(self.train.iterations * self.scale)))
+        rampup = self.train.rampup_steps
+        if rampup is not None:
+            rampup = max(1, int(round(rampup * self.scale)))
         crop = self.train.crop
         if crop is not None:
             stride = 2**self.model.depth
@@ -120,6 +127,7 @@ class RunConfig:
         return dataclasses.replace(
             self.train,
             iterations=iterations,
+            rampup_steps=rampup,
             crop=crop,
             checkpoint_every=max(1, min(self.train.checkpoint_every, iterations)),
             val_every=max(1, min(self.train.val_every, iterations)),
@@ -196,6 +204,8 @@ def _check(config: RunConfig, source: str | Path) -> RunConfig:
                 raise ConfigError(source, f"dataset.only_folds[{k}]", f"fold {fold} is not in 0..{dataset.folds - 1}")
         if dataset.test_ids is not None or (dataset.test is not None and dataset.test != dataset.train):
             raise ConfigError(source, "dataset.test", "with folds every train image is tested once: drop test/test_ids")
+    elif dataset.synth is not None and (dataset.type != "mosxav" or dataset.root is not None):
+        raise ConfigError(source, "dataset.synth", "generates a MOSXAV root: drop type: pairs and root")
     elif dataset.type == "pairs" and (dataset.train is None or dataset.test is None):
         raise ConfigError(source, "dataset", "a pairs dataset needs 'train' and 'test' folders of N.png + N_gt.png")
     return config

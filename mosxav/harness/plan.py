@@ -45,8 +45,10 @@ def method_options(config: RunConfig, cell: Cell) -> Any:
     """The cell's typed method options: backbone, the method's own options, and what the harness sets."""
     cls = config.method_class(cell.method)
     pseudo_rate = cell.label_noise if "pseudo_labels" in config.label_noise_applies_to else 0.0
+    ramp = {} if config.effective_train.rampup_steps is None else {"rampup_steps": config.effective_train.rampup_steps}
     values = {
         **dataclasses.asdict(config.model),
+        **ramp,
         **config.options_for(cell.method),
         "iterations": config.effective_train.iterations,
         "pseudo_label_noise_rate": pseudo_rate,

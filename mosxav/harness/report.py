@@ -1,13 +1,13 @@
 """The run report: ``summary.csv``, ``results.md``, the Dice plots and the overlay sheet.
 
 Uncertainty is shown the way it was measured (``mosxav.evaluation.uncertainty``): each cell is the
-estimate and its 95 % interval, over test sequences and, with several seeds, over seeds too (seeds x
-folds in a cross-validated run, whose test units are the images). With one training per method the
-report says that its intervals cover test-unit variation only, and ranks nothing: two trainings of one
-method differ by as much as methods do. With several seeds a method's rank is 1 + the number of methods
-of its group that are significantly better than it, paired by seed and unit (``mosxav.harness.compare``),
-so methods the test cannot separate share a rank. Untrained references (thresholding) are the floor,
-outside the ranking.
+frame-weighted headline and its 95 % interval, over test sequences and, with several seeds, over seeds
+too; in a cross-validated run over folds (each fold is one training) and seeds. With one training per
+method the report says that its intervals cover test-unit variation only, and ranks nothing: two
+trainings of one method differ by as much as methods do. Otherwise a method's rank is 1 + the number of
+methods of its group that are significantly better than it, paired by seed and unit
+(``mosxav.harness.arms.paired_arms``), so methods the test cannot separate share a rank. Untrained
+references (thresholding) are the floor, outside the ranking.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ import pandas as pd
 from mosxav.data.files import read_index_mask, write_text
 from mosxav.data.visualize import contact_sheet
 from mosxav.evaluation.metrics import RANKED_METRICS, summarize
-from mosxav.evaluation.uncertainty import MIN_UNITS, Interval, SequenceSums, headline_interval, paired_comparison
+from mosxav.evaluation.uncertainty import MIN_UNITS, Interval
 from mosxav.harness import figures
+from mosxav.harness.arms import arm_interval, paired_arms, units_of
 
 #: The columns of ``per_frame.csv`` that name an arm: one method at one labeled fraction and noise rate.
 ARM_COLUMNS = ["method", "labeled_fraction", "label_noise"]
@@ -63,37 +64,6 @@ def noise_free_methods(frames: pd.DataFrame) -> set[str]:
     return {m for m, rows in trained.groupby("method") if set(rows["label_noise"]) == {0.0}}
 
 
-def units_of(frames: pd.DataFrame) -> pd.DataFrame:
-    """Frames whose ``sequence`` names their test unit: the sequence, or for a folder of images (one
-    "sequence") the image itself."""
-    if frames["sequence"].nunique() > 1:
-        return frames
-    return frames.assign(sequence=frames["sequence"].astype(str) + "/" + frames["frame"].astype(str))
-
-
-def trainings_of(frames: pd.DataFrame) -> list[pd.DataFrame]:
-    """An arm's frames split into its trainings: one per seed (a cross-validated seed's folds together,
-    since each test unit is in one fold)."""
-    return [rows for _, rows in frames.groupby("seed", sort=True)]
-
-
-def arm_interval(frames: pd.DataFrame, metric: str, classes: Sequence[int] | None = None) -> Interval:
-    """An arm's headline ``metric`` (or one class's, with ``classes`` of one id) over seeds and units."""
-    frames = units_of(frames)
-    if classes is not None:
-        frames = frames[frames["class_id"].isin(classes)]
-    class_ids = sorted(frames["class_id"].unique())
-    sequences = sorted(frames["sequence"].astype(str).unique())
-    trainings = []
-    for rows in trainings_of(frames):
-        sums = SequenceSums.from_frames(rows, class_ids)
-        missing = [s for s in sequences if s not in sums.sequences]
-        if missing:
-            raise ValueError(f"seed {rows['seed'].iloc[0]} of an arm lacks test units {missing[:3]}")
-        trainings.append(sums)
-    return headline_interval(trainings, metric)
-
-
 def _cell_text(interval: Interval, metric: str) -> str:
     """The estimate and its interval (or why there is none)."""
     return interval.text(2 if metric in ("hd95", "assd") else 3)
@@ -117,26 +87,16 @@ def _arm_rows(frames: pd.DataFrame, class_id: int | None) -> list[dict[str, Any]
     return rows
 
 
-def unit_macro(frames: pd.DataFrame) -> pd.DataFrame:
-    """(seed x unit) macro Dice over the structures evaluated in each unit, of one arm's frames."""
-    rows = units_of(frames)
-    rows = rows[rows["evaluated"].astype(bool)]
-    per_class = rows.groupby(["seed", "sequence", "class"])["dice"].mean()
-    return per_class.groupby(level=["seed", "sequence"]).mean().unstack("sequence")
-
-
 def significance_ranks(frames: pd.DataFrame, methods: Sequence[str]) -> dict[str, int]:
     """Rank = 1 + the number of ``methods`` significantly better, paired by seed and unit."""
-    tables = {m: unit_macro(frames[frames["method"] == m]) for m in methods}
+    arms = {m: frames[frames["method"] == m] for m in methods}
     ranks = {}
     for method in methods:
         beaten_by = 0
         for other in methods:
             if other == method:
                 continue
-            a, b = tables[other], tables[method]
-            seeds, units = a.index.intersection(b.index), a.columns.intersection(b.columns)
-            result = paired_comparison(a.loc[seeds, units].to_numpy(), b.loc[seeds, units].to_numpy())
+            result = paired_arms(arms[other], arms[method])
             beaten_by += result.significant and result.interval.estimate > 0
         ranks[method] = 1 + beaten_by
     return ranks
@@ -154,7 +114,8 @@ def _headline_section(frames: pd.DataFrame, untrained: Sequence[str]) -> list[st
         members = [r for r in trained if (r["labeled_fraction"], r["label_noise"]) == (fraction, noise)]
         members.sort(key=lambda r: -r["dice_estimate"])
         group = frames[(frames["labeled_fraction"] == fraction) & (frames["label_noise"] == noise)]
-        one_seed = min(r["seeds"] for r in members) < 2
+        folds = cross_validated(group)
+        one_seed = min(r["seeds"] for r in members) < 2 and not folds
         few_units = min(r["units"] for r in members) < MIN_UNITS
         if one_seed or few_units:
             ranks = {r["method"]: "–" for r in members}
@@ -184,12 +145,18 @@ def _headline_section(frames: pd.DataFrame, untrained: Sequence[str]) -> list[st
                 "",
             ]
         else:
+            level = "seed and fold (each fold of a seed is one training; the folds are resampled, not the images)"
             out += [
-                "Rank: 1 + the methods significantly better (paired by seed and unit, p < 0.05 and the "
-                "interval excluding 0); methods the test cannot separate share a rank.",
+                f"Rank: 1 + the methods significantly better (paired by {level if folds else 'seed and unit'}, "
+                "p < 0.05 and the interval excluding 0); methods the test cannot separate share a rank.",
                 "",
             ]
     return out
+
+
+def cross_validated(frames: pd.DataFrame) -> bool:
+    """Whether the rows come from a cross-validated run (a ``fold`` per unit)."""
+    return "fold" in frames.columns and not frames["fold"].isna().all()
 
 
 def write_report(frames: pd.DataFrame, run_dir: Path, untrained: Sequence[str] = ()) -> pd.DataFrame:

@@ -16,6 +16,7 @@ import pandas as pd
 from mosxav.constants import CLASS_NAMES
 from mosxav.data.dataset import MOSXAV
 from mosxav.data.files import read_index_mask
+from mosxav.data.named import synthetic_root
 from mosxav.data.pairs import FramePairs, natural_key
 from mosxav.errors import DataError
 from mosxav.evaluation.folder import evaluate_semantic
@@ -144,5 +145,7 @@ def build_source(spec: DatasetSpec, resolve_named: Callable[[str], Path], fold: 
         return pairs_source(
             Path(spec.train), Path(spec.test), spec.val_fraction, train_ids=spec.train_ids, test_ids=spec.test_ids
         )
+    if spec.synth is not None:
+        return mosxav_source(synthetic_root(spec.synth))
     root = Path(spec.root) if spec.root is not None else resolve_named(spec.name)
     return mosxav_source(root)

@@ -118,6 +118,10 @@ class Method(nn.Module):
     uses_pseudo_labels: ClassVar[bool] = False
     #: a registered method whose ``method_options`` this one inherits (an ablation of that method)
     options_from: ClassVar[str | None] = None
+    #: The option values that set every unlabeled term's weight to 0. With them a method trains on its
+    #: labeled frames alone (``unlabeled_active`` is False: the trainer gives it no unlabeled batch) and
+    #: must score as ``supervised`` does: the zero-weight contract (tests/test_methods.py).
+    zero_unlabeled: ClassVar[Mapping[str, Any]] = {}
     #: Seconds of one training step relative to the supervised U-Net's (``bench/train_throughput.py``);
     #: the harness starts the costliest cells first when it trains cells in parallel.
     relative_step_cost: ClassVar[float] = 1.0
@@ -138,6 +142,15 @@ class Method(nn.Module):
         if isinstance(options, MethodOptions):
             options = dataclasses.asdict(options)
         return from_mapping(cls.Options, options, source or f"options of method {cls.name!r}", prefix)
+
+    def unlabeled_active(self) -> bool:
+        """Whether unlabeled frames reach the training step: not for a method that uses none, nor for one
+        whose options hold every ``zero_unlabeled`` value (its unlabeled weights are 0)."""
+        if not self.uses_unlabeled:
+            return False
+        if not self.zero_unlabeled:
+            return True
+        return not all(getattr(self.options, key) == value for key, value in self.zero_unlabeled.items())
 
     @property
     def pseudo_noise(self) -> float:
@@ -196,6 +209,17 @@ class Method(nn.Module):
         confidence masks) breaks the whole-step graph and recompiles as the shapes change; compiling
         only its networks keeps the compiled graphs static and the warm-up short."""
         return None
+
+
+def loss_parts(labeled: torch.Tensor | float, unlabeled: torch.Tensor | float = 0.0) -> dict[str, float]:
+    """The figures every method logs of its loss: the weighted labeled terms and the weighted unlabeled
+    terms acting on the network it predicts with (as they enter the returned loss). The trainer sums
+    them into the cell's unlabeled share (``training.json``): how much the unlabeled frames act."""
+
+    def value(part: torch.Tensor | float) -> float:
+        return float(part.detach()) if isinstance(part, torch.Tensor) else float(part)
+
+    return {"loss_labeled": value(labeled), "loss_unlabeled": value(unlabeled)}
 
 
 class MethodRegistrationError(ValueError):

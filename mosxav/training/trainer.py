@@ -57,6 +57,9 @@ class TrainConfig:
     #: then stay near the native resolution, where thin vessels survive, at a smaller step's cost;
     #: validation and prediction see whole frames.
     crop: int | None = None
+    #: the unlabeled terms' ramp-up length in steps, for every method of a run (a method's own
+    #: ``rampup_steps`` option overrides it); None: each method's default, the whole run (SSL4MIS's horizon)
+    rampup_steps: int | None = None
     amp: bool = False  # bfloat16 autocast (GPU)
     compile: bool = False  # torch.compile the training step (GPU)
     #: NHWC weights and images: faster steps for the small U-Nets on a CPU (``bench/train_throughput.py``
@@ -225,7 +228,18 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
         self.best = (float(state["best_score"]), int(state["best_step"]))
+        self._forget_log_after(self.step)
         return True
+
+    def _forget_log_after(self, step: int) -> None:
+        """Drop the log's records of steps after ``step``: a resumed run trains them again, and their
+        first records were made by weights the checkpoint no longer holds."""
+        path = self.out_dir / "metrics.jsonl"
+        if not self.dist.is_main or not path.is_file():
+            return
+        kept = [line for line in path.read_text(encoding="utf-8").splitlines() if json.loads(line)["step"] <= step]
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
     def _lr(self) -> float:
         return self.config.lr * (1 - self.step / self.config.iterations) ** 0.9
@@ -240,7 +254,7 @@ class Trainer:
         if c.intensity:
             lab["image"] = photometric_augment(lab["image"], self.aug).clamp(0, 1)
         unl = None
-        if self.method.uses_unlabeled and self.unlabeled is not None and len(self.unlabeled):
+        if self.method.unlabeled_active() and self.unlabeled is not None and len(self.unlabeled):
             unlabeled_indices = batch_indices(
                 len(self.unlabeled), c.unlabeled_batch_size, self.step, self.seed, 1, d.rank, d.world_size
             )
@@ -321,11 +335,46 @@ class Trainer:
             if self.step % self.config.checkpoint_every == 0 or self.step == self.config.iterations:
                 self.save_checkpoint()
         barrier(self.dist)
+        if self.dist.is_main:
+            summary = training_summary(self.out_dir / "metrics.jsonl", self.best)
+            with atomic_path(self.out_dir / "training.json") as tmp:
+                Path(tmp).write_text(json.dumps(summary, indent=1), encoding="utf-8")
         best = self.out_dir / "best.pt"
         if best.is_file():
             self.method.load_state_dict(torch.load(best, map_location=self.device, weights_only=True))
         self.method.eval()
         return self.method
+
+
+#: The share of a run counted as its end, for the unlabeled share "at the end".
+END_SHARE = 0.1
+
+
+def training_summary(log: Path, best: tuple[float, int]) -> dict[str, float | int | None]:
+    """What a cell's training did, from its log: the best validation score and its step, and the
+    unlabeled share of the loss (Σ weighted unlabeled terms / Σ weighted labeled + unlabeled terms, from
+    the methods' ``loss_parts``, sampled every ``log_every`` steps) over the run and over its last tenth.
+    None where the method logs no parts."""
+    records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.is_file() else []
+    steps = [r for r in records if "loss_labeled" in r]
+    summary: dict[str, float | int | None] = {
+        "best_val_dice": None if math.isinf(best[0]) else float(best[0]),
+        "best_step": int(best[1]),
+        "unlabeled_share_run": None,
+        "unlabeled_share_end": None,
+    }
+    if not steps:
+        return summary
+    last = max(r["step"] for r in steps)
+
+    def share(rows: list[dict]) -> float:
+        unlabeled = sum(abs(r["loss_unlabeled"]) for r in rows)
+        total = unlabeled + sum(abs(r["loss_labeled"]) for r in rows)
+        return unlabeled / total if total > 0 else 0.0
+
+    summary["unlabeled_share_run"] = share(steps)
+    summary["unlabeled_share_end"] = share([r for r in steps if r["step"] > last * (1 - END_SHARE)] or steps[-1:])
+    return summary
 
 
 def settings_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
