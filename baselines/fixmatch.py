@@ -9,7 +9,8 @@ Reference: LiheYoung/UniMatch ``more-scenarios/medical/unimatch.py``, ``dataset/
 UniMatch with one strong stream and no feature perturbation. What it does, in our words, and what runs here:
 
 * the labeled and the weak unlabeled frames in one forward; the weak prediction (detached) gives the
-  pseudo-label and its confidence: same;
+  pseudo-label and its confidence: same (``joint_forward``; False gives the labeled frames BatchNorm
+  statistics of their own: with few labeled frames the shared statistics cost Dice, docs/results.md);
 * the strong view: the weak frame with colour jitter (brightness, contrast, saturation 0.5, hue 0.25;
   on grey frames only brightness and contrast act) with probability 0.8, then a Gaussian blur of sigma
   in [0.1, 2] with probability 0.5: same (``strong_view``);
@@ -118,6 +119,9 @@ class FixMatch(Method):
         confidence_threshold: float = 0.95
         unlabeled_weight: float = 1.0
         cutmix_probability: float = 0.5
+        #: labeled and weak unlabeled frames in one forward, BatchNorm statistics shared (UniMatch); False:
+        #: two forwards, the labeled frames' statistics their own
+        joint_forward: bool = True
 
     def __init__(self, options, num_classes, in_channels=1):
         super().__init__(options, num_classes, in_channels)
@@ -143,9 +147,13 @@ class FixMatch(Method):
         strong = strong_view(weak)
         boxes = cutmix_boxes(weak.shape[0], weak.shape[-1], weak.device, self.options.cutmix_probability)
         strong = torch.where(boxes[:, None].bool(), torch.roll(strong, 1, dims=0), strong)
-        logits = self.net(torch.cat([labeled["image"], weak]))
-        sup = self.supervised(logits[:n_l], labeled["mask"])
-        confidence, labels = logits[n_l:].detach().softmax(1).max(1)
+        if self.options.joint_forward:
+            logits = self.net(torch.cat([labeled["image"], weak]))
+            labeled_logits, weak_logits = logits[:n_l], logits[n_l:]
+        else:
+            labeled_logits, weak_logits = self.net(labeled["image"]), self.net(weak)
+        sup = self.supervised(labeled_logits, labeled["mask"])
+        confidence, labels = weak_logits.detach().softmax(1).max(1)
         labels, confidence = mixed_pseudo_labels(labels, confidence, partner_labels, partner_confidence, boxes)
         labels = corrupt_batch(labels, self.pseudo_noise, num_classes=self.num_classes)
         keep = (confidence >= self.options.confidence_threshold).float()

@@ -298,12 +298,13 @@ class DiffProto(Method):
         self, sets: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], ramp: float, fallback: torch.Tensor
     ) -> torch.Tensor:
         """InfoNCE against the prototypes: one mean over every sampled pixel (labeled weight 1, unlabeled
-        the ramp), or (``prototype_balance: terms``) the mean of the labeled and unlabeled terms."""
+        the ramp; the denominator counts pixels, at least ``pixels_per_class``), or (``prototype_balance:
+        terms``) the mean of the labeled and unlabeled terms."""
         sets = [s for s in sets if s[0].numel()]
         if not sets:
             return fallback.sum() * 0
 
-        def term(embeddings, classes, weights):
+        def term(embeddings, classes, weights, count_floor=None):
             return prototype_contrastive_loss(
                 embeddings,
                 classes,
@@ -311,10 +312,14 @@ class DiffProto(Method):
                 self.options.temperature,
                 weights=weights,
                 valid_classes=self.prototypes.initialised,
+                count_floor=count_floor,
             )
 
         if self.options.prototype_balance == "pixels":
-            return term(*(torch.cat(parts) for parts in zip(*sets, strict=True)))
+            # one mean over the sampled pixels, each counted once in the denominator whatever its weight, and
+            # never fewer than one class's sample: without labeled pixels (no labeled image drew t >= t_min)
+            # a few confident unlabeled pixels weigh what they are, ramped, not the whole term
+            return term(*(torch.cat(parts) for parts in zip(*sets, strict=True)), float(self.options.pixels_per_class))
         terms = []
         for k, (embeddings, classes, _) in enumerate(sets):
             value = term(embeddings, classes, None)

@@ -55,11 +55,15 @@ def prototype_contrastive_loss(
     temperature: float = 0.1,
     weights: torch.Tensor | None = None,
     valid_classes: torch.Tensor | None = None,
+    count_floor: float | None = None,
 ) -> torch.Tensor:
     """-(1/sum w) sum_i w_i log softmax_c(h_i . p_c / tau)[y_i] over (P, D) unit embeddings.
 
     ``valid_classes`` (bool, C) removes prototypes not yet initialised from the denominator; pixels
-    whose own class has no prototype are ignored.
+    whose own class has no prototype are ignored. ``count_floor``: divide by the number of pixels kept,
+    at least ``count_floor``, instead of by the sum of the weights: a weight (the ramp on unlabeled
+    pixels) then scales a pixel's part instead of cancelling in the normalisation, and a handful of
+    pixels cannot carry the term at full weight when a batch has no others.
     """
     logits = embeddings @ prototypes.t() / temperature
     if valid_classes is not None:
@@ -68,6 +72,10 @@ def prototype_contrastive_loss(
         weights = keep.float() if weights is None else weights * keep.float()
     per_pixel = -logits.log_softmax(1).gather(1, labels.long()[:, None]).squeeze(1)
     per_pixel = torch.nan_to_num(per_pixel, nan=0.0, posinf=0.0)
+    if count_floor is not None:
+        kept = per_pixel.new_ones(per_pixel.shape) if valid_classes is None else keep.float()
+        weights = kept if weights is None else weights
+        return (per_pixel * weights).sum() / kept.sum().clamp_min(count_floor)
     if weights is None:
         return per_pixel.mean()
     return (per_pixel * weights).sum() / weights.sum().clamp_min(1e-12)

@@ -8,7 +8,11 @@ again to do the cells still missing. ``scripts/results_tables.py`` builds the do
 from these files.
 
     python scripts/study.py configs/noise.yaml --study noise --jobs 2 [--deadline 3600]
-        [--order diffproto:0.3,diffproto_noproto:0.3,supervised:0] [--work runs/]
+        [--order diffproto:0.3,diffproto_noproto:0.3,supervised:0] [--methods a,b] [--seeds 0,1,2] [--work runs/]
+
+``--methods`` and ``--seeds`` run only those cells (a study's gate: its positive control first). Each
+kept cell also adds its training summary (best validation step, the unlabeled share of the loss over
+the run and at its end: ``training.json``) as a row of ``results/<study>/training.csv``.
 
 Order: the cells named by ``--order`` (method:noise, in that order, seeds interleaved: every first seed
 before any second), then the rest seed by seed in the matrix's order.
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import json
 import os
 import platform
 import shutil
@@ -75,6 +80,28 @@ def run_cell(config: Path, index: int, count: int, work: Path) -> tuple[int, flo
     return code, time.monotonic() - started
 
 
+def machine() -> dict[str, str]:
+    """What the numbers may depend on beyond the code: the CPU model, the vector instructions PyTorch
+    dispatches to, and the library versions."""
+    import numpy
+    import torch
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "machine": model,
+        "isa": torch.backends.cpu.get_cpu_capability(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
 def keep(study: Path, work: Path, index: int, cell: Cell, seconds: float, version: str) -> None:
     """Copy the cell's per-frame table into the study folder and record where it came from."""
     shards = study / "shards"
@@ -84,25 +111,29 @@ def keep(study: Path, work: Path, index: int, cell: Cell, seconds: float, versio
         gzip.open(shards / f"{index:04d}.csv.gz", "wb", 9) as target,
     ):
         shutil.copyfileobj(source, target)
-    provenance = study / "provenance.csv"
-    new = not provenance.exists()
-    with open(provenance, "a", newline="") as handle:
-        writer = csv.writer(handle)
-        if new:
-            writer.writerow(["shard", "cell", "commit", "seconds", "threads", "machine", "torch"])
-        import torch
+    facts = machine()
+    append_row(
+        study / "provenance.csv",
+        {"shard": index, "cell": cell.tag, "commit": version, "seconds": f"{seconds:.0f}", "threads": 1, **facts},
+    )
+    summary = work / f"{index:04d}" / "work" / cell.tag / "training.json"
+    if summary.is_file():
+        append_row(study / "training.csv", {"shard": index, "cell": cell.tag, **json.loads(summary.read_text())})
 
-        writer.writerow(
-            [
-                index,
-                cell.tag,
-                version,
-                f"{seconds:.0f}",
-                1,
-                platform.processor() or platform.machine(),
-                torch.__version__,
-            ]
-        )
+
+def append_row(path: Path, row: dict) -> None:
+    """Add ``row`` to a CSV file (its header written first); an older file with fewer columns keeps its
+    header, and the row keeps those columns only."""
+    header = list(row)
+    if path.exists():
+        with open(path, newline="") as handle:
+            header = next(csv.reader(handle))
+    new = not path.exists()
+    with open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerow({key: "" if row.get(key) is None else row.get(key, "") for key in header})
 
 
 def main() -> None:
@@ -112,6 +143,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--deadline", type=float, default=None, help="start no cell after this many seconds")
     parser.add_argument("--order", default="", help="method:noise,... to run first")
+    parser.add_argument("--methods", default="", help="run only these methods (comma-separated)")
+    parser.add_argument("--seeds", default="", help="run only these seeds (comma-separated)")
     parser.add_argument("--work", type=Path, default=ROOT.parent / "runs", help="where the cells' run folders go")
     args = parser.parse_args()
     config = load_config(args.config)
@@ -122,7 +155,15 @@ def main() -> None:
     work = args.work / args.study
     work.mkdir(parents=True, exist_ok=True)
     order = [(m, float(n)) for m, n in (part.split(":") for part in args.order.split(",") if part)]
-    todo = [k for k in priority(cells, order) if not (study / "shards" / f"{k:04d}.csv.gz").exists()]
+    methods = {m for m in args.methods.split(",") if m}
+    seeds = {int(x) for x in args.seeds.split(",") if x}
+    todo = [
+        k
+        for k in priority(cells, order)
+        if not (study / "shards" / f"{k:04d}.csv.gz").exists()
+        and (not methods or cells[k].method in methods)
+        and (not seeds or cells[k].seed in seeds)
+    ]
     version = commit()
     started = time.monotonic()
     print(f"{args.study}: {len(todo)} of {len(cells)} cells to run, {args.jobs} at a time, code {version}", flush=True)

@@ -176,9 +176,12 @@ def _prototype_sets(unlabeled_pixels: int, ramp: float):
 
 @pytest.mark.parametrize("balance", ["pixels", "terms"])
 def test_the_unlabeled_prototype_term_is_weighted_by_its_pixels_and_ramped(balance):
-    """One confident unlabeled pixel: by pixels it weighs 1/101 of the term (and the ramp's share of that),
-    by terms (the first reading, unramped) it carried half of it."""
+    """One confident unlabeled pixel: by pixels it weighs 1/101 of the term, times the ramp (the ramp does not
+    cancel in the normalisation), by terms (the first reading, unramped) it carried half of it. Alone in a
+    batch whose labeled images all drew t < t_min it weighs 1/50 (one class's sample), times the ramp: it
+    carried the whole term at full weight."""
     options = {"width": 4, "depth": 2, "embed_dim": 4, "prototype_balance": balance, "prototype_rampup": False}
+    options["pixels_per_class"] = 50
     method = DiffProto(options, 2)
     prototypes, labeled, unlabeled = _prototype_sets(1, ramp=0.5)
     method.prototypes.vectors.copy_(prototypes)
@@ -186,8 +189,12 @@ def test_the_unlabeled_prototype_term_is_weighted_by_its_pixels_and_ramped(balan
     labeled_only = float(method._prototype_term([labeled], 0.5, torch.zeros(1)))
     with_one = float(method._prototype_term([labeled, unlabeled], 0.5, torch.zeros(1)))
     one_pixel = float(method._prototype_term([unlabeled], 0.5, torch.zeros(1)))
+    single = float(
+        prototype_contrastive_loss(unlabeled[0], unlabeled[1], method.prototypes.vectors, 0.1)
+    )  # the pixel's own InfoNCE
     if balance == "pixels":
-        assert with_one == pytest.approx((100 * labeled_only + 0.5 * one_pixel) / 100.5, rel=1e-5)
+        assert with_one == pytest.approx((100 * labeled_only + 0.5 * single) / 101, rel=1e-5)
+        assert one_pixel == pytest.approx(0.5 * single / 50, rel=1e-5)
     else:
         assert with_one == pytest.approx((labeled_only + one_pixel) / 2, rel=1e-5)
 

@@ -44,6 +44,7 @@ def test_quick_config_file_is_the_builtin_default():
         ("xca", 2 * 5),
         ("xca_ssl", (3 * 2 + 2) * 5),  # DiffProto, its ablation, CPS at two rates; supervised, Mean Teacher once
         ("diffproto_ablation", 5 * 2),
+        ("ssl", 10 * 5),  # every method and the joint-forward arm, 5 seeds; fully supervised at its own fraction
     ],
 )
 def test_shipped_configs_load_with_the_expected_matrix(name, cells):
