@@ -25,6 +25,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import ssl_tables  # noqa: E402  (scripts/ssl_tables.py: the semi-supervised study)
+
 from mosxav.evaluation.coverage import (  # noqa: E402
     LARGE_SEED_COMPONENTS,
     MEASURED_COMPONENTS,
@@ -40,6 +42,7 @@ from mosxav.evaluation.uncertainty import (  # noqa: E402
 from mosxav.harness.arms import arm_interval, paired_arms  # noqa: E402
 from mosxav.harness.compare import format_p, structure_classes  # noqa: E402
 from mosxav.harness.config import load_config  # noqa: E402
+from mosxav.harness.control import controls  # noqa: E402
 from mosxav.harness.report import markdown_table, with_noise_free_arms  # noqa: E402
 from mosxav.harness.run import matrix, noise_reaches  # noqa: E402
 
@@ -48,7 +51,8 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 VESSEL = 1
 NAMES = {
     "tophat_otsu": "black top-hat + Otsu (untrained floor)",
-    "supervised": "supervised (25 % labels)",
+    "supervised": "supervised (labeled frames only)",
+    "fully_supervised": "fully supervised (every label: the positive control)",
     "mean_teacher": "Mean Teacher",
     "cps": "CPS",
     "diffproto": "DiffProto",
@@ -248,12 +252,20 @@ def verdict_rows(frames: pd.DataFrame, data: str, reference: str, rates: list[fl
                 per_seed_text(result),
                 format_p(result.p),
                 f"{mde:.3f}",
-                {"better": "helps", "worse": "hurts"}.get(verdict(result), "no detectable effect")
-                if reference == "diffproto_noproto"
-                else {"worse": "below supervised"}.get(verdict(result), "not below supervised"),
+                verdict_word(result, reference),
             ]
         )
     return rows
+
+
+def verdict_word(result, reference: str) -> str:
+    """The rule's answer in the words of docs/diffproto.md (no verdict under ``MIN_VERDICT_SEEDS`` seeds)."""
+    said = verdict(result)
+    if said == "too few seeds":
+        return f"no verdict ({result.interval.seeds} seed{'s' if result.interval.seeds > 1 else ''})"
+    if reference == "diffproto_noproto":
+        return {"better": "helps", "worse": "hurts"}.get(said, "no detectable effect")
+    return {"worse": "below supervised"}.get(said, "not below supervised")
 
 
 def _verdict_table(reference: str) -> str:
@@ -392,6 +404,155 @@ def xca_table() -> str:
     return markdown_table(headers, rows)
 
 
+# -- readings: the numbers a paragraph quotes, made with their tables -----------------------------------
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.3f}".replace("-", "−")
+
+
+def _comparisons_at(study: str, reference: str, rates: list[float]) -> list[tuple[float, object]]:
+    frames = load(study)
+    if frames is None:
+        return []
+    frames = with_noise_free_arms(frames)
+    out = []
+    for rate in rates:
+        at = group(frames, rate)
+        if missing_cells(study, at, ["diffproto", reference], rate)[1]:
+            continue
+        out.append((rate, comparison(at, "diffproto", reference)))
+    return out
+
+
+def default_control() -> str:
+    frames = load("default")
+    if frames is None:
+        return missing("default")
+    found = controls(frames)
+    if not found:
+        return "_The committed default run has no positive control: `mosxav-bench run --out runs/default`._\n"
+    return "".join(control.sentence() + "\n" for control in found)
+
+
+def noise_control() -> str:
+    frames = load("noise")
+    if frames is None:
+        return missing("noise")
+    if "fully_supervised" not in set(frames["method"]):
+        return (
+            "_Not committed: `python scripts/study.py configs/noise.yaml --study noise --methods fully_supervised`._\n"
+        )
+    result = paired_arms(
+        frames[frames["method"] == "fully_supervised"], frames[frames["method"] == "supervised"], "dice", [VESSEL]
+    )
+    seen = "detected" if result.significant and result.interval.estimate > 0 else "not detected"
+    return (
+        f"fully supervised − supervised (25 % labels), vessel Dice: {result.interval.text(signed=True)} "
+        f"(per seed {' / '.join(_signed(v) for v in result.per_seed)}; p {format_p(result.p)}; MDE "
+        f"{minimum_detectable_effect(result.interval):.3f}): the positive control is **{seen}**.\n"
+    )
+
+
+def verdict_reading() -> str:
+    synthetic = _comparisons_at("noise", "diffproto_noproto", [0.3, 0.0, 0.6])
+    real = _comparisons_at("xca-ssl", "diffproto_noproto", [0.3])
+    bound = _comparisons_at("xca-ssl", "supervised", [0.3])
+    if not synthetic or not real or not bound:
+        return "_The verdicts' studies are not all committed._\n"
+    spread = max(abs(r.interval.estimate) for _, r in synthetic)
+    mdes = [minimum_detectable_effect(r.interval) for _, r in synthetic]
+    words = sorted({verdict_word(r, "diffproto_noproto") for _, r in synthetic})
+    (_, primary), (_, supervised) = real[0], bound[0]
+    return (
+        f"On the synthetic default the prototype term's differences lie within ±{spread:.3f} mean Dice and the "
+        f"design would find {min(mdes):.3f} to {max(mdes):.3f} with 80 % power; the rule says "
+        f"{' / '.join(words)} across the pseudo-label noise rates. On the real angiograms at noise 0.3 (the "
+        f"primary condition) the difference is {primary.interval.text(signed=True)} over the 5 folds of one "
+        f"seed (MDE {minimum_detectable_effect(primary.interval):.3f}): one seed gives no verdict. DiffProto "
+        f"against supervised there: {supervised.interval.text(signed=True)}.\n"
+    )
+
+
+def xca_reading() -> str:
+    frames = load("xca-ssl")
+    if frames is None:
+        return missing("xca-ssl")
+    at = group(with_noise_free_arms(frames), 0.3)
+    parts, mdes, apart = [], [], []
+    for method in ("diffproto", "diffproto_noproto", "mean_teacher"):
+        if method in set(at["method"]):
+            result = comparison(at, method, "supervised")
+            parts.append(f"{name(method)} {result.interval.text(signed=True)}")
+            mdes.append(minimum_detectable_effect(result.interval))
+            if result.significant:
+                apart.append(name(method))
+    held = "Every interval holds 0" if not apart else f"{', '.join(apart)} differ(s) significantly"
+    return (
+        "Against supervised training on the same quarter of labels (vessel Dice, the 5 folds as the level "
+        f"resampled): {'; '.join(parts)}. {held}; the MDEs are {min(mdes):.3f} to {max(mdes):.3f}: with one "
+        "seed and 5 folds the design finds only a difference of about that size.\n"
+    )
+
+
+def probe_reading() -> str:
+    path = RESULTS / "diffproto-probe" / "rectification.csv"
+    if not path.is_file():
+        return missing("diffproto-probe")
+    table = pd.read_csv(path)
+
+    def at(method: str, fraction: float, column: str) -> float:
+        part = table[(table["method"] == method) & np.isclose(table["t_fraction"], fraction)]
+        return float((part[column] * part["wrong"]).sum() / part["wrong"].sum())
+
+    return (
+        f"At 0.5 T the rectifier fixes {at('diffproto', 0.5, 'fixed'):.2f} of the wrong pixels and hands back "
+        f"{at('diffproto', 0.5, 'copied'):.2f}; the first reading's copying denoiser hands back "
+        f"{at('diffproto_copy', 0.5, 'copied'):.2f} and fixes {at('diffproto_copy', 0.5, 'fixed'):.2f}.\n"
+    )
+
+
+def ablation_reading() -> str:
+    arms, noise = load("diffproto-ablation"), load("noise")
+    if arms is None or noise is None:
+        return missing("diffproto-ablation" if arms is None else "noise")
+    base = group(noise, 0.0)
+    frames = pd.concat([base[base["method"].isin(["diffproto", "supervised"])], arms], ignore_index=True)
+    mdes, widths = [], []
+    for method in dict.fromkeys(arms["method"]):
+        macro, vessel = comparison(frames, method, "diffproto"), comparison(frames, method, "diffproto", "vessel")
+        mdes.append(minimum_detectable_effect(macro.interval))
+        widths.append((vessel.interval.high - vessel.interval.low) / 2)
+    return (
+        f"Two seeds: the arms' comparisons would find {min(mdes):.3f} to {max(mdes):.3f} mean Dice with 80 % "
+        f"power, and the vessel intervals reach ±{max(widths):.2f}; two seeds give no verdict.\n"
+    )
+
+
+def joint_forward_table() -> str:
+    frames = load("joint-forward")
+    if frames is None:
+        return "_No results of `joint-forward` are committed (run at commit 3c78baa: results/joint-forward)._\n"
+    rows = []
+    base = frames[frames["method"] == "supervised"]
+    labels = {
+        "supervised": "supervised",
+        "mt0": "Mean Teacher, consistency 0, joint forward",
+        "cps0split": "CPS, weight 0, separate forwards",
+    }
+    for method in dict.fromkeys(frames["method"]):
+        arm = frames[frames["method"] == method]
+        versus = "–"
+        per_seed = ""
+        if method != "supervised":
+            result = paired_arms(arm, base, "dice", [VESSEL])
+            versus = result.interval.text(signed=True)
+            per_seed = " / ".join(f"{v:+.3f}" for v in result.per_seed)
+        rows.append([labels.get(method, method), arm["seed"].nunique(), interval_text(arm, [VESSEL]), versus, per_seed])
+    headers = ["arm (5 % labels: one labeled frame)", "seeds", "vessel Dice", "− supervised", "per seed"]
+    return markdown_table(headers, rows)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "default": default_table,
     "coverage": coverage_table,
@@ -404,8 +565,24 @@ TABLES: dict[str, Callable[[], str]] = {
     "rectification": rectification_table,
     "heads": heads_table,
     "xca": xca_table,
+    "verdict-reading": verdict_reading,
+    "noise-control": noise_control,
+    "default-control": default_control,
+    "xca-reading": xca_reading,
+    "probe-reading": probe_reading,
+    "ablation-reading": ablation_reading,
+    "joint-forward": joint_forward_table,
+    "ssl-summary": lambda: ssl_tables.summary(RESULTS),
+    "ssl-gate": lambda: ssl_tables.gate_table(RESULTS),
+    "ssl": lambda: ssl_tables.study_table(RESULTS),
+    "ssl-comparisons": lambda: ssl_tables.comparisons_table(RESULTS),
+    "ssl-arms": lambda: ssl_tables.arms_table(RESULTS),
 }
-BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.DOTALL)
+BLOCK = re.compile(r"(<!-- (?P<kind>table|text): (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /(?P=kind) -->)", re.DOTALL)
+#: Pages whose prose reports results: a measured number (three decimals, the form every score is printed
+#: in) may stand only inside a generated block, made with its table, so none can go stale.
+PROSE_CHECKED = ("docs/results.md", "docs/diffproto.md", "README.md#Results")
+MEASURED_NUMBER = re.compile(r"(?<![\w.])[-+−]?\d*\.\d{3,4}(?!\d)")
 
 
 def rebuilt(text: str, cache: dict[str, str]) -> str:
@@ -415,9 +592,31 @@ def rebuilt(text: str, cache: dict[str, str]) -> str:
             raise SystemExit(f"unknown table {table!r}; known: {', '.join(TABLES)}")
         if table not in cache:
             cache[table] = TABLES[table]()
-        return match.group(1) + cache[table] + match.group(4)
+        return match.group(1) + cache[table] + match.group(5)
 
     return BLOCK.sub(replace, text)
+
+
+def prose_of(name: str) -> str:
+    """A checked page's text, or one section of it (``PAGE#Heading``: from that level-2 heading to the next)."""
+    page, _, section = name.partition("#")
+    if not (ROOT / page).is_file():
+        return ""
+    text = (ROOT / page).read_text(encoding="utf-8")
+    if not section:
+        return text
+    start = text.index(f"\n## {section}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end >= 0 else len(text)]
+
+
+def loose_numbers(text: str) -> list[str]:
+    """Measured numbers written by hand: three-decimal numbers outside every generated block (and outside
+    code), which the tables' command cannot keep in step with the results."""
+    outside = BLOCK.sub("", text)
+    outside = re.sub(r"```.*?```", "", outside, flags=re.DOTALL)
+    outside = re.sub(r"`[^`\n]*`", "", outside)
+    return MEASURED_NUMBER.findall(outside)
 
 
 def main() -> int:
@@ -433,11 +632,14 @@ def main() -> int:
             stale.append(page.relative_to(ROOT))
             if not args.check:
                 page.write_text(new, encoding="utf-8")
+    loose = {name: found for name in PROSE_CHECKED if (found := loose_numbers(prose_of(name)))}
+    for name, found in loose.items():
+        print(f"{name}: measured numbers outside a generated block: {', '.join(found[:6])} (make them in scripts/)")
     if args.check and stale:
         print("results tables differ from what the committed results make: " + ", ".join(map(str, stale)))
         print("run: python scripts/results_tables.py")
         return 1
-    return 0
+    return 1 if args.check and loose else 0
 
 
 if __name__ == "__main__":

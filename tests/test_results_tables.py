@@ -36,3 +36,22 @@ def test_the_check_fails_on_a_hand_edited_table_and_the_command_rewrites_it(tmp_
     assert page.read_text(encoding="utf-8") == "text\n<!-- table: coverage -->\n| 6 | 0.94 |\n<!-- /table -->\nmore\n"
     monkeypatch.setattr(sys, "argv", ["results_tables.py", "--check"])
     assert results_tables.main() == 0
+
+
+def test_a_measured_number_written_by_hand_in_a_results_page_fails_the_check(tmp_path, monkeypatch):
+    """A results paragraph that quotes a number the tables no longer hold (the prose said -0.011 after the
+    raw Dice changed) fails: measured numbers belong in generated blocks, made with their tables."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import results_tables
+
+    (tmp_path / "docs").mkdir()
+    page = tmp_path / "docs" / "results.md"
+    page.write_text("<!-- text: reading -->\nA gap of -0.011.\n<!-- /text -->\nIt stays 0.5 T.\n", encoding="utf-8")
+    monkeypatch.setattr(results_tables, "PAGES", [page])
+    monkeypatch.setattr(results_tables, "ROOT", tmp_path)
+    monkeypatch.setattr(results_tables, "PROSE_CHECKED", ("docs/results.md",))
+    monkeypatch.setitem(results_tables.TABLES, "reading", lambda: "A gap of -0.011.\n")
+    monkeypatch.setattr(sys, "argv", ["results_tables.py", "--check"])
+    assert results_tables.main() == 0  # the number lives in its generated block
+    page.write_text(page.read_text(encoding="utf-8") + "As said, the gap is -0.011.\n", encoding="utf-8")
+    assert results_tables.main() == 1

@@ -152,6 +152,41 @@ def crossed_variance(table: np.ndarray) -> VarianceEstimate:
     return VarianceEstimate(combined / (seeds * units), float(df), ms_seed, ms_unit, ms_inter)
 
 
+@dataclass(frozen=True)
+class Components:
+    """Variance components of a crossed (seeds x units) design, as standard deviations."""
+
+    seed: float
+    unit: float
+    interaction: float
+
+
+def variance_components(table: np.ndarray) -> Components:
+    """Method-of-moments variance components of a complete (seeds x units) table (negative estimates
+    set to 0): what a design's expected MDE is planned from."""
+    result = crossed_variance(table)
+    seeds, units = np.atleast_2d(table).shape
+    inter = result.ms_inter if not np.isnan(result.ms_inter) else 0.0
+    seed = max(0.0, (result.ms_seed - inter) / units) if not np.isnan(result.ms_seed) else 0.0
+    unit = max(0.0, (result.ms_unit - inter) / seeds) if not np.isnan(result.ms_unit) else 0.0
+    return Components(math.sqrt(seed), math.sqrt(unit), math.sqrt(inter))
+
+
+def expected_mde(components: Components, seeds: int, units: int, power: float = 0.8) -> float:
+    """The minimum detectable effect of a paired difference whose variance components are
+    ``components``, at ``seeds`` x ``units``: (t(0.975, df) + t(power, df)) x SE, SE from the components
+    and df from Satterthwaite (capped like the interval's)."""
+    c = components
+    parts = [(c.seed**2 / seeds, seeds - 1), (c.unit**2 / units, units - 1)]
+    parts.append((c.interaction**2 / (seeds * units), (seeds - 1) * (units - 1)))
+    variance = sum(v for v, _ in parts)
+    denominator = sum(v * v / d for v, d in parts if d > 0 and v > 0)
+    df = variance**2 / denominator if denominator > 0 else float(units - 1)
+    df = min(df, seeds - 1 if c.seed**2 * units >= c.unit**2 * seeds else units - 1) if seeds > 1 else df
+    df = max(df, 1.0)
+    return float((stats.t.ppf(0.5 + CONFIDENCE / 2, df) + stats.t.ppf(power, df)) * math.sqrt(variance))
+
+
 def cluster_totals(table: np.ndarray, clusters: Sequence) -> np.ndarray:
     """(seeds x units) -> (seeds x folds): each fold's sum of its units' values times folds / units, so
     the mean is kept and a fold (one training per seed) becomes the level that is resampled."""

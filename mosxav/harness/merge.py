@@ -74,7 +74,11 @@ def merge_runs(shard_dirs: list[Path], out: Path) -> tuple[pd.DataFrame, list[st
     write_text(out / "config.yaml", (first / "config.yaml").read_text(encoding="utf-8"))
     write_text(out / "per_frame.csv", frames.to_csv(index=False, float_format="%.6f"))
     untrained = [name for name in config.methods if not config.method_class(name).needs_training]
-    summary = write_report(frames, out, untrained=untrained)
+    trainings = [pd.read_csv(f / "training.csv") for f in shard_dirs if (f / "training.csv").is_file()]
+    training = pd.concat(trainings, ignore_index=True) if trainings else None
+    if training is not None:
+        write_text(out / "training.csv", training.to_csv(index=False, float_format="%.6f"))
+    summary = write_report(frames, out, untrained=untrained, training=training)
     note = [
         "",
         f"Merged from {len(shard_dirs)} shard run folder(s): {len(scored)} of {len(cells)} cells scored.",

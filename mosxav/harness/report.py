@@ -25,6 +25,7 @@ from mosxav.evaluation.metrics import RANKED_METRICS, summarize
 from mosxav.evaluation.uncertainty import MIN_UNITS, Interval
 from mosxav.harness import figures
 from mosxav.harness.arms import arm_interval, paired_arms, units_of
+from mosxav.harness.control import controls
 
 #: The columns of ``per_frame.csv`` that name an arm: one method at one labeled fraction and noise rate.
 ARM_COLUMNS = ["method", "labeled_fraction", "label_noise"]
@@ -102,8 +103,24 @@ def significance_ranks(frames: pd.DataFrame, methods: Sequence[str]) -> dict[str
     return ranks
 
 
-def _headline_section(frames: pd.DataFrame, untrained: Sequence[str]) -> list[str]:
-    """Per (fraction, noise) group: the trained methods (ranked when seeds allow), then the floor."""
+def _control_section(frames: pd.DataFrame) -> tuple[list[str], set[float]]:
+    """The positive control's lines, and the labeled fractions where it was not detected."""
+    found = controls(frames)
+    if not found:
+        return [
+            "## Positive control",
+            "",
+            "None in this run: list `fully_supervised` beside `supervised` to learn whether the design can see "
+            "a difference known to exist (without it, a difference not found between methods is no finding).",
+            "",
+        ], set()
+    lines = ["## Positive control", ""] + [c.sentence() for c in found] + [""]
+    return lines, {c.labeled_fraction for c in found if not c.detected}
+
+
+def _headline_section(frames: pd.DataFrame, untrained: Sequence[str], blind: set[float] = frozenset()) -> list[str]:
+    """Per (fraction, noise) group: the trained methods (ranked when seeds allow and the positive control
+    at that fraction, if it ran, was detected), then the floor."""
     out = []
     rows = _arm_rows(frames, None)
     trained = [r for r in rows if r["method"] not in untrained]
@@ -117,7 +134,8 @@ def _headline_section(frames: pd.DataFrame, untrained: Sequence[str]) -> list[st
         folds = cross_validated(group)
         one_seed = min(r["seeds"] for r in members) < 2 and not folds
         few_units = min(r["units"] for r in members) < MIN_UNITS
-        if one_seed or few_units:
+        control_missed = fraction in blind
+        if one_seed or few_units or control_missed:
             ranks = {r["method"]: "–" for r in members}
         else:
             ranks = significance_ranks(group, [r["method"] for r in members])
@@ -135,6 +153,12 @@ def _headline_section(frames: pd.DataFrame, untrained: Sequence[str]) -> list[st
             out += [
                 f"Fewer than {MIN_UNITS} test units: no interval and no rank (the exact sign-flip test "
                 "cannot reach p < 0.05).",
+                "",
+            ]
+        elif control_missed:
+            out += [
+                "No rank: the positive control at this labeled fraction was not detected (above), so the "
+                "design cannot separate methods it was built to separate.",
                 "",
             ]
         elif one_seed:
@@ -159,8 +183,47 @@ def cross_validated(frames: pd.DataFrame) -> bool:
     return "fold" in frames.columns and not frames["fold"].isna().all()
 
 
-def write_report(frames: pd.DataFrame, run_dir: Path, untrained: Sequence[str] = ()) -> pd.DataFrame:
-    """Summary CSV, Markdown report and plots from the per-frame table; returns the per-seed summary."""
+def _training_section(training: pd.DataFrame | None) -> list[str]:
+    """How much the unlabeled frames act: each arm's unlabeled share of the loss, over the run and at its
+    end (means over its seeds), and the step its scored weights come from."""
+    if training is None or training.empty or "unlabeled_share_run" not in training.columns:
+        return []
+    rows = []
+    for key, group in training.groupby(ARM_COLUMNS, sort=False):
+        run, end = group["unlabeled_share_run"].astype(float), group["unlabeled_share_end"].astype(float)
+        if run.isna().all():
+            continue
+        best = group["best_step"].astype(float)
+        rows.append(
+            [
+                key[0],
+                f"{key[1]:g}",
+                f"{key[2]:g}",
+                len(group),
+                f"{run.mean():.3f}",
+                f"{end.mean():.3f}",
+                f"{best.median():.0f}",
+            ]
+        )
+    if not rows:
+        return []
+    headers = ["method", "labeled", "label noise", "seeds", "unlabeled share, run", "at its end", "median best step"]
+    return [
+        "## How much the unlabeled frames act",
+        "",
+        "The weighted unlabeled terms' share of the loss on the predicting network (sampled every "
+        "`train.log_every` steps; `training.csv`): near 0, a semi-supervised method is its supervised "
+        "bound with a trace of its own loss. Best step: where the scored weights come from (validation).",
+        "",
+        markdown_table(headers, rows),
+    ]
+
+
+def write_report(
+    frames: pd.DataFrame, run_dir: Path, untrained: Sequence[str] = (), training: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Summary CSV, Markdown report and plots from the per-frame table (and each cell's training
+    summary, ``training``); returns the per-seed summary."""
     units = ["seed"] + (["fold"] if "fold" in frames.columns else [])
     per_seed = summarize(frames, by=ARM_COLUMNS + units)
     write_text(run_dir / "summary.csv", per_seed.to_csv(index=False, float_format="%.6f"))
@@ -171,14 +234,16 @@ def write_report(frames: pd.DataFrame, run_dir: Path, untrained: Sequence[str] =
         "# MOSXAV-Bench run",
         "",
         "Test split; metrics and aggregation per `mosxav.evaluation.metrics` (HD95 and ASSD in pixels at the "
-        "frame's resolution). Each cell: the estimate (frame-weighted, pooled over seeds) and its 95 % interval "
-        "over test units and seeds (`mosxav.evaluation.uncertainty`); units: test sequences, or images for a "
-        "folder of images.",
-        "",
-        "## Mean over the structures",
+        "frame's resolution). Each cell: the headline (a training's frame-weighted mean, averaged over its "
+        "seeds: the number `compare` and a leaderboard row print) and its 95 % interval over test units and "
+        "seeds (folds, in a cross-validated run; `mosxav.evaluation.uncertainty`), within the metric's range; "
+        "units: test sequences, or images for a folder of images.",
         "",
     ]
-    lines += _headline_section(shown, untrained)
+    control_lines, blind = _control_section(frames)
+    lines += control_lines
+    lines += ["## Mean over the structures", ""]
+    lines += _headline_section(shown, untrained, blind)
     lines += ["## Per structure", ""]
     headers = ["method", "labeled", "label noise", "seeds", "structure"] + [HEADERS[m] for m in RANKED_METRICS]
     table = []
@@ -190,6 +255,7 @@ def write_report(frames: pd.DataFrame, run_dir: Path, untrained: Sequence[str] =
                 + [r[m] for m in RANKED_METRICS]
             )
     lines.append(markdown_table(headers, table))
+    lines += _training_section(training)
     write_text(run_dir / "results.md", "\n".join(lines))
     _plots(shown, order, run_dir)
     return per_seed

@@ -14,6 +14,7 @@ rank 0 predicts, scores and writes the report.
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,6 +256,27 @@ def scored_table(cell: Cell, data: RunData, pred_dir: Path) -> pd.DataFrame:
     return data.score(pred_dir).assign(**identity)
 
 
+def training_table(cells: list[Cell], run_dir: Path) -> pd.DataFrame:
+    """One row per trained cell: its identity and its ``training.json`` (best validation step, the
+    unlabeled share of the loss); ``training.csv`` in the run folder."""
+    rows = []
+    for cell in cells:
+        path = run_dir / "work" / cell.tag / "training.json"
+        if path.is_file():
+            identity = dict(
+                zip(
+                    CELL_COLUMNS,
+                    (cell.method, cell.labeled_fraction, cell.label_noise, cell.seed, cell.fold),
+                    strict=True,
+                )
+            )
+            rows.append(identity | json.loads(path.read_text(encoding="utf-8")))
+    table = pd.DataFrame(rows)
+    if not table.empty and table["fold"].isna().all():
+        table = table.drop(columns="fold")
+    return table
+
+
 def score_cell(plan: CellPlan, config: RunConfig, run_dir: Path, progress: Any) -> pd.DataFrame:
     """Train, predict and score one cell in a process of its own (the parallel path of ``run``)."""
     dist = DistContext()
@@ -312,7 +334,10 @@ def run(
     frames = pd.concat(tables, ignore_index=True)
     write_text(run_dir / "per_frame.csv", frames.to_csv(index=False, float_format="%.6f"))
     untrained = [name for name in config.methods if not config.method_class(name).needs_training]
-    summary = write_report(frames, run_dir, untrained=untrained)
+    training = training_table(cells, run_dir)
+    if not training.empty:
+        write_text(run_dir / "training.csv", training.to_csv(index=False, float_format="%.6f"))
+    summary = write_report(frames, run_dir, untrained=untrained, training=training)
     first_cells: dict[str, str] = {}
     for cell in cells:  # each method's first cell (of the first fold), methods in config order
         if cell.fold == folds[0]:
