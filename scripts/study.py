@@ -25,7 +25,6 @@ import csv
 import gzip
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -38,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from mosxav.harness.cells import Cell  # noqa: E402
 from mosxav.harness.config import load_config  # noqa: E402
+from mosxav.harness.machine import machine_facts  # noqa: E402
 from mosxav.harness.run import matrix  # noqa: E402
 
 
@@ -80,28 +80,6 @@ def run_cell(config: Path, index: int, count: int, work: Path) -> tuple[int, flo
     return code, time.monotonic() - started
 
 
-def machine() -> dict[str, str]:
-    """What the numbers may depend on beyond the code: the CPU model, the vector instructions PyTorch
-    dispatches to, and the library versions."""
-    import numpy
-    import torch
-
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "machine": model,
-        "isa": torch.backends.cpu.get_cpu_capability(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-    }
-
-
 def keep(study: Path, work: Path, index: int, cell: Cell, seconds: float, version: str) -> None:
     """Copy the cell's per-frame table into the study folder and record where it came from."""
     shards = study / "shards"
@@ -111,10 +89,10 @@ def keep(study: Path, work: Path, index: int, cell: Cell, seconds: float, versio
         gzip.open(shards / f"{index:04d}.csv.gz", "wb", 9) as target,
     ):
         shutil.copyfileobj(source, target)
-    facts = machine()
+    facts = {**machine_facts(), "threads": 1}  # each cell runs in its own one-thread process
     append_row(
         study / "provenance.csv",
-        {"shard": index, "cell": cell.tag, "commit": version, "seconds": f"{seconds:.0f}", "threads": 1, **facts},
+        {"shard": index, "cell": cell.tag, "commit": version, "seconds": f"{seconds:.0f}", **facts},
     )
     summary = work / f"{index:04d}" / "work" / cell.tag / "training.json"
     if summary.is_file():

@@ -82,7 +82,13 @@ def test_a_wrongly_registered_method_is_an_error_line_not_a_traceback(tiny_root,
 
     broken = EntryPoint(name="broken", value="pathlib:Path", group=protocol.ENTRY_POINT_GROUP)
     monkeypatch.setattr(protocol, "_registered", lambda: (broken,))
-    config = {"dataset": {"root": str(tiny_root)}, "size": 32, "methods": ["broken"], "seeds": [0]}
+    config = {
+        "dataset": {"root": str(tiny_root)},
+        "size": 32,
+        "methods": ["broken"],
+        "seeds": [0],
+        "method_options": {},
+    }
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
     assert main(["run", "--config", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "out")]) == 2
     printed = " ".join(capsys.readouterr().err.split())
@@ -110,3 +116,25 @@ def test_outputs_are_out_and_inputs_positional():
         options = {o for action in commands[name]._actions for o in action.option_strings}
         positionals = [a.dest for a in commands[name]._actions if not a.option_strings]
         assert "--out" in options and "out" not in positionals, name
+
+
+def test_a_missing_run_a_file_for_out_and_an_unreachable_server_are_one_line_and_exit_2(tmp_path, capsys):
+    """They printed tracebacks and exited 1."""
+    import socket
+
+    assert main(["compare", str(tmp_path / "no-run"), "--reference", "supervised"]) == 2
+    assert "no-run: no such folder" in " ".join(capsys.readouterr().err.split())
+    (tmp_path / "unfinished").mkdir()
+    assert main(["compare", str(tmp_path / "unfinished"), "--reference", "supervised"]) == 2
+    assert "not a finished run folder" in " ".join(capsys.readouterr().err.split())
+    (tmp_path / "a-file").write_text("x")
+    assert main(["synth", "--out", str(tmp_path / "a-file"), "--sequences", "2", "--frames", "3", "--size", "32"]) == 2
+    assert "exists and is a file, not a folder" in " ".join(capsys.readouterr().err.split())
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    submission = tmp_path / "sub"
+    submission.mkdir()
+    assert main(["submit", str(submission), "--server", f"http://127.0.0.1:{port}", "--token", "t"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"http://127.0.0.1:{port}/: could not reach the server" in err and "Traceback" not in err

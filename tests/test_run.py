@@ -97,6 +97,18 @@ def test_an_unknown_key_at_any_depth_is_one_error_naming_key_file_and_known_keys
         ("method_options: {supervized: {}}\n", "method_options.supervized", "not a registered method"),
         ("labeled_fractions: [1.5]\n", "labeled_fractions[0]", "1.5 is not in [0, 1]"),
         ("label_noise_applies_to: [pseudo]\n", "label_noise_applies_to[0]", "'pseudo' is not"),
+        ("train: {iterations: -5}\n", "train.iterations", "must be positive, got -5"),
+        ("train: {lr: 0}\n", "train.lr", "must be positive"),
+        ("train: {rampup_steps: 0}\n", "train.rampup_steps", "must be positive"),
+        ("model: {width: 0}\n", "model.width", "must be positive"),
+        ("seeds: []\n", "seeds", "needs at least one seed"),
+        ("method_options: {mean_teacher: {consistency: -1}}\n", "method_options.mean_teacher.consistency", "0 or more"),
+        ("method_options: {diffproto: {sample_steps: 0}}\n", "method_options.diffproto.sample_steps", "positive"),
+        (
+            "method_options: {fixmatch: {confidence_threshold: 1.5}}\n",
+            "method_options.fixmatch.confidence_threshold",
+            "[0, 1]",
+        ),
     ],
 )
 def test_a_mistyped_value_is_one_error_naming_the_key(tmp_path, text, key, problem):
@@ -731,3 +743,40 @@ def test_array_run_runs_each_cell_as_a_shard_and_merges_them(tiny_root, tmp_path
     assert sorted(merged["seed"].unique()) == [0, 1]
     assert len(list((out / "tiny" / "shards").glob("*/per_frame.csv"))) == 2
     assert (out / "shards.log").read_text().count(": ok") == 2
+
+
+def test_a_slurm_job_array_runs_one_shard_per_task_and_merges_into_the_whole_run(
+    tiny_root, tmp_path, monkeypatch, capsys
+):
+    """scripts/slurm_array.sh's path without SLURM: --count-cells sizes the array, each task's
+    SLURM_ARRAY_TASK_ID (an array 1-3 here, as sbatch sets them) picks its shard, merge joins them."""
+    from mosxav.harness.run import Shard
+
+    config = {
+        "dataset": {"root": str(tiny_root)},
+        "size": 32,
+        "methods": ["tophat_otsu", "supervised"],
+        "labeled_fractions": [0.5],
+        "seeds": [0, 1],
+        "model": {"width": 4, "depth": 2},
+        "train": {"iterations": 2, "batch_size": 2, "val_every": 2, "checkpoint_every": 2},
+        "overlays": 0,
+        "leaderboard": False,
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["run", "--config", str(path), "--count-cells"]) == 0
+    assert capsys.readouterr().out.strip() == "3"
+    for task in (1, 2, 3):
+        env = {"SLURM_ARRAY_TASK_ID": str(task), "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "3"}
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        out = tmp_path / f"shard-{task}"
+        assert main(["run", "--config", str(path), "--out", str(out), "--shard", "slurm", "--jobs", "1"]) == 0
+    assert main(["run", "--config", str(path), "--out", str(tmp_path / "whole"), "--jobs", "1"]) == 0
+    shards = [str(tmp_path / f"shard-{task}") for task in (1, 2, 3)]
+    assert main(["merge", *shards, "--out", str(tmp_path / "merged")]) == 0
+    whole = pd.read_csv(tmp_path / "whole" / "per_frame.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "merged" / "per_frame.csv"), whole)
+    with pytest.raises(ValueError, match="SLURM_ARRAY_TASK_ID is not set"):
+        Shard.parse("slurm", {})

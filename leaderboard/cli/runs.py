@@ -26,6 +26,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mosxav_leaderboard.reference_runs import record_reference_runs
 
     config = load_config(args.config, scale=args.scale)
+    if args.count_cells:  # what an array job needs: --array=0-(this - 1)
+        out_console.print(len(run_cells(config)))
+        return ExitCode.OK
     shard = Shard.parse(args.shard) if args.shard else None
     try:
         result = run(config, args.out, shard=shard, jobs=args.jobs, restart=args.restart)
@@ -55,6 +58,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         view.add_row(row["method"], f"{row['labeled_fraction']:g}", f"{row['label_noise']:g}", str(row["count"]), dice)
     out_console.print(view)
     out_console.print(f"wrote {args.out}/" + ", ".join(written) + " (intervals over test sequences in results.md)")
+    return ExitCode.OK
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    import json
+
+    from mosxav.training.protocol import available_methods, method_info
+
+    names = sorted(available_methods()) if not args.names else args.names
+    infos = [method_info(name) for name in names]
+    if args.format == "json":
+        out_console.print_json(json.dumps([vars(i) | {"built_in": i.built_in} for i in infos], default=str))
+        return ExitCode.OK
+    view = Table("method", "from", "unlabeled frames", "its options (default)", title="registered methods")
+    for info in infos:
+        source = "built in" if info.built_in else f"plugin: {info.distribution}"
+        own = ", ".join(f"{key}={info.options[key]!r}" for key in info.own_options) or "–"
+        zero = f" (zero weight: {', '.join(f'{k}={v!r}' for k, v in info.zero_unlabeled.items())})"
+        view.add_row(info.name, f"{source}\n{info.target}", "yes" + zero if info.uses_unlabeled else "no", own)
+    out_console.print(view)
+    shared = ", ".join(k for k in infos[0].options if k not in infos[0].own_options) if infos else ""
+    out_console.print(f"every method also takes: {shared} (method_options.<method> in a run config)")
     return ExitCode.OK
 
 
@@ -118,10 +143,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="multiply resolution and iterations (e.g. 0.25 to run configs/paper.yaml on a CPU)",
     )
     p.add_argument(
+        "--count-cells",
+        action="store_true",
+        help="print the number of cells of the config's matrix and exit (the size of an array job)",
+    )
+    p.add_argument(
         "--shard",
         default=None,
         metavar="I/N",
-        help="run only cells I, I+N, I+2N, ... of the matrix (an array job; join the shards with merge)",
+        help="run only cells I, I+N, I+2N, ... of the matrix (an array job; join the shards with merge); "
+        "'slurm': this task of an sbatch --array job (docs/cluster.md)",
     )
     p.add_argument(
         "--jobs",
@@ -138,6 +169,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "them, and refuses checkpoints trained with other settings)",
     )
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("methods", help="the registered methods: built in or a plugin, their options and defaults")
+    p.add_argument("names", nargs="*", help="only these methods (default: every registered one)")
+    p.add_argument("--format", choices=("terminal", "json"), default="terminal", help="a table, or JSON")
+    p.set_defaults(func=cmd_methods)
 
     p = sub.add_parser("merge", help="join the run folders of a sharded run (run --shard I/N) into one")
     p.add_argument("shards", type=Path, nargs="+", help="the shards' run folders, all of one config")

@@ -20,6 +20,10 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from mosxav_leaderboard.columns import SUBMISSION_KINDS
 
 
+class ServerUnreachable(ValueError):
+    """The server cannot be reached: the CLI prints it as one line and exits 2."""
+
+
 class ServerRefused(Exception):
     def __init__(self, status: int, detail: str) -> None:
         self.status, self.detail = status, detail
@@ -88,7 +92,8 @@ def upload(
         columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn())
         with Progress(*columns, transient=True, disable=not show_progress) as progress:
             body, total = _multipart(zip_path, phase, kind, boundary, progress)
-            response = httpx.post(
+            response = _send(
+                "POST",
                 server.rstrip("/") + "/api/submissions",
                 content=body,
                 headers={
@@ -103,6 +108,17 @@ def upload(
     return int(response.json()["id"])
 
 
+def _send(method: str, url: str, **options: Any) -> httpx.Response:
+    """One HTTP request; a server that cannot be reached (refused, unknown host, timed out) is one line
+    naming its address (``DataError``), never a traceback."""
+    try:
+        return httpx.request(method, url, **options)
+    except httpx.TransportError as exc:
+        reason = str(exc) or type(exc).__name__
+        server = httpx.URL(url).copy_with(path="/", query=None)
+        raise ServerUnreachable(f"{server}: could not reach the server: {reason}") from None
+
+
 def _detail(response: httpx.Response) -> str:
     try:
         return str(response.json().get("detail", response.text))
@@ -111,8 +127,8 @@ def _detail(response: httpx.Response) -> str:
 
 
 def status(server: str, token: str, submission_id: int) -> dict[str, Any]:
-    response = httpx.get(
-        f"{server.rstrip('/')}/api/submissions/{submission_id}", headers={"Authorization": f"Bearer {token}"}
+    response = _send(
+        "GET", f"{server.rstrip('/')}/api/submissions/{submission_id}", headers={"Authorization": f"Bearer {token}"}
     )
     if response.status_code != 200:
         raise ServerRefused(response.status_code, _detail(response))
@@ -131,7 +147,8 @@ def wait(server: str, token: str, submission_id: int, timeout: float = 1800.0, p
 
 def publish(server: str, token: str, submission_id: int, published: bool = True) -> dict[str, Any]:
     """Show (or withdraw) a scored submission on the server's public table."""
-    response = httpx.post(
+    response = _send(
+        "POST",
         f"{server.rstrip('/')}/api/submissions/{submission_id}/publish",
         params={"published": str(published).lower()},
         headers={"Authorization": f"Bearer {token}"},

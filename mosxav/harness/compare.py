@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mosxav.data.files import write_text
+from mosxav.errors import DataError
 from mosxav.evaluation.uncertainty import MIN_UNITS, PairedComparison, paired_comparison
 from mosxav.harness.arms import paired_arms
 from mosxav.harness.report import markdown_table, with_noise_free_arms
@@ -97,7 +98,12 @@ def compare(frames: pd.DataFrame, reference: str, metric: str = "dice", structur
 
 
 def read_frames(run_dir: Path) -> pd.DataFrame:
-    return pd.read_csv(run_dir / "per_frame.csv", dtype={"frame": str, "sequence": str})
+    """A run folder's per-frame scores (one line naming the folder when it is no finished run)."""
+    path = run_dir / "per_frame.csv"
+    if not path.is_file():
+        problem = "no such folder" if not run_dir.exists() else "no per_frame.csv: not a finished run folder"
+        raise DataError(run_dir, problem + " (a run writes it once every cell is scored; merge a sharded run first)")
+    return pd.read_csv(path, dtype={"frame": str, "sequence": str})
 
 
 def arm_frames(spec: str, default_method: str) -> pd.DataFrame:

@@ -180,6 +180,25 @@ def _check(config: RunConfig, source: str | Path) -> RunConfig:
         )
     if config.scale <= 0:
         raise ConfigError(source, "scale", f"must be positive, got {config.scale}")
+    train = config.train
+    for key in ("iterations", "batch_size", "unlabeled_batch_size", "checkpoint_every", "val_every", "log_every"):
+        if getattr(train, key) <= 0:
+            raise ConfigError(source, f"train.{key}", f"must be positive, got {getattr(train, key)}")
+    for key in ("lr",):
+        if not getattr(train, key) > 0:
+            raise ConfigError(source, f"train.{key}", f"must be positive, got {getattr(train, key)}")
+    for key in ("momentum", "weight_decay"):
+        if getattr(train, key) < 0:
+            raise ConfigError(source, f"train.{key}", f"must be 0 or more, got {getattr(train, key)}")
+    if train.rampup_steps is not None and train.rampup_steps <= 0:
+        raise ConfigError(source, "train.rampup_steps", f"must be positive, got {train.rampup_steps}")
+    for key in ("width", "depth"):
+        if getattr(config.model, key) <= 0:
+            raise ConfigError(source, f"model.{key}", f"must be positive, got {getattr(config.model, key)}")
+    if config.size <= 0:
+        raise ConfigError(source, "size", f"must be positive, got {config.size}")
+    if not config.seeds:
+        raise ConfigError(source, "seeds", "needs at least one seed")
     if config.predict.min_component < 0:
         raise ConfigError(source, "predict.min_component", f"must be 0 or more, got {config.predict.min_component}")
     if config.input.sigma <= 0:

@@ -15,7 +15,9 @@ rank 0 predicts, scores and writes the report.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from mosxav.data.splits import make_partition
 from mosxav.harness.cells import Cell
 from mosxav.harness.config import RunConfig, config_yaml
 from mosxav.harness.events import CellEvents
+from mosxav.harness.machine import machine_facts
 from mosxav.harness.model_card import MODEL_FOLDER, write_model
 from mosxav.harness.parallel import default_jobs, run_cells_in_parallel
 from mosxav.harness.plan import CellPlan, plan_cell
@@ -58,8 +61,12 @@ class Shard:
     count: int
 
     @classmethod
-    def parse(cls, text: str) -> Shard:
-        """``"i/n"`` with 0 <= i < n, as given on the command line."""
+    def parse(cls, text: str, environ: Mapping[str, str] | None = None) -> Shard:
+        """``"i/n"`` with 0 <= i < n, as given on the command line; ``"slurm"``: this task of a SLURM job
+        array (``sbatch --array``), read from ``SLURM_ARRAY_TASK_ID`` (less ``SLURM_ARRAY_TASK_MIN``) and
+        ``SLURM_ARRAY_TASK_COUNT``."""
+        if text == "slurm":
+            return cls.from_slurm(os.environ if environ is None else environ)
         try:
             index, count = (int(part) for part in text.split("/"))
         except ValueError:
@@ -67,6 +74,20 @@ class Shard:
         if count < 1 or not 0 <= index < count:
             raise ValueError(f"--shard {text!r}: need 0 <= I < N")
         return cls(index, count)
+
+    @classmethod
+    def from_slurm(cls, environ: Mapping[str, str]) -> Shard:
+        """The shard of this SLURM array task (an array ``--array=0-N`` or ``=1-N``, any step 1)."""
+        try:
+            task, count = int(environ["SLURM_ARRAY_TASK_ID"]), int(environ["SLURM_ARRAY_TASK_COUNT"])
+            first = int(environ.get("SLURM_ARRAY_TASK_MIN", "0"))
+        except KeyError as missing:
+            raise ValueError(
+                f"--shard slurm: {missing.args[0]} is not set (not inside an sbatch --array job)"
+            ) from None
+        except ValueError:
+            raise ValueError("--shard slurm: SLURM_ARRAY_TASK_* are not integers") from None
+        return cls.parse(f"{task - first}/{count}", {})
 
     def select(self, cells: list[Cell]) -> list[Cell]:
         return cells[self.index :: self.count]
@@ -306,6 +327,8 @@ def run(
         prepare_resume(plans, config, run_dir, restart)
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text(run_dir / "config.yaml", config_yaml(config, dist.world_size))
+        facts = machine_facts() | {"toolkit": toolkit_version(), "jobs": jobs or 0, "world_size": dist.world_size}
+        write_text(run_dir / "machine.json", json.dumps(facts, indent=1) + "\n")
     folds = list(dict.fromkeys(cell.fold for cell in cells))
     data_by_fold = {fold: load_run_data(config, dist, fold) for fold in folds}
     if dist.is_main:

@@ -31,7 +31,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
-from mosxav.schema import from_mapping
+from mosxav.schema import ConfigError, from_mapping
 from mosxav.training.losses import SupervisedLoss, supervised_loss
 
 ENTRY_POINT_GROUP = "mosxav.methods"
@@ -49,6 +49,43 @@ def reference_encoder_dropout(depth: int) -> tuple[float, ...]:
     shallow = list(SSL4MIS_ENCODER_DROPOUT[:-1])
     shallow += [shallow[-1]] * max(0, depth - len(shallow))
     return (*shallow[:depth], SSL4MIS_ENCODER_DROPOUT[-1])
+
+
+#: An option's range follows from its name, for the built-in methods and any plugin's: shares and
+#: probabilities in [0, 1], weights and temperatures above or at 0, sizes and step counts above 0.
+UNIT_RANGE_SUFFIXES = ("_rate", "_threshold", "_momentum", "_decay", "_probability", "_fraction", "_ratio", "_t")
+UNIT_RANGE_NAMES = ("alpha", "consistency_start", "eta", "rectify_t", "prototype_t_min")
+NON_NEGATIVE_SUFFIXES = ("_weight",)
+NON_NEGATIVE_NAMES = ("consistency", "temperature")
+POSITIVE_SUFFIXES = ("_steps", "_samples", "_per_class", "_dim", "_width", "_depth")
+POSITIVE_NAMES = ("width", "depth", "iterations")
+
+
+class OptionRangeError(ValueError):
+    """An option's value lies outside the range its name promises (one line naming the option)."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key, self.problem = key, problem
+        super().__init__(f"{key}: {problem}")
+
+
+def check_ranges(options: Any) -> None:
+    """Refuse option values outside the range their names promise (``UNIT_RANGE_SUFFIXES`` and the
+    rest): a negative step count or a weight of -1 would train a cell that means nothing."""
+    for field in dataclasses.fields(options):
+        value = getattr(options, field.name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        name = field.name
+        if name in UNIT_RANGE_NAMES or name.endswith(UNIT_RANGE_SUFFIXES):
+            if not 0 <= value <= 1:
+                raise OptionRangeError(name, f"{value!r} is not in [0, 1]")
+        elif name in NON_NEGATIVE_NAMES or name.endswith(NON_NEGATIVE_SUFFIXES):
+            if value < 0:
+                raise OptionRangeError(name, f"{value!r} must be 0 or more")
+        elif name in POSITIVE_NAMES or name.endswith(POSITIVE_SUFFIXES):
+            if value <= 0:
+                raise OptionRangeError(name, f"{value!r} must be positive")
 
 
 @dataclass(frozen=True)
@@ -85,6 +122,9 @@ class MethodOptions(BackboneOptions):
     supervised_loss: SupervisedLoss = "ssl4mis"  # mosxav.training.losses.SupervisedLoss
     #: the network ``predict`` uses; methods with more than one network widen the choice
     predict_with: Literal["network"] = "network"
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
     @property
     def rampup_length(self) -> int:
@@ -141,7 +181,11 @@ class Method(nn.Module):
             return options
         if isinstance(options, MethodOptions):
             options = dataclasses.asdict(options)
-        return from_mapping(cls.Options, options, source or f"options of method {cls.name!r}", prefix)
+        where = source or f"options of method {cls.name!r}"
+        try:
+            return from_mapping(cls.Options, options, where, prefix)
+        except OptionRangeError as bad:
+            raise ConfigError(where, f"{prefix}.{bad.key}" if prefix else bad.key, bad.problem) from None
 
     def unlabeled_active(self) -> bool:
         """Whether unlabeled frames reach the training step: not for a method that uses none, nor for one
@@ -236,6 +280,45 @@ def _registered() -> tuple[EntryPoint, ...]:
 def available_methods() -> dict[str, EntryPoint]:
     """Registered methods by name (entry points, loaded lazily)."""
     return {ep.name: ep for ep in _registered()}
+
+
+#: The distribution that ships the built-in methods (a method from any other is a plugin).
+BUILT_IN_DISTRIBUTION = "mosxav-bench"
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """What ``mosxav-bench methods`` shows of a registered method."""
+
+    name: str
+    target: str  # module:Class of the entry point
+    distribution: str  # the installed package that registers it
+    uses_unlabeled: bool
+    options: dict[str, Any]  # every option with its default (the backbone's and the harness's included)
+    own_options: tuple[str, ...]  # the options the method adds to ``MethodOptions``
+    zero_unlabeled: dict[str, Any]
+
+    @property
+    def built_in(self) -> bool:
+        return self.distribution == BUILT_IN_DISTRIBUTION
+
+
+def method_info(name: str) -> MethodInfo:
+    """The registered method ``name`` described: where it comes from and its options with their defaults."""
+    cls = get_method(name)
+    entry = available_methods()[name]
+    dist = getattr(entry, "dist", None)
+    defaults = cls.make_options({})
+    shared = {f.name for f in dataclasses.fields(MethodOptions)}
+    return MethodInfo(
+        name=name,
+        target=entry.value,
+        distribution=dist.name if dist is not None else "?",
+        uses_unlabeled=cls.uses_unlabeled,
+        options=dataclasses.asdict(defaults),
+        own_options=tuple(f.name for f in dataclasses.fields(defaults) if f.name not in shared),
+        zero_unlabeled=dict(cls.zero_unlabeled),
+    )
 
 
 def get_method(name: str) -> type[Method]:

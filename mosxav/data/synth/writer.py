@@ -152,6 +152,8 @@ def generate_dataset(
         FileExistsError: ``out`` exists, is not empty, and ``overwrite`` is False.
     """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out}: exists and is a file, not a folder (choose another --out)")
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise FileExistsError(f"{out}: folder exists and is not empty (pass overwrite=True / --overwrite)")
