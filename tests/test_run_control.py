@@ -180,3 +180,34 @@ def test_figures_have_a_panel_per_fraction_intervals_one_palette_and_a_pdf(monke
 
     with Image.open(written[0]) as image:
         assert image.info["dpi"][0] >= 199
+
+
+def test_a_log_gets_a_heartbeat_per_running_cell_and_an_estimate_that_counts_its_steps():
+    """Silent for 38 minutes between "start" and "scored" and an estimate jumping from 72 to 19 min: now
+    a line per running cell every heartbeat (step, loss, rate) and an estimate from the steps done."""
+    from types import SimpleNamespace
+
+    from mosxav.harness.events import CellEvents
+
+    class Lines:
+        is_terminal = False
+
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def print(self, text: str, **_: object) -> None:
+            self.lines.append(text)
+
+    console = Lines()
+    plans = [SimpleNamespace(tag=f"cps/frac0.05/noise0/seed{s}", cost=100.0, trained=True) for s in (0, 1)]
+    events = CellEvents(console, plans, Path("run"), jobs=2, heartbeat=0.0)
+    events.start(plans[0].tag)
+    events.step(plans[0].tag, 1, 10, "seed0 loss 0.500 7.0 fr/s")  # the first update starts the clock
+    events.step(plans[0].tag, 5, 10, "seed0 loss 0.300 7.1 fr/s")
+    beat = console.lines[-1]
+    assert "cps/frac0.05/noise0/seed0 step 5/10: seed0 loss 0.300 7.1 fr/s" in beat and "left" in beat
+    terminal = Lines()
+    terminal.is_terminal = True
+    quiet = CellEvents(terminal, plans, Path("run"), jobs=2)
+    quiet.step(plans[0].tag, 5, 10, "seed0")
+    assert len(terminal.lines) == 1  # the header only: a terminal has its bars

@@ -67,6 +67,7 @@ def _relay(events: Any, progress: Progress, stop: threading.Event, cells: CellEv
     """Apply the workers' progress events to the parent's bar until ``stop`` is set and the queue is empty
     (a cell's first event is its start, a line for ``cells``)."""
     tasks: dict[str, Any] = {}
+    totals: dict[str, float] = {}
     while not (stop.is_set() and events.empty()):
         try:
             kind, key, description, total, completed = events.get(timeout=0.2)
@@ -74,10 +75,13 @@ def _relay(events: Any, progress: Progress, stop: threading.Event, cells: CellEv
             continue
         if kind == "add":
             tasks[key] = progress.add_task(description, total=total, completed=completed)
+            totals[key] = total
             if cells is not None:
                 cells.start(key)
         elif key in tasks:
             progress.update(tasks[key], completed=completed, description=description)
+            if cells is not None:
+                cells.step(key, completed, totals[key], description)
 
 
 def _ignore_interrupts() -> None:

@@ -32,7 +32,7 @@ from mosxav.data.named import resolve_root
 from mosxav.data.splits import make_partition
 from mosxav.harness.cells import Cell
 from mosxav.harness.config import RunConfig, config_yaml
-from mosxav.harness.events import CellEvents
+from mosxav.harness.events import BeatingProgress, CellEvents
 from mosxav.harness.machine import machine_facts
 from mosxav.harness.model_card import MODEL_FOLDER, write_model
 from mosxav.harness.parallel import default_jobs, run_cells_in_parallel
@@ -348,7 +348,8 @@ def run(
                 data = data_by_fold[plan.cell.fold]
                 if events is not None:
                     events.start(plan.tag)
-                pred_dir = run_cell(plan, data, config, run_dir, progress if dist.is_main else None, dist)
+                shown = BeatingProgress(progress, events, plan.tag) if events is not None else None
+                pred_dir = run_cell(plan, data, config, run_dir, shown, dist)
                 if dist.is_main:
                     tables.append(scored_table(plan.cell, data, pred_dir))
                     events.finish(plan.tag)
