@@ -273,9 +273,11 @@ def test_tiny_end_to_end_run_writes_every_output(tiny_root, tmp_path, capsys):
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
     assert main(["run", "--config", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "out")]) == 0
     out = tmp_path / "out"
-    for name in ("dice_by_structure.png", "dice_vs_fraction.png", "dice_vs_noise.png", "overlays.png"):
+    for name in ("dice_by_structure.png", "dice_vs_noise.png", "overlays.png"):
         width, height = _png_size(out / name)
         assert width > 100 and height > 100, name
+    assert not (out / "dice_vs_fraction.png").exists()  # each method at one fraction: one dot, so no figure
+    assert "No `dice_vs_fraction` figure" in (out / "results.md").read_text()
     test_frames = len(MOSXAV(tiny_root, "test", annotated_only=True))
     trained_cells = (len(ALL_METHODS) - 1) * 2  # two noise rates; top-hat runs once
     frames = pd.read_csv(out / "per_frame.csv")
@@ -285,6 +287,8 @@ def test_tiny_end_to_end_run_writes_every_output(tiny_root, tmp_path, capsys):
     assert set(summary["label_noise"]) == {0.0, 0.5}
     means = summary[summary["class"] == "mean"]
     assert len(means) == trained_cells + 1 and means["dice"].between(0, 1).all()
+    assert (means["dice_low"] <= means["dice"]).all() and (means["dice"] <= means["dice_high"]).all()
+    assert means["dice_low"].between(0, 1).all() and means["dice_high"].between(0, 1).all()
     results = (out / "results.md").read_text()
     assert "± 0.000" not in results  # one seed: an interval over sequences, not a zero std
     headline = results.split("## Per structure")[0]

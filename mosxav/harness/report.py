@@ -219,13 +219,36 @@ def _training_section(training: pd.DataFrame | None) -> list[str]:
     ]
 
 
+def with_intervals(summary: pd.DataFrame, frames: pd.DataFrame) -> pd.DataFrame:
+    """``summary`` with ``dice_low``/``dice_high``: each row's 95 % interval over its test units (one
+    training per row, or one fold of one: it covers test-unit variation only; NaN under 6 units)."""
+    keys = [c for c in (*ARM_COLUMNS, "seed", "fold") if c in summary.columns]
+    class_ids = frames.drop_duplicates("class").set_index("class")["class_id"].to_dict()
+    groups = {key if isinstance(key, tuple) else (key,): rows for key, rows in frames.groupby(keys, dropna=False)}
+    lows, highs = [], []
+    for row in summary.to_dict("records"):
+        rows = groups.get(tuple(row[k] for k in keys))
+        classes = None if row["class"] == "mean" else [class_ids.get(row["class"])]
+        interval = None
+        if rows is not None and (classes is None or classes[0] is not None):
+            rows = rows.drop(columns=["fold"], errors="ignore")  # one fold's images: the units of one training
+            interval = arm_interval(rows, "dice", classes)
+        lows.append(np.nan if interval is None else interval.low)
+        highs.append(np.nan if interval is None else interval.high)
+    out = summary.copy()
+    position = out.columns.get_loc("dice") + 1
+    out.insert(position, "dice_low", lows)
+    out.insert(position + 1, "dice_high", highs)
+    return out
+
+
 def write_report(
     frames: pd.DataFrame, run_dir: Path, untrained: Sequence[str] = (), training: pd.DataFrame | None = None
 ) -> pd.DataFrame:
     """Summary CSV, Markdown report and plots from the per-frame table (and each cell's training
     summary, ``training``); returns the per-seed summary."""
     units = ["seed"] + (["fold"] if "fold" in frames.columns else [])
-    per_seed = summarize(frames, by=ARM_COLUMNS + units)
+    per_seed = with_intervals(summarize(frames, by=ARM_COLUMNS + units), frames)
     write_text(run_dir / "summary.csv", per_seed.to_csv(index=False, float_format="%.6f"))
     order = {m: i for i, m in enumerate(dict.fromkeys(frames["method"]))}
     per_seed = per_seed.sort_values("method", key=lambda s: s.map(order), kind="stable")
@@ -256,8 +279,9 @@ def write_report(
             )
     lines.append(markdown_table(headers, table))
     lines += _training_section(training)
+    notes = _plots(shown, order, run_dir)
+    lines += ["## Figures", "", *notes, ""] if notes else []
     write_text(run_dir / "results.md", "\n".join(lines))
-    _plots(shown, order, run_dir)
     return per_seed
 
 
@@ -277,15 +301,25 @@ def figure_intervals(frames: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _plots(frames: pd.DataFrame, order: dict[str, int], run_dir: Path) -> None:
-    """``dice_by_structure``, ``dice_vs_fraction`` and (several noise rates) ``dice_vs_noise``, PNG + PDF."""
+def _plots(frames: pd.DataFrame, order: dict[str, int], run_dir: Path) -> list[str]:
+    """``dice_by_structure``, ``dice_vs_fraction`` (when a method ran at several labeled fractions) and
+    (several noise rates) ``dice_vs_noise``, PNG + PDF; returns the report's lines on figures not drawn."""
     intervals = figure_intervals(frames)
     methods = sorted(order, key=order.get)
     structures = intervals[intervals["structure"] != "mean"]
     figures.dice_by_structure(structures, methods, run_dir / "dice_by_structure.png")
     means = intervals[intervals["structure"] == "mean"]
     clean = means[means["label_noise"] == means["label_noise"].min()]
-    figures.dice_curve(clean, methods, "labeled_fraction", "labeled fraction", run_dir / "dice_vs_fraction.png")
+    notes = []
+    if clean.groupby("method")["labeled_fraction"].nunique().max() > 1:
+        figures.dice_curve(clean, methods, "labeled_fraction", "labeled fraction", run_dir / "dice_vs_fraction.png")
+    else:
+        for stale in ("dice_vs_fraction.png", "dice_vs_fraction.pdf"):
+            (run_dir / stale).unlink(missing_ok=True)
+        notes.append(
+            "No `dice_vs_fraction` figure: every method ran at one labeled fraction (one dot each); "
+            "`dice_by_structure.png` shows the run."
+        )
     if frames["label_noise"].nunique() > 1:
         trained = means[means["labeled_fraction"] > 0]
         figures.dice_curve(
@@ -296,6 +330,7 @@ def _plots(frames: pd.DataFrame, order: dict[str, int], run_dir: Path) -> None:
             run_dir / "dice_vs_noise.png",
             panels="labeled_fraction",
         )
+    return notes
 
 
 def write_overlays(data: Any, run_dir: Path, first_cells: dict[str, str], count: int) -> None:
