@@ -18,6 +18,7 @@ What each backend needs for the guarantees the store and the service rely on:
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 from pathlib import Path
@@ -158,3 +159,10 @@ __all__ = [
     "shown",
     "sqlite_file",
 ]
+
+
+def quiet_logging() -> None:
+    """The service's log: its own lines at INFO, plain; Alembic's chatter (a "setup plugin" line per
+    plugin at every start) only from WARNING up."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -155,7 +155,8 @@ td.l,th.l{text-align:left}tr.reference td{color:#555;font-style:italic}
 th.sorted-asc:after{content:" \\25B2"}th.sorted-desc:after{content:" \\25BC"}
 </style></head><body>
 <h1>MOSXAV-Bench leaderboard</h1>
-<p>Dice: macro mean over structures on the hidden test split. Each row is one training: its 95% interval covers
+<p>Dice: frame-weighted macro mean over structures on the test split each row was scored on (its dataset and
+ground-truth hash). Each row is one training: its 95% interval covers
 test sequences only (none under 6 sequences); equal ranks where intervals overlap;
 p: paired permutation test against the best entry at the same labeled fraction.
 Italic rows are reference runs of <code>mosxav-bench run</code>.

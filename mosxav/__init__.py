@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "MOSXAV": "mosxav.data.dataset",
     "MosxavSequence": "mosxav.data.dataset",
+    "ToTensors": "mosxav.data.transforms",
     "load_dataset": "mosxav.data.hf",
     "make_partition": "mosxav.data.splits",
     "Partition": "mosxav.data.splits",

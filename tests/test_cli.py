@@ -25,26 +25,28 @@ def test_synth_check_and_semantic_evaluate(tmp_path, capsys):
     assert (tmp_path / "res_per_sequence.csv").is_file()
 
 
+def test_evaluate_lists_every_problem_of_the_predictions_and_scores_nothing(tmp_path, capsys):
+    """It stopped at the first problem; like submit, it now lists them all (exit 1) and writes nothing."""
+    for frame in ("00000", "00001", "00002"):
+        write_semantic_mask(tmp_path / "gt" / "v00" / f"{frame}.png", np.zeros((8, 8), np.uint8))
+    write_semantic_mask(tmp_path / "pred" / "v00" / "00000.png", np.zeros((8, 8), np.uint8))
+    args = ["evaluate", str(tmp_path / "gt"), str(tmp_path / "pred"), "--out", str(tmp_path / "r.csv")]
+    assert main(args) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "predictions not scored: 2 problem(s)" in out and "v00/00001.png" in out and "v00/00002.png" in out
+    assert not (tmp_path / "r.csv").exists()
+    write_semantic_mask(tmp_path / "pred" / "v00" / "00001.png", np.zeros((9, 8), np.uint8))
+    write_semantic_mask(tmp_path / "pred" / "v00" / "00002.png", np.full((8, 8), 9, np.uint8))
+    assert main(args) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "v00/00001.png" in out and "ids [9] out of range" in out
+
+
 def test_errors_are_one_readable_line(tmp_path, capsys):
-    (tmp_path / "gt" / "v00").mkdir(parents=True)
-    write_semantic_mask(tmp_path / "gt" / "v00" / "00000.png", np.zeros((8, 8), np.uint8))
-    (tmp_path / "pred" / "v00").mkdir(parents=True)
-    assert (
-        main(
-            [
-                "evaluate",
-                "--gt",
-                str(tmp_path / "gt"),
-                "--pred",
-                str(tmp_path / "pred"),
-                "--out",
-                str(tmp_path / "r.csv"),
-            ]
-        )
-        == 2
-    )
+    args = ["evaluate", str(tmp_path / "no-gt"), str(tmp_path / "pred"), "--out", str(tmp_path / "r.csv")]
+    assert main(args) == 2
     err = capsys.readouterr().err
-    assert "error:" in err and "no prediction" in err
+    assert "error:" in err and "no-gt" in err and "Traceback" not in err
     assert not (tmp_path / "r.csv").exists()
 
 

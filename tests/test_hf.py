@@ -101,6 +101,7 @@ def test_export_keeps_what_the_video_evaluation_needs_and_a_card_for_the_hub(tin
     assert front["license"] == "mit"  # a synthetic set is the toolkit's, not MOSXAV's CC BY-NC-SA
     assert front["pretty_name"] and front["size_categories"] == ["n<1K"] and "synthetic" in front["tags"]
     assert "@article{xi2025mosxav" in card and "arXiv:2507.16429" in card
+    assert "Xi, Lin and Ma, Yingliang and Wang, Cheng and Howell, Sandra and Rinaldi, Aldo and Rhode, Kawal S." in card
 
 
 def test_load_dataset_errors_are_one_clear_line(tiny_copy, tmp_path):

@@ -427,3 +427,13 @@ def test_every_row_says_where_its_numbers_come_from_and_the_table_filters_by_it(
     assert main(["leaderboard", "--db", db, "--format", "csv", "--provenance", "reference"]) == 0
     only = capsys.readouterr().out
     assert "harness" in only and "uploaded" not in only
+
+
+def test_a_local_html_leaderboard_does_not_claim_a_hidden_test_split(tmp_path):
+    """A run's own leaderboard is scored on the split the run had: it is nobody's hidden test split."""
+    import pandas as pd
+
+    from mosxav_leaderboard.render import to_html
+
+    page = to_html(pd.DataFrame(columns=["id", "method", "labeled_fraction", "dice"]), "1.0")
+    assert "hidden" not in page and "each row was scored on" in page

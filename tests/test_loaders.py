@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from pycocotools import mask as mask_utils
 
@@ -132,3 +133,18 @@ def test_endoscapes_example_is_colour_and_collates(tmp_path):
     assert batch["image"].shape == (2, 40, 60, 3) and batch["semantic"].dtype == torch.uint8
     grey = EndoScapes2023(root, "train", colour=False)[0]["image"]
     assert grey.shape == (40, 60)  # luminance when a method asks for it
+
+
+def test_to_tensors_gives_channel_first_float_images_and_int64_masks(tiny_root):
+    """torchvision and MONAI users expect (C, H, W) tensors from a transform; a sequence prints one line."""
+    from mosxav import MOSXAV, ToTensors
+
+    dataset = MOSXAV(tiny_root, split="train", task="semantic", annotated_only=True, transform=ToTensors())
+    item = dataset[0]
+    h, w = MOSXAV(tiny_root, split="train", task="semantic", annotated_only=True)[0]["image"].shape
+    assert item["image"].shape == (1, h, w) and item["image"].dtype == torch.float32
+    assert 0 <= float(item["image"].min()) and float(item["image"].max()) <= 1
+    assert item["semantic"].dtype == torch.int64 and item["semantic"].shape == (h, w)
+    sequence = dataset.sequences()[0]
+    text = repr(sequence)
+    assert text.startswith(f"MosxavSequence(name={sequence.name!r}, frames=") and "/" not in text

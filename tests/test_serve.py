@@ -425,3 +425,9 @@ def test_admin_commands_manage_teams_limits_and_rows(tmp_path, capsys):
     assert main(["admin", "--db", db, "add-team", "gamma"]) == 2  # exists: one clear error line
     assert main(["admin", "--db", db, "add-team", "../etc"]) == 2
     assert main(["admin", "--db", db, "hide", "99", "--reason", "x"]) == 2  # no such row
+
+
+def test_the_server_log_has_no_alembic_chatter(server):
+    """serve printed about 25 Alembic "setup plugin" lines at every start."""
+    log = server.log.read_text(errors="replace")
+    assert "setup plugin" not in log and "alembic" not in log.lower()

@@ -98,8 +98,9 @@ def need(modules: tuple[str, ...], message: str) -> None:
         raise MissingExtra(f"{message} (missing: {', '.join(missing)})")
 
 
-def print_problems(problems: list[tuple[str, str]]) -> None:
-    table = Table("file", "problem", title=f"submission refused: {len(problems)} problem(s)")
+def print_problems(problems: list[tuple[str, str]], title: str = "submission refused") -> None:
+    """Every problem, one row each (the command then exits ``ExitCode.PROBLEMS``)."""
+    table = Table("file", "problem", title=f"{title}: {len(problems)} problem(s)")
     for path, message in problems:
         table.add_row(path, message)
     out_console.print(table)

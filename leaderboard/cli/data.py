@@ -12,6 +12,7 @@ from mosxav_leaderboard.cli.common import (
     console,
     out_console,
     positive_int,
+    print_problems,
     uncut_table,
 )
 
@@ -82,18 +83,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             " ".join(f"{k} {v:.1f}" for k, v in scores.items()) + f"  ({len(result.objects)} objects) -> {args.out}"
         )
         return ExitCode.OK
-    from mosxav.evaluation.folder import evaluate_semantic, write_semantic_report
+    from mosxav.evaluation.folder import PredictionProblems, evaluate_semantic, write_semantic_report
     from mosxav.evaluation.metrics import SUMMARY_METRICS, summarize
+    from mosxav.evaluation.uncertainty import SequenceSums, headline_interval
 
-    table = evaluate_semantic(
-        args.gt,
-        args.pred,
-        split=args.split,
-        tolerance=args.tolerance,
-        sequences=_sequence_list(args),
-        spacing=(args.spacing, args.spacing),
-        workers=args.jobs,
-    )
+    try:
+        table = evaluate_semantic(
+            args.gt,
+            args.pred,
+            split=args.split,
+            tolerance=args.tolerance,
+            sequences=_sequence_list(args),
+            spacing=(args.spacing, args.spacing),
+            workers=args.jobs,
+        )
+    except PredictionProblems as exc:
+        print_problems([(str(p.path), p.message) for p in exc.problems], title="predictions not scored")
+        return ExitCode.PROBLEMS
     paths = write_semantic_report(table, args.out)
     summary = summarize(table)
     view = Table(
@@ -107,6 +113,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             str(row["n_capped"]),
         )
     out_console.print(view)
+    sums = SequenceSums.from_frames(table)
+    interval = headline_interval([sums], "dice")
+    out_console.print(
+        f"mean Dice {interval.text()} (95 % interval over {len(sums.sequences)} test sequences: one set of "
+        "predictions, so it covers test-sequence variation only; docs/statistics.md)"
+    )
     out_console.print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return ExitCode.OK
 
@@ -152,14 +164,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("evaluate", help="score predictions (semantic metrics or video J&F)")
-    p.add_argument("gt", type=Path, nargs="?", help="a MOSXAV root or a folder of sequence folders")
-    p.add_argument("pred", type=Path, nargs="?", help="the predictions: <sequence>/<frame>.png")
+    p = sub.add_parser(
+        "evaluate",
+        help="score predictions (semantic metrics or video J&F)",
+        usage="mosxav-bench evaluate GT PRED [--task semantic|vos] [--split S] [--out FILE] [options]",
+    )
+    p.add_argument("gt", type=Path, nargs="?", metavar="GT", help="a MOSXAV root or a folder of sequence folders")
+    p.add_argument("pred", type=Path, nargs="?", metavar="PRED", help="the predictions: <sequence>/<frame>.png")
     p.add_argument("--gt", dest="gt_option", type=Path, default=None, help=argparse.SUPPRESS)  # the old spelling
     p.add_argument("--pred", dest="pred_option", type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--task", choices=("semantic", "vos"), default="semantic", help="per-class metrics or video J&F")
     p.add_argument(
-        "--split", choices=("train", "val", "test"), default=None, help="which split when --gt is a MOSXAV root"
+        "--split", choices=("train", "val", "test"), default=None, help="which split when GT is a MOSXAV root"
     )
     p.add_argument(
         "--sequences", type=Path, default=None, help="a split file (one sequence per line) to restrict scoring to"

@@ -27,6 +27,7 @@ from pathlib import PurePosixPath
 
 import uvicorn
 
+from mosxav_leaderboard.engine import quiet_logging
 from mosxav_leaderboard.model_runs import POLICY_STATE
 from mosxav_leaderboard.service.app import create_app
 from mosxav_leaderboard.service.database import Database, fingerprint
@@ -117,7 +118,7 @@ def sweep(settings: Settings, database: Database) -> int:
 
 
 def serve(settings: Settings) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    quiet_logging()
     settings.data.mkdir(parents=True, exist_ok=True)
     settings.upload_root.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)  # creates the tables before any worker opens the database

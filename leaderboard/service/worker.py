@@ -32,7 +32,7 @@ from pathlib import Path
 
 from mosxav.errors import DataError
 from mosxav_leaderboard.board import score_submission
-from mosxav_leaderboard.engine import shown
+from mosxav_leaderboard.engine import quiet_logging, shown
 from mosxav_leaderboard.model_runs import POLICY_STATE, ModelPolicy, ModelUsage, missing_frames, predict_submission
 from mosxav_leaderboard.scoring import dataset_hash
 from mosxav_leaderboard.service.database import Database, Job, fingerprint
@@ -206,7 +206,7 @@ def run_worker(settings: Settings, parent_pid: int | None = None, once: bool = F
         ValueError: the service takes model submissions and this worker's ground truth lacks the
             frames to run them on.
     """
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    quiet_logging()
     if parent_pid is not None:
         die_with_parent()
     name = worker_name()

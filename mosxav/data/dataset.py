@@ -59,7 +59,7 @@ def _writable(array: np.ndarray) -> np.ndarray:
     return array if array.flags.writeable else array.copy()
 
 
-@dataclass
+@dataclass(repr=False)
 class MosxavSequence:
     """One video: its frame records in temporal order, decoded lazily on iteration or indexing."""
 
@@ -70,6 +70,10 @@ class MosxavSequence:
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def __repr__(self) -> str:
+        annotated = sum(1 for r in self.records if r.semantic_path is not None or r.instance_path is not None)
+        return f"MosxavSequence(name={self.name!r}, frames={len(self.records)}, annotated={annotated})"
 
     def __getitem__(self, index: int) -> Item:
         return load_record(self.records[index], max_instance_id=self.max_instance_id)

@@ -230,7 +230,7 @@ colours), so the MOSXAV J&F can be recomputed from this export.
 ```bibtex
 @article{{xi2025mosxav,
   title   = {{Robust Noisy Pseudo-label Learning for Semi-supervised Medical Image Segmentation Using Diffusion Model}},
-  author  = {{Xi and others}},
+  author  = {{Xi, Lin and Ma, Yingliang and Wang, Cheng and Howell, Sandra and Rinaldi, Aldo and Rhode, Kawal S.}},
   journal = {{arXiv preprint arXiv:2507.16429}},
   year    = {{2025}}
 }}

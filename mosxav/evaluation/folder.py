@@ -24,6 +24,16 @@ from mosxav.evaluation.metrics.surface import Spacing
 from mosxav.evaluation.parallel import map_sequences
 
 
+class PredictionProblems(DataError):
+    """Every problem of a folder of predictions (missing, unreadable, out of range, wrongly sized frames),
+    collected before anything is scored, so a user fixes them in one round."""
+
+    def __init__(self, pred_root: Path, problems: list[Problem]) -> None:
+        self.problems = problems
+        first = problems[0]
+        super().__init__(pred_root, f"{len(problems)} problem(s), the first: {first.path}: {first.message}")
+
+
 @dataclass(frozen=True)
 class SequenceResult:
     """One sequence scored: its metric rows, what is wrong with its predictions, and their digest.
@@ -156,8 +166,8 @@ def evaluate_semantic(
         one row per (sequence, frame, class) (``frame_table``; ``summarize`` aggregates it).
 
     Raises:
-        DataError: a prediction missing, unreadable, out of range or of the wrong size (the first
-            one, named with its file; ``evaluate_predictions`` collects every one).
+        PredictionProblems: predictions missing, unreadable, out of range or of the wrong size, every one
+            named with its file (a ``DataError``).
     """
     gt_root, names = sequence_folders(gt, split, SEMANTIC_DIR)
     if sequences is not None:
@@ -169,11 +179,10 @@ def evaluate_semantic(
         pred_root = pred_root / SPLIT_PARTS[split] / SEMANTIC_DIR
     missing = missing_predictions(gt_root, pred_root, names)
     if missing:
-        raise DataError(
-            pred_root,
-            f"{len(missing)} ground-truth frames have no prediction, "
-            f"e.g. {[str(m.relative_to(pred_root)) for m in missing[:5]]}",
-        )
+        problems = [
+            Problem(str(m.relative_to(pred_root)), "no prediction for this ground-truth frame") for m in missing
+        ]
+        raise PredictionProblems(pred_root, problems)
     evaluation = evaluate_predictions(
         gt_root,
         pred_root,
@@ -185,8 +194,7 @@ def evaluate_semantic(
         on_sequence=on_sequence,
     )
     if evaluation.problems:
-        first = evaluation.problems[0]
-        raise DataError(pred_root / first.path, first.message)
+        raise PredictionProblems(pred_root, evaluation.problems)
     if evaluation.frames is None:
         raise DataError(gt_root, "no ground-truth frames found")
     return evaluation.frames

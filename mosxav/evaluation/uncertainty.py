@@ -411,6 +411,8 @@ def unit_contributions(sums: np.ndarray, counts: np.ndarray) -> tuple[float, np.
     """
     sums, counts = np.asarray(sums, float), np.asarray(counts, float)
     seeds, units = sums.shape[:2]
+    if seeds == 0 or units == 0:
+        return float("nan"), np.full((seeds, units), np.nan)
     totals, frames = sums.sum(1), counts.sum(1)  # (seeds, classes)
     per_seed = _macro(totals, frames)
     if np.isnan(per_seed).any():

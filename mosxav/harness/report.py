@@ -342,8 +342,9 @@ def write_overlays(data: Any, run_dir: Path, first_cells: dict[str, str], count:
     tiles = []
     for index in picks:
         item = data.test[int(index)]
-        tiles.append((item["image"], item["semantic"], f"GT {item['sequence']}/{item['frame']}"))
+        frame = f"{item['sequence']}/{item['frame']}"
+        tiles.append((item["image"], item["semantic"], f"{frame}: ground truth"))
         for method_name, tag in first_cells.items():
             path = run_dir / "submissions" / tag / "predictions" / item["sequence"] / f"{item['frame']}.png"
-            tiles.append((item["image"], read_index_mask(path), method_name))
+            tiles.append((item["image"], read_index_mask(path), f"{frame}: {method_name}"))
     contact_sheet(tiles, run_dir / "overlays.png", columns=1 + len(first_cells))
