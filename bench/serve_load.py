@@ -37,39 +37,66 @@ from postgres import open_server  # noqa: E402
 
 from mosxav.data.synth import SynthConfig, generate_dataset  # noqa: E402
 from mosxav_leaderboard.engine import dispose_engines  # noqa: E402
+from mosxav_leaderboard.service.accounts import MAX_QUEUED  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q)) if values else float("nan")
 
 
-def measure(home: Path, gt: Path, zips: list[Path], clients: int, uploads: int, workers: int, db: str | None) -> dict:
-    """One live server (``db``: a PostgreSQL URL, or None for a SQLite file) under the upload storm."""
-    server = start_server(home, gt, db=db, workers=workers, lease=120.0, max_upload_mb=64)
+def measure(
+    home: Path,
+    gt: Path,
+    zips: list[Path],
+    clients: int,
+    uploads: int,
+    workers: int,
+    db: str | None,
+    max_queued: int | None = None,
+) -> dict:
+    """One live server (``db``: a PostgreSQL URL, or None for a SQLite file) under the upload storm.
+
+    ``max_queued``: the server's cap on a team's waiting jobs (None: the service's default). A refused
+    upload (429) waits the Retry-After the server gives and tries again, as the CLI client does; the
+    refusals are counted, and the rate is of uploads the server accepted."""
+    cap = ("--max-queued", str(MAX_QUEUED if max_queued is None else max_queued))  # the default: what ships
+    server = start_server(home, gt, db=db, workers=workers, lease=120.0, max_upload_mb=64, extra=cap)
     total = clients * uploads
     try:
         tokens = [server.team(f"load-{c}", {"test": 10_000}) for c in range(clients)]
         acks: list[float] = []
+        refusals: list[float] = []
+        failures: list[BaseException] = []
         submitted: dict[int, tuple[str, float]] = {}
         lock = threading.Lock()
 
         def uploader(c: int) -> None:
-            with httpx.Client(timeout=60) as http:
-                for u in range(uploads):
-                    data = zips[c * uploads + u].read_bytes()
-                    started = time.perf_counter()
-                    answer = http.post(
-                        server.url + "/api/submissions",
-                        headers={"Authorization": f"Bearer {tokens[c]}"},
-                        files={"file": ("s.zip", data, "application/zip")},
-                        data={"phase": "test"},
-                    )
-                    elapsed = time.perf_counter() - started
-                    if answer.status_code != 202:
-                        raise RuntimeError(f"upload refused: {answer.status_code} {answer.text}")
-                    with lock:
-                        acks.append(elapsed)
-                        submitted[answer.json()["id"]] = (tokens[c], started)
+            try:
+                with httpx.Client(timeout=60) as http:
+                    for u in range(uploads):
+                        data = zips[c * uploads + u].read_bytes()
+                        while True:
+                            started = time.perf_counter()
+                            answer = http.post(
+                                server.url + "/api/submissions",
+                                headers={"Authorization": f"Bearer {tokens[c]}"},
+                                files={"file": ("s.zip", data, "application/zip")},
+                                data={"phase": "test"},
+                            )
+                            elapsed = time.perf_counter() - started
+                            if answer.status_code != 429:
+                                break
+                            with lock:
+                                refusals.append(elapsed)
+                            time.sleep(float(answer.headers.get("Retry-After", "1")))
+                        if answer.status_code != 202:
+                            raise RuntimeError(f"upload refused: {answer.status_code} {answer.text}")
+                        with lock:
+                            acks.append(elapsed)
+                            submitted[answer.json()["id"]] = (tokens[c], started)
+            except BaseException as exc:  # noqa: BLE001  (reported after the run: a dead uploader is a failed run)
+                with lock:
+                    failures.append(exc)
 
         began = time.perf_counter()
         threads = [threading.Thread(target=uploader, args=(c,)) for c in range(clients)]
@@ -78,6 +105,8 @@ def measure(home: Path, gt: Path, zips: list[Path], clients: int, uploads: int, 
         for thread in threads:
             thread.join()
         upload_seconds = time.perf_counter() - began
+        if failures:
+            raise RuntimeError(f"{len(failures)} uploader(s) failed; the first: {failures[0]!r}")
         done: dict[int, float] = {}
         with httpx.Client(timeout=60) as http:
             while workers and len(done) < len(submitted):  # 0 workers: the acknowledge path alone
@@ -95,7 +124,9 @@ def measure(home: Path, gt: Path, zips: list[Path], clients: int, uploads: int, 
         server.stop()
     end_to_end = list(done.values())
     return {
-        "acks_per_s": total / upload_seconds,
+        "acks_per_s": len(acks) / upload_seconds,
+        "refused": len(refusals),
+        "refused_p95_ms": 1000 * percentile(refusals, 95),
         "p50_ms": 1000 * percentile(acks, 50),
         "p95_ms": 1000 * percentile(acks, 95),
         "max_ms": 1000 * max(acks),
@@ -121,10 +152,16 @@ def main() -> int:
     parser.add_argument("--backends", default="sqlite,postgresql", help="database backends, comma-separated")
     parser.add_argument("--size", type=int, default=128, help="frame size of the synthetic ground truth")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each setting (the machine's noise is large)")
+    parser.add_argument(
+        "--caps",
+        default=f"{MAX_QUEUED},1000",
+        help=f"each team's queue cap to measure, comma-separated (the service's default is {MAX_QUEUED})",
+    )
     args = parser.parse_args()
     counts = [int(w) for w in args.workers.split(",")]
+    caps = [int(c) for c in args.caps.split(",")]
     backends = [b.strip() for b in args.backends.split(",")]
-    results: dict[tuple[str, int], list[dict]] = {}
+    results: dict[tuple[str, int, int], list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="mosxav-serve-load-") as scratch:
         home = Path(scratch)
         gt = generate_dataset(home / "gt", SynthConfig(sequences=4, frames=25, size=args.size, test_sequences=4))
@@ -137,34 +174,37 @@ def main() -> int:
             for repeat in range(args.repeats):  # interleaved, so a slow spell of the machine hits every setting
                 for backend in backends:
                     for workers in counts:
-                        db = postgres.new_database() if backend == "postgresql" else None
-                        run_home = home / f"{backend}-{workers}-{repeat}"
-                        figures = measure(run_home, gt, zips, args.clients, args.uploads, workers, db)
-                        results.setdefault((backend, workers), []).append(figures)
-                        print(
-                            f"{backend:10s} workers {workers}: {figures['acks_per_s']:.1f} uploads/s, acknowledge "
-                            f"p50 {figures['p50_ms']:.0f} ms, p95 {figures['p95_ms']:.0f} ms, max "
-                            f"{figures['max_ms']:.0f} ms; {figures['scored_per_s']:.2f} scored/s"
-                        )
-                        if db is not None:
-                            dispose_engines()
-                            postgres.drop_database(db)
+                        for cap in caps:
+                            db = postgres.new_database() if backend == "postgresql" else None
+                            run_home = home / f"{backend}-{workers}-{cap}-{repeat}"
+                            figures = measure(run_home, gt, zips, args.clients, args.uploads, workers, db, cap)
+                            results.setdefault((backend, workers, cap), []).append(figures)
+                            print(
+                                f"{backend:10s} workers {workers} cap {cap}: {figures['acks_per_s']:.1f} accepted "
+                                f"uploads/s, acknowledge p50 {figures['p50_ms']:.0f} ms, p95 {figures['p95_ms']:.0f} "
+                                f"ms, max {figures['max_ms']:.0f} ms; {figures['refused']} refused (429, retried "
+                                f"after Retry-After); {figures['scored_per_s']:.2f} scored/s"
+                            )
+                            if db is not None:
+                                dispose_engines()
+                                postgres.drop_database(db)
         finally:
             if cluster is not None:
                 cluster.stop()
     print(f"\nmedian [min, max] over {args.repeats} run(s) (goal: acknowledge p95 < 200 ms):")
-    for (backend, workers), runs in results.items():
+    for (backend, workers, cap), runs in results.items():
         print(
-            f"  {backend:10s} workers {workers}: acknowledge p50 {_spread(runs, 'p50_ms', '.0f')} ms, "
-            f"p95 {_spread(runs, 'p95_ms', '.0f')} ms; scored/s {_spread(runs, 'scored_per_s', '.2f')}"
+            f"  {backend:10s} workers {workers} cap {cap}: acknowledge p50 {_spread(runs, 'p50_ms', '.0f')} ms, "
+            f"p95 {_spread(runs, 'p95_ms', '.0f')} ms; refused {_spread(runs, 'refused', '.0f')}; "
+            f"scored/s {_spread(runs, 'scored_per_s', '.2f')}"
         )
     if "sqlite" in backends and "postgresql" in backends:
         print("PostgreSQL / SQLite (medians, same run and machine):")
-        for workers in counts:
-            sqlite, server = results["sqlite", workers], results["postgresql", workers]
+        for workers, cap in ((w, c) for w in counts for c in caps):
+            sqlite, server = results["sqlite", workers, cap], results["postgresql", workers, cap]
             ratio = {key: _median(server, key) / _median(sqlite, key) for key in ("p50_ms", "p95_ms", "scored_per_s")}
             print(
-                f"  workers {workers}: acknowledge p50 x{ratio['p50_ms']:.2f}, p95 x{ratio['p95_ms']:.2f}, "
+                f"  workers {workers} cap {cap}: acknowledge p50 x{ratio['p50_ms']:.2f}, p95 x{ratio['p95_ms']:.2f}, "
                 f"scored/s x{ratio['scored_per_s']:.2f}"
             )
     return 0

@@ -26,13 +26,16 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import math
-import multiprocessing
 import os
 import resource
 import signal
+import subprocess
+import sys
 import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +43,8 @@ from typing import Any
 from mosxav.data.dataset import MOSXAV
 from mosxav.data.files import read_untrusted_yaml
 from mosxav.errors import DataError, Problem
-from mosxav.harness.model_card import CARD_FILE, MODEL_FOLDER, ModelCard, build_method, load_weights, predict_with_card
+from mosxav.harness.model_card import CARD_FILE, MODEL_FOLDER, ModelCard
+from mosxav.schema import to_mapping
 from mosxav_leaderboard.submission import SubmissionInvalid
 
 #: The card is a few hundred bytes; anything much larger is not a card.
@@ -83,7 +87,8 @@ class ModelPolicy:
 
     @property
     def wall_seconds(self) -> float:
-        return self.seconds * self.wall_factor
+        """The wall-clock bound: ``wall_factor`` times the CPU limit the kernel enforces (whole seconds)."""
+        return max(1, math.ceil(self.seconds)) * self.wall_factor
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -153,7 +158,8 @@ def predict_submission(
     root: Path, gt: Path, split: str, policy: ModelPolicy, device: str = "cpu", usage: ModelUsage | None = None
 ) -> Path:
     """Write ``root/predictions`` for every annotated frame of ``split`` with the submission's model
-    (on ``device``: the worker's, ``cpu`` or ``cuda``); ``usage`` receives what the run cost.
+    (on ``device``: the worker's, ``cpu`` or ``cuda``); ``usage`` receives what the run cost, as it goes
+    (``usage.cpu_seconds`` follows the child while it runs, so a worker's heartbeat can record it).
 
     Raises:
         SubmissionInvalid: every problem with the card, the weights or the run (limits included).
@@ -162,138 +168,136 @@ def predict_submission(
     if problems or card is None:
         raise SubmissionInvalid(problems)
     out = root / "predictions"
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
     limits = ChildLimits(policy.memory_bytes, policy.seconds, policy.wall_seconds, os.getpid())
-    args = (card, str(root / MODEL_FOLDER), str(gt), split, str(out), limits, device)
-    child = context.Process(target=_predict_in_child, args=(*args, sender), daemon=True)
+    job = {
+        "card": to_mapping(card),
+        "folder": str(root / MODEL_FOLDER),
+        "gt": str(gt),
+        "split": split,
+        "out": str(out),
+        "device": device,
+        "limits": asdict(limits),
+    }
     usage = usage if usage is not None else ModelUsage()
     before = _children_cpu()
-    child.start()
-    usage.ran = True
-    sender.close()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "mosxav_leaderboard.model_child"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        close_fds=True,
+        preexec_fn=functools.partial(_limit_before_exec, limits),  # noqa: PLW1509 (the limits must precede exec)
+    )
     try:
-        return _await_child(child, receiver, policy, split, out)
+        child.stdin.write((json.dumps(job) + "\n").encode())
+        child.stdin.close()
+    except BrokenPipeError:  # it died before reading its job: its exit status says why
+        pass
+    try:
+        return _await_child(child, policy, split, out, usage)
     finally:
-        if child.is_alive():
+        if child.poll() is None:
             child.kill()
-        child.join()
-        usage.cpu_seconds = max(0.0, _children_cpu() - before)
+        child.wait()
+        usage.cpu_seconds = max(usage.cpu_seconds, _children_cpu() - before)  # all of it, once reaped
 
 
-def _await_child(child: Any, receiver: Any, policy: ModelPolicy, split: str, out: Path) -> Path:
-    """The child's one message (or its death, or silence past the wall-clock bound) as the outcome."""
-    # The child ends itself at its limits; this is the backstop for one that cannot (a dead child's pipe
-    # reads as EOF at once).
-    if not receiver.poll(policy.wall_seconds + WALL_GRACE_SECONDS):
-        child.kill()
-        child.join()
-        took = f"took longer than this server's wall-clock bound of {policy.wall_seconds:g} s"
-        raise SubmissionInvalid([Problem(MODEL_FOLDER, f"predicting the {split} split {took}")])
-    try:
-        outcome = receiver.recv()
-    except EOFError:  # the child died without a word (killed by the kernel, or crashed)
-        outcome = None
-    child.join(30)  # it exits right after its message
-    if child.is_alive():
-        child.kill()
-        child.join()
-    if outcome is None:
-        memory = f"{policy.memory_bytes / 1024**3:.3g} GiB"
-        died = f"the model's process died while predicting (exit {child.exitcode}): over its {memory} or a crash"
-        raise SubmissionInvalid([Problem(MODEL_FOLDER, died)])
-    if outcome[0] != "ok":
-        raise SubmissionInvalid([Problem(outcome[1], outcome[2])])
-    return out
-
-
-@dataclass(frozen=True)
-class ChildLimits:
-    """What the model's process enforces on itself."""
-
-    memory_bytes: int
-    cpu_seconds: float
-    wall_seconds: float
-    parent: int  # the worker's pid: the child ends when it is gone
-
-
-def _die_with(parent: int) -> None:
-    """Have the kernel SIGKILL this process when its parent dies (Linux), and end now if it already has."""
+def _limit_before_exec(limits: ChildLimits) -> None:
+    """Between fork and exec, in the child: the death signal, then the limits, so they hold from the
+    interpreter's first instruction (its imports of torch included); and none of it if the worker died
+    before the death signal was asked for."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         pass
-    if os.getppid() != parent:  # the worker died before the request was made
+    if os.getppid() != limits.parent:
         os._exit(1)
-
-
-def _limit_self(limits: ChildLimits, sender: Any, split: str) -> None:
-    """CPU time and memory as resource limits, the wall clock as a watchdog thread: each ends the child
-    with its message to the worker, with or without a worker to enforce it."""
     cpu = max(1, math.ceil(limits.cpu_seconds))
-    for kind, value in ((resource.RLIMIT_AS, limits.memory_bytes), (resource.RLIMIT_CPU, cpu)):
-        soft = value
-        hard = value if kind == resource.RLIMIT_AS else value + CPU_HARD_MARGIN
-        try:
+    for kind, soft, hard in (
+        (resource.RLIMIT_AS, limits.memory_bytes, limits.memory_bytes),
+        (resource.RLIMIT_CPU, cpu, cpu + CPU_HARD_MARGIN),
+    ):
+        with contextlib.suppress(ValueError, OSError):  # a hard limit lower than ours already holds
             resource.setrlimit(kind, (soft, hard))
-        except (ValueError, OSError):  # a hard limit lower than ours already holds
-            pass
-
-    def over(message: str) -> None:
-        with contextlib.suppress(Exception):
-            sender.send(("problem", MODEL_FOLDER, f"predicting the {split} split {message}"))
-        os._exit(1)
-
-    signal.signal(signal.SIGXCPU, lambda *_: over(f"used this server's CPU time limit of {limits.cpu_seconds:g} s"))
-    watchdog = threading.Timer(
-        limits.wall_seconds, over, (f"took longer than this server's wall-clock bound of {limits.wall_seconds:g} s",)
-    )
-    watchdog.daemon = True
-    watchdog.start()
 
 
-def _predict_in_child(
-    card: ModelCard,
-    folder: str,
-    gt: str,
-    split: str,
-    out: str,
-    limits: ChildLimits,
-    device: str,
-    sender: Any,
-) -> None:
-    """The child's work: limits first, then build, load and predict; one message back (ok or a problem)."""
-    _die_with(limits.parent)
-    _limit_self(limits, sender, split)
-    import torch
-
-    torch.set_num_threads(1)  # the CPU-time limit is one thread's: a model's cost does not depend on the cores
-    limit = f"{limits.memory_bytes / 1024**3:.3g} GiB"
-
-    def shown(text: object) -> str:  # the team reads paths inside its submission, never the server's
-        return str(text).replace(folder, MODEL_FOLDER).replace(gt, "<ground truth>")
-
+def _cpu_seconds(pid: int) -> float:
+    """The CPU seconds process ``pid`` has used (``/proc/<pid>/stat``); 0 when it cannot be read."""
     try:
-        method = build_method(card, f"{MODEL_FOLDER}/{CARD_FILE}")
-        load_weights(method, Path(folder) / card.weights)
-        items = MOSXAV(gt, split, annotated_only=True)
-        predict_with_card(card, method, items, Path(out), torch.device(device))
-    except DataError as exc:
-        sender.send(("problem", shown(exc.path), shown(exc.problem)))
-        return
-    except MemoryError:
-        sender.send(("problem", MODEL_FOLDER, f"the model needs more than this server's {limit}"))
-        return
-    except Exception as exc:  # the method's own code refusing what the card asks of it: the team's to read
-        text = str(exc).splitlines()[0][:300] if str(exc) else ""
-        if "alloc" in text.lower() or "out of memory" in text.lower():
-            text = f"the model needs more than this server's {limit} ({text})"
-        else:
-            text = f"the model failed while predicting: {exc.__class__.__name__}: {text}"
-        sender.send(("problem", MODEL_FOLDER, shown(text)))
-        return
-    sender.send(("ok",))
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _await_child(child: subprocess.Popen, policy: ModelPolicy, split: str, out: Path, usage: ModelUsage) -> Path:
+    """The child's outcome message (or its death, or silence past the wall-clock bound); the CPU it has
+    used is kept in ``usage`` while it runs, and ``usage.ran`` once it says its model runs (a card or
+    weights refused before that cost the team no daily slot, as a refusal at the door)."""
+    lines: list[list[Any]] = []
+
+    def read() -> None:
+        for line in child.stdout:
+            with contextlib.suppress(ValueError):
+                message = json.loads(line)
+                if message == ["loaded"]:
+                    usage.ran = True  # the card and weights passed: the model runs, and the job counts
+                else:
+                    lines.append(message)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + policy.wall_seconds + WALL_GRACE_SECONDS
+    while reader.is_alive():
+        reader.join(0.5)
+        usage.cpu_seconds = max(usage.cpu_seconds, _cpu_seconds(child.pid))
+        starved = _run_queue_seconds(child.pid)
+        if reader.is_alive() and time.monotonic() - starved > deadline:  # the backstop: the child ends itself
+            child.kill()
+            took = f"took longer than this server's wall-clock bound of {policy.wall_seconds:g} s"
+            raise SubmissionInvalid([Problem(MODEL_FOLDER, f"predicting the {split} split {took}")])
+    code = child.wait()
+    outcome = lines[-1] if lines else None
+    if outcome is None:
+        raise SubmissionInvalid([Problem(MODEL_FOLDER, _death(code, policy, split))])
+    if outcome[0] != "ok":
+        raise SubmissionInvalid([Problem(outcome[1], outcome[2])])
+    return out
+
+
+def _run_queue_seconds(pid: int) -> float:
+    """Seconds process ``pid`` has waited runnable for a CPU (``/proc/<pid>/schedstat``; 0 unknown)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _death(code: int, policy: ModelPolicy, split: str) -> str:
+    """Why a child ended without a word, from how it ended."""
+    if code == -signal.SIGXCPU:  # over the soft limit before its handler was installed (during imports)
+        return f"predicting the {split} split used this server's CPU time limit of {policy.seconds:g} s"
+    memory = f"{policy.memory_bytes / 1024**3:.3g} GiB"
+    if code == -signal.SIGKILL:
+        return (
+            f"the model's process was killed while predicting the {split} split: its CPU time limit of "
+            f"{policy.seconds:g} s (past the grace the kernel gives), or the machine's memory"
+        )
+    return (
+        f"the model's process died while predicting (exit {code}): it ran out of this server's memory "
+        f"limit of {memory} (an import or an allocation failed under it), or crashed"
+    )
+
+
+@dataclass(frozen=True)
+class ChildLimits:
+    """What the model's process is held to, from its first instruction."""
+
+    memory_bytes: int
+    cpu_seconds: float
+    wall_seconds: float
+    parent: int  # the worker's pid: the child ends when it is gone
 
 
 __all__ = ["POLICY_STATE", "ModelPolicy", "ModelUsage", "missing_frames", "predict_submission", "read_card"]

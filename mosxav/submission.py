@@ -54,7 +54,10 @@ def clean_text(value: object, *, max_length: int, multiline: bool = False) -> st
         category = unicodedata.category(char)
         if category in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
             raise MetaProblem(f"contains the invisible or control character U+{ord(char):04X}; remove it")
-        stacked = stacked + 1 if category in ("Mn", "Me") else 0
+        if category in ("Mn", "Me", "Mc"):  # every kind of mark counts towards one stack
+            stacked += 1
+        elif category not in ("Lm", "Sk"):  # a modifier letter or symbol does not start a new one
+            stacked = 0
         if stacked > MAX_COMBINING_MARKS:  # marks piled on one letter draw over the rows around it
             raise MetaProblem(
                 f"stacks more than {MAX_COMBINING_MARKS} combining marks on one letter (U+{ord(char):04X}); remove them"

@@ -553,6 +553,47 @@ def joint_forward_table() -> str:
     return markdown_table(headers, rows)
 
 
+def machine_spread_table() -> str:
+    folder = RESULTS / "machine-spread"
+    variants = sorted(folder.glob("*.csv.gz")) if folder.is_dir() else []
+    if not variants:
+        return "_Not committed: `python bench/machine_spread.py --out results/machine-spread`, then this command._\n"
+    frames = {
+        path.name.removesuffix(".csv.gz"): pd.read_csv(path, dtype={"frame": str, "sequence": str}) for path in variants
+    }
+    reference = frames.get("reference")
+    provenance = pd.read_csv(folder / "provenance.csv").set_index("variant")
+    rows = []
+    for name in ("reference", "reference_again", "two_threads", "sse41"):
+        if name not in frames:
+            continue
+        arm = frames[name]
+        same = "–"
+        versus = "–"
+        if reference is not None and name != "reference":
+            identical = np.array_equal(arm["dice"].to_numpy(), reference["dice"].to_numpy())
+            same = "yes" if identical else "no"
+            versus = paired_arms(arm, reference, "dice", [VESSEL]).interval.text(signed=True)
+        changes = provenance.loc[name, "changes"] if isinstance(provenance.loc[name, "changes"], str) else ""
+        threads = provenance.loc[name, "threads"]
+        rows.append(
+            [
+                name,
+                f"{threads} thread(s) {changes}".strip(),
+                interval_text(arm, [VESSEL]),
+                interval_text(arm),
+                versus,
+                same,
+            ]
+        )
+    machine = provenance.iloc[0]
+    headers = ["variant", "settings", "vessel Dice", "mean Dice", "− reference, vessel", "bit-identical"]
+    return (
+        f"One cell (`supervised`, seed 0, the default's data and schedule) on {machine['machine']} "
+        f"({machine['isa']}, oneDNN {machine['onednn']}, torch {machine['torch']}):\n\n" + markdown_table(headers, rows)
+    )
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "default": default_table,
     "coverage": coverage_table,
@@ -572,7 +613,9 @@ TABLES: dict[str, Callable[[], str]] = {
     "probe-reading": probe_reading,
     "ablation-reading": ablation_reading,
     "joint-forward": joint_forward_table,
+    "machine-spread": machine_spread_table,
     "ssl-summary": lambda: ssl_tables.summary(RESULTS),
+    "ssl-reading": lambda: ssl_tables.reading(RESULTS),
     "ssl-gate": lambda: ssl_tables.gate_table(RESULTS),
     "ssl": lambda: ssl_tables.study_table(RESULTS),
     "ssl-comparisons": lambda: ssl_tables.comparisons_table(RESULTS),

@@ -334,3 +334,46 @@ def summary(results: Path) -> str:
 
 def _signed(x: float) -> str:
     return f"{x:+.3f}"
+
+
+def _share_range(results: Path, methods: list[str]) -> str:
+    training = _training(results)
+    parts = []
+    for method in methods:
+        rows = training[training["cell"].str.startswith(method + "/")] if not training.empty else training
+        if not rows.empty and not rows["unlabeled_share_end"].isna().all():
+            parts.append(f"{_name(method)} {rows['unlabeled_share_end'].mean():.1%}")
+    return ", ".join(parts) if parts else "–"
+
+
+def reading(results: Path) -> str:
+    """What the study shows, in sentences made from its results (docs/results.md)."""
+    frames = _frames(results)
+    if frames is None:
+        return _missing(results)
+    total, have = _complete(frames, results, [m for m, _ in _design(results)])
+    semi = [m for m in dict.fromkeys(m for m, _ in _design(results)) if m not in (REFERENCE, CONTROL)]
+    lines = []
+    if have < total:
+        lines.append(
+            f"In progress: {have} of {total} cells committed. A method is compared with the supervised bound "
+            "once all its seeds are in; ranks and the verdicts wait for every cell."
+        )
+    found = [(m, r) for m, r in comparisons(frames, results) if r is not None and m != CONTROL]
+    if found:
+        mdes = [minimum_detectable_effect(r.interval) for _, r in found]
+        median = float(np.median(mdes))
+        said = {m: verdict(r) for m, r in found}
+        better = [f"{_name(m)} ({r.interval.text(signed=True)})" for m, r in found if said[m] == "better"]
+        worse = [f"{_name(m)} ({r.interval.text(signed=True)})" for m, r in found if said[m] == "worse"]
+        neither = [_name(m) for m, _ in found if said[m] not in ("better", "worse")]
+        lines.append(
+            f"Against the supervised bound on the vessel Dice, by the rule: better: {', '.join(better) or 'none'}; "
+            f"worse: {', '.join(worse) or 'none'}; no detectable difference: {', '.join(neither) or 'none'}. "
+            f"The comparisons' median MDE is {median:.3f} ({'within' if median <= 0.03 else 'above'} the "
+            "study's goal of 0.03)."
+        )
+    lines.append(
+        f"The unlabeled terms' share of the loss over the last tenth of training: {_share_range(results, semi)}."
+    )
+    return "\n\n".join(lines) + "\n"

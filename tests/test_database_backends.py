@@ -107,3 +107,21 @@ def test_the_queue_takes_teams_in_turn_not_oldest_first(backend, database_url):
     database.record_result(second, "w2", "g" * 64, None, [{"path": ".", "message": "x"}], ran=True, compute_seconds=5)
     third = database.claim("w1", 60.0, 3)  # nobody is running: the team that used least CPU today first
     assert third.team not in ("a", second.team)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_attempt_killed_with_its_worker_keeps_the_cpu_it_used(backend, database_url):
+    """A worker records its model's CPU at each heartbeat: when it is killed mid-job, the attempt's CPU
+    seconds (and that the model ran) stay on the job, count against the team's day, and the next
+    attempt adds its own to them (the attempt's CPU was never recorded)."""
+    database = Database(database_url(backend))
+    team, _ = database.add_team("killed")
+    database.enqueue(team, "test", 5, "k/u.zip", "u.zip")
+    first = database.claim("w1", 60.0, 3)
+    assert database.extend_lease(first.id, "w1", -1.0, compute_seconds=42.0, ran=True)  # a heartbeat, then death
+    retaken = database.claim("w2", 60.0, 3)  # the lease ran out: another worker takes it
+    assert retaken.id == first.id and retaken.compute_seconds == 42.0 and retaken.ran
+    assert database.used_today(team.id, "test") == 1
+    problem = [{"path": "model", "message": "x"}]
+    database.record_result(retaken, "w2", "g" * 64, None, problem, ran=False or retaken.ran, compute_seconds=42.0 + 8.0)
+    assert database.job(first.id).compute_seconds == 50.0 and database.used_today(team.id, "test") == 1

@@ -206,6 +206,7 @@ def test_unknown_or_mistyped_options_are_refused():
         DiffProto({"predict_with": "sampler"}, 6)
 
 
+@pytest.mark.slow
 def test_short_training_improves_dice_over_its_start(tiny_root, tmp_path):
     train = MOSXAV(tiny_root, "train", annotated_only=True)
     data = FrameTensors(train, range(len(train)), 64, True)
@@ -312,6 +313,7 @@ def test_rectification_outcome_counts_fixed_copied_and_broken_pixels():
         assert (outcome.fixed, outcome.copied, outcome.broken) == (fixed, copied, 0.0)
 
 
+@pytest.mark.slow
 def test_the_trained_rectifier_corrects_more_of_a_wrong_label_than_it_copies(tiny_root, tmp_path):
     """DiffProto with its default options, trained briefly on the tiny set, given each test frame's ground
     truth corrupted at rate 0.6 (the noise study's corruptions) and noised at the rectification level:

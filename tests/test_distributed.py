@@ -55,6 +55,7 @@ def test_prototypes_under_ddp_are_those_of_the_global_batch(tmp_path):
         assert state["initialised"].tolist() == [True, True, True]
 
 
+@pytest.mark.slow
 def test_the_installed_command_runs_under_torchrun_without_python(tiny_root, tmp_path):
     """``torchrun --no-python mosxav-bench run``, as the docs say: rank 0 writes the run folder."""
     import yaml

@@ -60,6 +60,7 @@ def test_check_method_reports_finite_figures_on_cpu(tmp_path: Path, name: str) -
     assert f"{row['batch_ms']} (" in table[2]
 
 
+@pytest.mark.slow
 def test_check_methods_warms_workers_together_then_measures_each_alone(tmp_path: Path) -> None:
     """Two batches of worker processes (jobs=2, three methods): every method reports its row in order,
     and a worker that dies (an unknown method) is one failure line with its error, not the check's end."""
@@ -110,6 +111,7 @@ def test_worker_whose_parent_is_gone_stops_after_warm_up(tmp_path: Path) -> None
     assert done.stdout.startswith("GPU_CHECK_READY {") and "GPU_CHECK_ROW" not in done.stdout
 
 
+@pytest.mark.slow
 def test_ddp_run_in_the_background_reports_ok_or_its_failure(tmp_path: Path) -> None:
     """The harness's two DDP steps (torchrun, one gloo process on the CPU, 32 px): ok; on a dataset root
     that is not there the run fails and the failure carries the harness's own error."""

@@ -142,6 +142,7 @@ def test_crop_option_trains_on_windows_and_resumes_exactly(tiny_root, tmp_path):
         assert torch.equal(a, b), name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method_name", ["supervised", "diffproto"])
 def test_compile_takes_the_whole_step_or_the_networks_a_method_names(tiny_root, tmp_path, monkeypatch, method_name):
     """Dynamo with its eager backend (no code generation): the wiring, not the speed."""

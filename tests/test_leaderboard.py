@@ -217,6 +217,7 @@ def test_storage_is_append_only(tiny_root, tmp_path, backend, database_url):
     assert store.integrity_ok() and [s["method"] for s in store.submissions()] == ["perfect"]
 
 
+@pytest.mark.slow
 def test_concurrent_submissions_lose_nothing(tiny_root, tmp_path, store):
     """Six `mosxav-bench submit` processes at once (two with identical predictions)."""
     subs = [

@@ -518,3 +518,23 @@ def test_bcp_pretrains_on_labeled_copy_paste_then_starts_the_teacher_from_the_st
     method.after_step(2)
     for old, new, student in zip(before, method.teacher.parameters(), method.net.parameters(), strict=True):
         assert torch.allclose(new, 0.99 * old + 0.01 * student)  # constant EMA, no warm-up
+
+
+def test_amp_trains_in_fp32_where_the_cpu_has_no_native_bf16(tmp_path, monkeypatch):
+    """train.amp on a CPU without AVX-512 BF16 or AMX: autocast would emulate bf16 (slower, and not what
+    an equivalence test validated), so the step stays fp32, bit for bit; with native bf16 it is used."""
+    from mosxav.training import trainer as trainer_module
+
+    def train(out, amp: bool):
+        torch.manual_seed(0)
+        method = get_method("supervised")(_options("supervised", iterations=3), CLASSES)
+        config = TrainConfig(iterations=3, batch_size=2, amp=amp)
+        return Trainer(method, _Frames(4, 0), None, None, config, out, seed=1)
+
+    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: False)
+    fp32, asked = train(tmp_path / "fp32", False).fit(), train(tmp_path / "asked", True)
+    assert not asked.amp
+    trained = asked.fit().state_dict()
+    assert all(torch.equal(value, trained[key]) for key, value in fp32.state_dict().items())
+    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: True)
+    assert train(tmp_path / "native", True).amp

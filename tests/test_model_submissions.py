@@ -160,7 +160,7 @@ HOSTILE = {
     "too-slow": "used this server's CPU time limit",
     "too-large": "GiB",
     "card-escapes": "beside the card",
-    "impossible-options": "failed while predicting",
+    "impossible-options": "must be positive",
 }
 
 
@@ -177,6 +177,7 @@ def test_a_hostile_model_gets_a_clear_problem_and_nothing_runs(run_dir, tiny_roo
     assert not any((submission / "predictions").rglob("*.png")) or case in ("too-slow", "too-large")
 
 
+@pytest.mark.slow
 def test_a_model_submitted_to_a_server_scores_the_runs_own_row(run_dir, tiny_root, tmp_path):
     pytest.importorskip("fastapi")
     from live_server import start_server, upload, wait_for
@@ -238,6 +239,7 @@ def _without_images(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_serve_refuses_to_take_models_without_the_frames_to_run_them_on(tiny_copy, tmp_path):
     _without_images(tiny_copy)
     refused = subprocess.run(
@@ -305,6 +307,7 @@ def _start_worker(submission: Path, gt: Path, policy: ModelPolicy):
     return worker, model[0], results
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
 def test_the_models_process_dies_with_its_worker(run_dir, tiny_root, tmp_path):
     import signal
@@ -315,6 +318,7 @@ def test_the_models_process_dies_with_its_worker(run_dir, tiny_root, tmp_path):
     assert not wait_gone([model], 10), command(model)  # and its model does not run on without it
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
 def test_the_models_process_keeps_its_own_limits_while_its_worker_is_frozen(run_dir, tiny_root, tmp_path):
     import signal
@@ -330,6 +334,7 @@ def test_the_models_process_keeps_its_own_limits_while_its_worker_is_frozen(run_
     worker.join(30)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
 def test_a_model_starved_by_other_load_is_judged_by_the_cpu_time_it_used(run_dir, tiny_root, tmp_path):
     """The model's process is stopped for longer than its limit (as another process hogging the cores
@@ -344,3 +349,45 @@ def test_a_model_starved_by_other_load_is_judged_by_the_cpu_time_it_used(run_dir
     os.kill(model, signal.SIGCONT)
     assert results.get(timeout=120) == "ok"
     worker.join(30)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_a_model_process_killed_with_its_worker_during_its_start_dies_at_once(run_dir, tiny_root, tmp_path):
+    """The worker is killed the moment its model's process appears, while that process still starts
+    (importing torch): the death signal and the limits were set between fork and exec, so it goes with
+    its worker at once (set after the imports, it ran on for a second on a quiet machine, 26 s under load)."""
+    import multiprocessing
+    import signal
+    import time
+
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    worker = context.Process(target=_as_worker, args=(str(_slow(run_dir, tmp_path)), str(tiny_root), ALLOWED, results))
+    worker.start()
+    deadline = time.monotonic() + 60
+    model = []
+    while not model and time.monotonic() < deadline:
+        model = [pid for pid in children(worker.pid) if "model_child" in command(pid)]
+        time.sleep(0.005)
+    assert model, "the model's process never started"
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.join()
+    assert not wait_gone(model, 0.5), command(model[0])
+
+
+@pytest.mark.slow
+def test_a_model_refused_before_it_runs_costs_no_slot_and_one_that_runs_counts_its_cpu(run_dir, tiny_root, tmp_path):
+    """Weights refused unread (a pickle carrying code) never ran: the job is a refusal, as at the door.
+    A model that runs reports it, with the CPU seconds it used."""
+    from mosxav_leaderboard.model_runs import ModelUsage
+
+    refused = _model_only(run_dir, tmp_path / "refused")
+    _hostile("pickle-with-code", refused, tmp_path)
+    usage = ModelUsage()
+    with pytest.raises(SubmissionInvalid, match="weights_only"):
+        predict_submission(refused, tiny_root, "test", ALLOWED, usage=usage)
+    assert not usage.ran
+    usage = ModelUsage()
+    predict_submission(_model_only(run_dir, tmp_path / "fine"), tiny_root, "test", ALLOWED, usage=usage)
+    assert usage.ran and usage.cpu_seconds > 0.5  # importing torch and predicting take CPU

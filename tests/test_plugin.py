@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +27,7 @@ def test_the_guides_blocks_define_a_whole_package():
     assert set(plugin_files()) == {"pyproject.toml", "mosxav_entmin/__init__.py", "mosxav_entmin/method.py"}
 
 
+@pytest.mark.slow
 def test_the_guides_plugin_installs_registers_and_runs_beside_the_baselines(tiny_root, tmp_path):
     package = tmp_path / "mosxav-entmin"
     for name, body in plugin_files().items():

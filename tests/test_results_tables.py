@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_committed_tables_are_what_the_committed_results_make():
     run = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "results_tables.py"), "--check"],

@@ -250,6 +250,7 @@ def _png_size(path: Path) -> tuple[int, int]:
         return image.size
 
 
+@pytest.mark.slow
 def test_tiny_end_to_end_run_writes_every_output(tiny_root, tmp_path, capsys):
     config = {
         "dataset": {"root": str(tiny_root)},
@@ -389,6 +390,7 @@ def _tiny_cv_config(folder: Path, methods: list[str], **extra) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_cross_validated_run_tests_each_image_once_per_method_with_a_fold_column(tiny_root, tmp_path):
     train = MOSXAV(tiny_root, "train", annotated_only=True)
     folder = _pairs_folder(tiny_root, tmp_path / "all", [train[i] for i in range(6)])
@@ -413,6 +415,7 @@ def test_cross_validated_run_tests_each_image_once_per_method_with_a_fold_column
     assert "| rank | method | seeds | units |" in report and "| 6 | 0." in report  # six images: the units
 
 
+@pytest.mark.slow
 def test_training_beats_thresholding_on_the_synthetic_data(tmp_path):
     """The synthetic generator's promise, at the default's 128 px: top-hat + Otsu does not reach
     a briefly trained U-Net's vessel Dice."""
@@ -446,6 +449,7 @@ def test_training_beats_thresholding_on_the_synthetic_data(tmp_path):
     assert vessel["supervised"] > vessel["tophat_otsu"] + 0.1
 
 
+@pytest.mark.slow
 def test_supervised_clearly_beats_tophat_otsu_on_real_angiograms(tmp_path, xca_root):
     """configs/xca.yaml's recipe on one split instead of its five folds (CI time): train on images 1-30 of
     the 40 real XCA angiograms, score 31-40. Measured: supervised 0.783 with this recipe (0.763 with the
@@ -483,6 +487,7 @@ def _three_method_cv(tiny_root: Path, tmp_path: Path) -> tuple[dict, Path]:
     return config, path
 
 
+@pytest.mark.slow
 def test_shards_merge_into_the_unsharded_run_and_name_the_cells_never_scored(tiny_root, tmp_path):
     _, path = _three_method_cv(tiny_root, tmp_path)
     assert main(["run", "--config", str(path), "--out", str(tmp_path / "whole")]) == 0
@@ -607,6 +612,7 @@ def test_arms_from_other_run_folders_pair_with_the_reference(tmp_path, capsys):
     assert "an arm is NAME=RUN" in " ".join(capsys.readouterr().err.split())
 
 
+@pytest.mark.slow
 def test_cells_trained_in_parallel_processes_score_as_in_one_process(tiny_root, tmp_path, monkeypatch):
     """--jobs 2 (two spawned workers, one thread each, costliest cell first) writes the per-frame scores
     that --jobs 1 writes with one thread, in the matrix's order."""
@@ -728,6 +734,7 @@ def test_width_recall_pairs_thin_trunk_and_precision_per_image(tmp_path):
     assert difference[("spill", "precision")] < 0 and better_worse[("spill", "precision")] == "0/3"
 
 
+@pytest.mark.slow
 def test_array_run_runs_each_cell_as_a_shard_and_merges_them(tiny_root, tmp_path):
     config = {
         "dataset": {"root": str(tiny_root)},
@@ -749,6 +756,7 @@ def test_array_run_runs_each_cell_as_a_shard_and_merges_them(tiny_root, tmp_path
     assert (out / "shards.log").read_text().count(": ok") == 2
 
 
+@pytest.mark.slow
 def test_a_slurm_job_array_runs_one_shard_per_task_and_merges_into_the_whole_run(
     tiny_root, tmp_path, monkeypatch, capsys
 ):

@@ -58,6 +58,7 @@ def test_a_run_refuses_to_resume_checkpoints_of_other_settings_and_restarts_when
     assert "lr: 0.01" in (out / "config.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_progress_reaches_a_log_that_is_not_a_terminal(tiny_root, tmp_path):
     config = _config(tiny_root, tmp_path, methods=["tophat_otsu", "supervised"])
     run = subprocess.run(
@@ -75,6 +76,7 @@ def test_progress_reaches_a_log_that_is_not_a_terminal(tiny_root, tmp_path):
     assert not any("fr/s" in line for line in lines)  # no progress bars dumped into the log
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
 def test_one_ctrl_c_stops_every_cell_and_says_how_to_resume(tiny_root, tmp_path):
     """Ctrl-C reaches the run's whole process group, as a terminal sends it: one press ends the run and

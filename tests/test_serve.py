@@ -28,6 +28,7 @@ from mosxav_leaderboard.service.database import Database  # noqa: E402
 from mosxav_leaderboard.store import Store  # noqa: E402
 
 
+@pytest.mark.slow
 def test_submit_from_the_command_line_scores_like_the_local_submit(server, tiny_root, tmp_path, perfect_zip):
     made = subprocess.run(
         [sys.executable, "-m", "mosxav_leaderboard.command_line", "admin", "--db", str(server.db), "add-team", "cli"],
@@ -265,6 +266,7 @@ def _worker_pids(log: Path) -> dict[str, int]:
     return pids
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_job_is_replaced_and_the_job_scored_once(tiny_root, tmp_path, perfect_zip):
     server = start_server(tmp_path / "faults", tiny_root, workers=1, lease=2.0)
     try:
@@ -289,6 +291,7 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_job_scored_once(tiny_root, 
         server.stop()
 
 
+@pytest.mark.slow
 def test_jobs_queued_at_shutdown_are_scored_after_a_restart(tiny_root, tmp_path):
     home = tmp_path / "restart"
     server = start_server(home, tiny_root, workers=0)
@@ -384,6 +387,7 @@ def test_form_posts_need_the_csrf_token(server, perfect_zip):
     assert elsewhere.status_code == 403 and "mxb_session" not in elsewhere.cookies
 
 
+@pytest.mark.slow
 def test_sigterm_hands_an_in_flight_job_back_and_a_restart_scores_it(tiny_root, tmp_path, perfect_zip):
     home = tmp_path / "term"
     server = start_server(home, tiny_root, workers=1, lease=120.0)

@@ -36,6 +36,7 @@ def public_rows(server) -> list[dict]:
     return [row | {"_group": (g["phase"], g["labeled_fraction"])} for g in groups for row in g["rows"]]
 
 
+@pytest.mark.slow
 def test_a_yaml_alias_bomb_is_refused_and_pages_stay_fast(server, tiny_root, tmp_path):
     token = server.team("bomber")
     folder = make_submission(tiny_root, tmp_path / "bomb")
@@ -51,6 +52,7 @@ def test_a_yaml_alias_bomb_is_refused_and_pages_stay_fast(server, tiny_root, tmp
     assert time.perf_counter() - started < 2
 
 
+@pytest.mark.slow
 def test_team_on_every_row_names_normalised_and_one_row_per_team(server, tiny_root, tmp_path):
     token = server.team("rowteam")
     good = upload(server, token, zipped(tiny_root, tmp_path, "a", method="mine-a")).json()["id"]
@@ -94,6 +96,7 @@ def test_duplicates_are_a_team_matter(server, tiny_root, tmp_path):
     assert done["status"] == "failed" and f"as #{one}" in done["problems"][0]["message"]
 
 
+@pytest.mark.slow
 def test_hiding_takes_the_id_the_pages_show(server, tiny_root, tmp_path):
     token, bystander = server.team("hide-me"), server.team("bystander")
     jobs = []
@@ -201,6 +204,7 @@ def test_uploads_are_removed_once_scored(server, tiny_root, tmp_path):
     assert not (server.uploads / upload_path).exists() and (server.uploads / upload_path).parent.parent.is_dir()
 
 
+@pytest.mark.slow
 def test_sign_out_ends_the_session_behind_an_https_proxy(tiny_root, tmp_path):
     running = start_server(tmp_path / "proxy", tiny_root, workers=0, extra=("--public-url", "https://lb.example.org"))
     try:
@@ -224,6 +228,7 @@ def test_sign_out_ends_the_session_behind_an_https_proxy(tiny_root, tmp_path):
         running.stop()
 
 
+@pytest.mark.slow
 def test_phases_with_dates_refuse_with_the_date(tiny_root, tmp_path, perfect_zip):
     phases = tmp_path / "phases.yaml"
     phases.write_text("test:\n  closes: 2026-01-31T12:00:00\nvalidation:\n  opens: 2999-01-01\n")
@@ -254,6 +259,7 @@ def _alive(pid: int) -> bool:
         return stat.read().split()[2] != "Z"
 
 
+@pytest.mark.slow
 def test_workers_die_with_a_killed_server_and_a_restart_keeps_its_ground_truth(tiny_root, tmp_path, perfect_zip):
     home = tmp_path / "orphans"
     running = start_server(home, tiny_root, workers=2)
@@ -304,6 +310,7 @@ def test_a_job_whose_workers_keep_dying_fails_after_its_attempts(tiny_root, tmp_
     assert failed.status == "failed" and "interrupted 3 times" in failed.problems[0]["message"]
 
 
+@pytest.mark.slow
 def test_the_rows_published_when_a_phase_closes_are_final(tiny_root, tmp_path, perfect_zip):
     """After the close a team sees its private-part scores; choosing its published row then would let it
     pick its best private row, so publishing and withdrawing are refused once the phase is closed."""
@@ -333,6 +340,7 @@ def test_the_rows_published_when_a_phase_closes_are_final(tiny_root, tmp_path, p
         running.stop()
 
 
+@pytest.mark.slow
 def test_team_pages_are_private_to_caches_and_offer_only_what_can_be_done(tiny_root, tmp_path):
     """/team and /upload are never stored (no-store); a closed phase has no quota and is not offered;
     the model option is there when the service runs models; a team named "Team X" is not "Team Team X";
@@ -376,6 +384,7 @@ def test_a_phases_file_must_say_when_a_phase_closes_and_freeze_inside_it(tmp_pat
     assert test.opens.isoformat() == "2027-01-10T00:00:00+00:00"  # an opening may be a bare date
 
 
+@pytest.mark.slow
 def test_a_validation_phase_with_a_private_part_returns_only_public_sequences(tiny_root, tmp_path):
     from mosxav_leaderboard.service import client
 
@@ -395,13 +404,15 @@ def test_a_validation_phase_with_a_private_part_returns_only_public_sequences(ti
         running.stop()
 
 
+@pytest.mark.slow
 def test_slow_request_headers_end_the_connection(tiny_root, tmp_path):
     """A client sending its headers a byte at a time (slowloris) is cut off once HEADER_SECONDS pass,
-    while an ordinary request on a fresh connection is answered."""
+    while an ordinary request on a fresh connection is answered; a form's body sent as slowly is cut off
+    once REQUEST_SECONDS pass."""
     import socket
     from urllib.parse import urlsplit
 
-    from mosxav_leaderboard.service.protocol import HEADER_SECONDS
+    from mosxav_leaderboard.service.protocol import HEADER_SECONDS, REQUEST_SECONDS
 
     running = start_server(tmp_path / "slow", tiny_root, workers=0)
     try:
@@ -423,10 +434,29 @@ def test_slow_request_headers_end_the_connection(tiny_root, tmp_path):
                 break
         assert closed and HEADER_SECONDS - 1 <= time.monotonic() - started <= HEADER_SECONDS + 8
         assert httpx.get(running.url + "/healthz").status_code == 200
+        # a form's body sent a byte every 2 s (it had no deadline: 0 of 100 such connections closed in 45 s)
+        slow = socket.create_connection((address.hostname, address.port), timeout=5)
+        head = b"POST /signin HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        slow.sendall(head + b"Content-Length: 100000\r\n\r\n")
+        started, closed = time.monotonic(), False
+        while time.monotonic() - started < REQUEST_SECONDS + 10:
+            try:
+                slow.sendall(b"t")
+                slow.settimeout(2.0)
+                if slow.recv(1) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+        assert closed and time.monotonic() - started <= REQUEST_SECONDS + 10
     finally:
         running.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
 def test_nothing_of_a_killed_server_lingers(tiny_root, tmp_path):
     """kill -9 of the server: its workers and multiprocessing's resource tracker are gone within seconds."""
@@ -444,3 +474,67 @@ def test_nothing_of_a_killed_server_lingers(tiny_root, tmp_path):
     while [pid for pid in helpers if _alive(pid)] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [pid for pid in helpers if _alive(pid)]
+
+
+@pytest.mark.slow
+def test_a_closed_phase_stays_closed_when_its_close_is_edited_later(tiny_root, tmp_path, perfect_zip):
+    """Moving a closed phase's close later in the phases file and restarting reopened publishing, with no
+    warning, after teams had seen their private scores: now the service refuses to start unless the
+    organizer reopens the phase by name (logged). A close written with an offset is held, and shown, in
+    UTC (it was reported as 12:00 UTC, 14 hours off)."""
+    home = tmp_path / "closed"
+    phases = tmp_path / "phases.yaml"
+    phases.write_text("test:\n  closes: 2026-01-01T12:00:00+14:00\n  public_fraction: 0.5\n")
+    running = start_server(home, tiny_root, workers=0, extra=("--phases", str(phases)))
+    try:
+        refused = upload(running, running.team("late"), perfect_zip.read_bytes())
+        assert refused.status_code == 403 and "closed on 2025-12-31 22:00 UTC" in refused.json()["detail"]
+    finally:
+        running.stop()
+    phases.write_text("test:\n  closes: 2999-01-01T00:00:00Z\n  public_fraction: 0.5\n")
+    with pytest.raises(RuntimeError, match="server did not start") as failed:
+        start_server(home, tiny_root, workers=0, extra=("--phases", str(phases)))
+    said = " ".join(str(failed.value).split())
+    assert "the phase closed on 2025-12-31 22:00 UTC" in said and "--reopen test" in said
+    running = start_server(home, tiny_root, workers=0, extra=("--phases", str(phases), "--reopen", "test"))
+    try:
+        token = running.team("reopened")
+        assert upload(running, token, perfect_zip.read_bytes()).status_code == 202  # open again, on purpose
+        assert '"event": "reopened", "phase": "test"' in running.log.read_text()
+    finally:
+        running.stop()
+
+
+def test_a_close_given_as_a_basic_iso_date_is_a_date_without_a_time(tmp_path):
+    from mosxav.errors import DataError
+    from mosxav_leaderboard.service.settings import read_phases
+
+    phases = tmp_path / "phases.yaml"
+    phases.write_text('test:\n  closes: "20270331"\n')
+    with pytest.raises(DataError, match="20270331 is a date without a time"):
+        read_phases(phases)
+    phases.write_text('test:\n  closes: "20270331T235959Z"\n')
+    (test,) = [p for p in read_phases(phases) if p.name == "test"]
+    assert test.closes.isoformat() == "2027-03-31T23:59:59+00:00"
+
+
+def test_a_team_name_that_looks_like_an_existing_one_is_refused(tmp_path):
+    """`Team С` (Cyrillic Es) beside `Team C` passed the admin command: one team could pass for the other."""
+    database = Database(tmp_path / "lb.sqlite")
+    database.add_team("Team C")
+    for lookalike in ("Team С", "TEAM C", "Τeam C"):  # Cyrillic Es; case; Greek Tau
+        with pytest.raises(ValueError, match="looks like the existing team 'Team C'|exists already"):
+            database.add_team(lookalike)
+    database.add_team("Team D")  # a different name is fine
+
+
+def test_marks_cannot_be_stacked_past_the_cap_by_interleaving_spacing_marks_or_modifiers():
+    """Spacing marks (Mc) and modifier letters (Lm) reset the count of stacked combining marks."""
+    from mosxav.submission import MAX_COMBINING_MARKS, MetaProblem, clean_text
+
+    nonspacing, spacing, modifier = "\u0301", "\u0903", "\u02bb"  # a modifier letter NFKC keeps
+    for filler in (spacing, modifier):
+        piled = "a" + (nonspacing * MAX_COMBINING_MARKS + filler) * 4
+        with pytest.raises(MetaProblem, match="stacks more than"):
+            clean_text(piled, max_length=100)
+    assert clean_text("Zoë Müller", max_length=100) == "Zoë Müller"

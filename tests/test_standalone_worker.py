@@ -45,6 +45,7 @@ def _other_ground_truth(tiny_copy: Path) -> Path:
     return tiny_copy
 
 
+@pytest.mark.slow
 def test_a_standalone_worker_scores_outlives_a_restart_and_blocks_another_ground_truth(
     tiny_root, tiny_copy, tmp_path, perfect_zip
 ):
@@ -79,6 +80,7 @@ def test_a_standalone_worker_scores_outlives_a_restart_and_blocks_another_ground
             worker.kill()
 
 
+@pytest.mark.slow
 def test_a_standalone_worker_refuses_a_service_of_another_ground_truth(tiny_root, tiny_copy, tmp_path):
     server = start_server(tmp_path / "service", tiny_root, workers=0)
     try:
@@ -91,6 +93,7 @@ def test_a_standalone_worker_refuses_a_service_of_another_ground_truth(tiny_root
         server.stop()
 
 
+@pytest.mark.slow
 def test_a_restart_keeps_the_scratch_of_a_job_a_worker_holds(tiny_root, tmp_path):
     from mosxav_leaderboard.service.database import Database
     from mosxav_leaderboard.service.server import sweep

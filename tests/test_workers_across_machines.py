@@ -43,6 +43,7 @@ def _names(log: Path) -> str | None:
     return None
 
 
+@pytest.mark.slow
 def test_two_machines_one_killed_mid_job_score_every_job_exactly_once(tiny_root, tmp_path, postgres_server):
     db = postgres_server.new_database()
     server = start_server(tmp_path / "server", tiny_root, db=db, workers=0)

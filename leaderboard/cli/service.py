@@ -52,6 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         team_rows=args.team_rows,
         max_queued=args.max_queued,
         phases=read_phases(args.phases) if args.phases else DEFAULT_PHASES,
+        reopen=tuple(args.reopen),
         models=model_policy(args),
         model_device=args.model_device,
     )
@@ -153,6 +154,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--trusted-proxies", default="127.0.0.1", help="addresses whose X-Forwarded-* headers count")
     p.add_argument("--phases", type=Path, default=None, help="phases.yaml: each phase's dates, limit and text")
+    p.add_argument(
+        "--reopen",
+        action="append",
+        default=[],
+        choices=("validation", "test"),
+        help="accept another close for a phase that has closed (logged); without it the service refuses to start",
+    )
     p.add_argument(
         "--model-methods",
         default=None,

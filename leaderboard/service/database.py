@@ -39,6 +39,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from mosxav_leaderboard.service.accounts import MAX_QUEUED, Team, new_token, normalise_team_name, token_hash
+from mosxav_leaderboard.service.confusable import skeletons
 from mosxav_leaderboard.store import DuplicateSubmission, Store, now
 from mosxav_leaderboard.tables import (
     board_revision,
@@ -187,6 +188,12 @@ class Database:
             taken = db.execute(select(teams.c.id).where(func.lower(teams.c.name) == func.lower(name))).first()
             if taken:
                 raise refused
+            alike = skeletons(name)
+            for (other,) in db.execute(select(teams.c.name)):
+                if skeletons(other) & alike:  # Team С (Cyrillic) beside Team C: one could pass for the other
+                    raise ValueError(
+                        f"team {name!r} looks like the existing team {other!r} (Unicode TS #39): choose another"
+                    )
             try:
                 with db.begin_nested():  # two servers adding the same name: the folded-name index refuses one
                     row = {"name": name, "token_hash": token_hash(token), "created": now()}
@@ -393,12 +400,21 @@ class Database:
             ).scalar()
             return None if job_id is None else self._job(db, int(job_id))
 
-    def extend_lease(self, job_id: int, worker: str, lease: float) -> bool:
+    def extend_lease(
+        self, job_id: int, worker: str, lease: float, compute_seconds: float | None = None, ran: bool = False
+    ) -> bool:
+        """Extend ``worker``'s lease on the job (False: it lost it), recording the compute the job has used
+        so far, so that a worker killed mid-job leaves its attempt counted."""
+        values: dict[str, Any] = {"lease_expires": time.time() + lease}
+        if compute_seconds is not None:
+            values["compute_seconds"] = compute_seconds
+        if ran:
+            values["ran"] = 1
         with self.transaction() as db:
             result = db.execute(
                 update(jobs)
                 .where(jobs.c.id == job_id, jobs.c.status == "scoring", jobs.c.lease_owner == worker)
-                .values(lease_expires=time.time() + lease)
+                .values(**values)
             )
         return result.rowcount == 1
 

@@ -23,6 +23,7 @@ import re
 import shutil
 import signal
 import threading
+from datetime import datetime, timezone
 from pathlib import PurePosixPath
 
 import uvicorn
@@ -30,6 +31,7 @@ import uvicorn
 from mosxav_leaderboard.engine import quiet_logging
 from mosxav_leaderboard.model_runs import POLICY_STATE
 from mosxav_leaderboard.service.app import create_app
+from mosxav_leaderboard.service.closes import hold_closes
 from mosxav_leaderboard.service.database import Database, fingerprint
 from mosxav_leaderboard.service.protocol import HeaderDeadlineProtocol
 from mosxav_leaderboard.service.settings import Settings
@@ -124,6 +126,7 @@ def serve(settings: Settings) -> None:
     app = create_app(settings)  # creates the tables before any worker opens the database
     database: Database = app.state.database
     claim_ground_truth(settings, database)
+    hold_closes(database, settings.phases, datetime.now(timezone.utc), settings.reopen)
     check_model_frames(settings, settings.models)
     database.set_state(POLICY_STATE, settings.models.to_json())  # workers on every machine follow it
     log.info(json.dumps({"event": "sweep", "removed": sweep(settings, database)}))

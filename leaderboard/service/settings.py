@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -107,14 +108,17 @@ def _when(value: Any, where: str) -> datetime | None:
             raise DataError(where, f"{value!r} is not an ISO date or date-time") from None
     else:
         moment = datetime.fromisoformat(str(value))  # a bare YAML date
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    # held in UTC: a close written with an offset (+14:00) is shown, compared and stored as UTC
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
 
 def _moment(value: Any, path: Path, key: str, phase: Phase) -> Any:
     """A close or freeze must name its time: a bare date would mean 00:00 UTC, the start of that day,
     which organizers writing ``closes: 2027-03-31`` rarely mean."""
     bare = isinstance(value, date) and not isinstance(value, datetime)
-    if bare or (isinstance(value, str) and len(value.strip()) == 10):
+    if isinstance(value, str):  # the value's form, not the string's length: 20270331 is a date too
+        bare = not re.search(r"[Tt ]\s*\d", value.strip())
+    if bare:
         raise DataError(
             path,
             f"{phase.name}.{key}: {value} is a date without a time (it would mean 00:00 UTC, the start of that day): "
@@ -220,6 +224,8 @@ class Settings:
     model_device: str = "cpu"
     fractions: tuple[float, ...] = BENCHMARK_FRACTIONS
     phases: tuple[Phase, ...] = field(default=DEFAULT_PHASES)
+    #: phases whose recorded close the organizer moves on purpose (``serve --reopen``; logged)
+    reopen: tuple[str, ...] = ()
     title: str = "MOSXAV-Bench leaderboard"
     description: str = (
         "Semi-supervised segmentation of X-ray angiography videos (MOSXAV): train with a fraction of the "

@@ -110,8 +110,18 @@ def _problems(exc: BaseException, settings: Settings, work: Path, upload: Path) 
     return [{"path": ".", "message": f"internal error while scoring ({exc.__class__.__name__}); operators are told"}]
 
 
-def process(settings: Settings, database: Database, job: Job, name: str, gt_hashes: dict[str, str]) -> str:
-    """Score one claimed job and record the outcome; returns the final status (or 'lost-lease')."""
+def process(
+    settings: Settings,
+    database: Database,
+    job: Job,
+    name: str,
+    gt_hashes: dict[str, str],
+    usage: ModelUsage | None = None,
+) -> str:
+    """Score one claimed job and record the outcome; returns the final status (or 'lost-lease').
+
+    ``usage`` follows a model's CPU time while it runs (the heartbeat records it, so an attempt killed
+    with its worker still counts); the job's total adds this attempt's to the earlier attempts'."""
     work = settings.data / "jobs" / str(job.id) / "work"
     upload = settings.upload_root / job.upload
     shutil.rmtree(work, ignore_errors=True)
@@ -119,7 +129,7 @@ def process(settings: Settings, database: Database, job: Job, name: str, gt_hash
     split = settings.phase(job.phase).split
     policy = ModelPolicy.from_json(database.state(POLICY_STATE)) if job.kind == "model" else None
     outcome: dict[str, object] = {}
-    usage = ModelUsage()
+    usage = usage if usage is not None else ModelUsage()
 
     def score() -> None:
         lower_this_thread()
@@ -158,7 +168,13 @@ def process(settings: Settings, database: Database, job: Job, name: str, gt_hash
     else:
         fields = {**outcome["scored"].fields, "provenance": job.kind}  # type: ignore[union-attr]
     status = database.record_result(
-        job, name, gt_hashes.get(split, ""), fields, problems, ran=usage.ran, compute_seconds=usage.cpu_seconds
+        job,
+        name,
+        gt_hashes.get(split, ""),
+        fields,
+        problems,
+        ran=usage.ran or job.ran,
+        compute_seconds=job.compute_seconds + usage.cpu_seconds,
     )
     shutil.rmtree(settings.data / "jobs" / str(job.id), ignore_errors=True)
     if status != "lost-lease":
@@ -166,10 +182,13 @@ def process(settings: Settings, database: Database, job: Job, name: str, gt_hash
     return status
 
 
-def _heartbeat(database: Database, job_id: int, name: str, lease: float, done: threading.Event) -> None:
+def _heartbeat(database: Database, job: Job, name: str, lease: float, done: threading.Event, usage: ModelUsage) -> None:
+    """Keep the lease, and record what the job's model has used so far: an attempt killed with its worker
+    still counts its CPU seconds (and that it ran) against the team."""
     while not done.wait(min(lease / 3, 10.0)):
         database.beat(name)
-        if not database.extend_lease(job_id, name, lease):
+        spent = job.compute_seconds + usage.cpu_seconds
+        if not database.extend_lease(job.id, name, lease, compute_seconds=spent, ran=usage.ran or job.ran):
             return
 
 
@@ -266,11 +285,14 @@ def _run_job(
 ) -> None:
     started = time.perf_counter()
     done = threading.Event()
-    beat = threading.Thread(target=_heartbeat, args=(database, job.id, name, settings.lease_seconds, done), daemon=True)
+    usage = ModelUsage()
+    beat = threading.Thread(
+        target=_heartbeat, args=(database, job, name, settings.lease_seconds, done, usage), daemon=True
+    )
     beat.start()
     current["job"] = job.id
     try:
-        status = process(settings, database, job, name, gt_hashes)
+        status = process(settings, database, job, name, gt_hashes, usage)
     except Stop:
         database.requeue(job.id, name)
         status = "requeued"

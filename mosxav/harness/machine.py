@@ -10,6 +10,8 @@ import platform
 import re
 from pathlib import Path
 
+from mosxav.training.trainer import native_bf16
+
 
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
@@ -22,7 +24,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine_facts() -> dict[str, str | int]:
+def machine_facts() -> dict[str, str | int | bool]:
     """CPU model, the ISA ATen dispatches to, the oneDNN version and the ISA cap it was given, threads,
     and the versions of torch, numpy and Python."""
     import numpy
@@ -35,6 +37,7 @@ def machine_facts() -> dict[str, str | int]:
         "onednn": onednn.group(1) if onednn else "",
         "onednn_max_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", ""),
         "threads": torch.get_num_threads(),
+        "cpu_bf16": native_bf16("cpu"),
         "torch": torch.__version__,
         "numpy": numpy.__version__,
         "python": platform.python_version(),

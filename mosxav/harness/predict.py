@@ -74,10 +74,11 @@ def predict_items(
     batch: int = 8,
     channels_last: bool = False,
     input_config: InputConfig | None = None,
+    amp: bool = False,
 ) -> None:
     """Predict every item at the run size, upsample probabilities to the frame size, write class PNGs
     (``channels_last``: the images in the layout the trainer gave the weights; ``input_config``: the
-    input transform the method was trained with)."""
+    input transform the method was trained with; ``amp``: under bfloat16 autocast, as it was trained)."""
     config = config or PredictConfig()
     method.eval()
     for start in range(0, len(items), batch):
@@ -85,7 +86,8 @@ def predict_items(
         images = [resize_pair(item["image"], None, size)[0] for item in chunk]
         x = torch.stack([torch.from_numpy(network_input(image, input_config))[None] for image in images])
         x = in_layout(x.to(device), channels_last)
-        probs = (flip_averaged(method, x) if config.flips else method.predict(x)).float().cpu()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            probs = (flip_averaged(method, x) if config.flips else method.predict(x)).float().cpu()
         for item, p in zip(chunk, probs, strict=False):
             full = F.interpolate(p[None], size=item["image"].shape, mode="bilinear", align_corners=False)
             labels = drop_small_components(full.argmax(1)[0].numpy().astype(np.uint8), config.min_component)

@@ -46,7 +46,7 @@ from mosxav.training.batches import FrameTensors
 from mosxav.training.distributed import DistContext, barrier, init_distributed, resolve_device
 from mosxav.training.network_input import InputConfig
 from mosxav.training.protocol import Method
-from mosxav.training.trainer import ProgressSink, Trainer, check_settings, progress_bar
+from mosxav.training.trainer import ProgressSink, Trainer, check_settings, native_bf16, progress_bar
 
 #: Who a reference run's submission names as its authors and contact.
 REFERENCE_AUTHORS = ["MOSXAV-Bench reference run"]
@@ -216,6 +216,7 @@ def run_cell(
             config.predict,
             channels_last=layout,
             input_config=input_config,
+            amp=plan.train.amp and native_bf16(device),  # predicted as it was trained and validated
         )
         write_submission_meta(pred_dir.parent, plan, method, work / "partition.yaml", config)
         write_model(pred_dir.parent / MODEL_FOLDER, plan, method, data.num_classes, config.predict)

@@ -10,7 +10,8 @@ with ``torch.load(weights_only=True)``.
 Distributed: under ``torchrun`` the method is wrapped in ``DistributedDataParallel`` (its ``forward``
 is its training step) and rank r takes the r-th slice of each global batch, which is what a
 ``DistributedSampler`` does, computed per step so that resume stays exact. Only rank 0 writes files.
-On a GPU, ``amp`` runs the step under bfloat16 autocast and ``compile`` wraps it in ``torch.compile``.
+``amp`` runs the step under bfloat16 autocast where the device has native bf16 (``native_bf16``), and
+``compile`` wraps it in ``torch.compile``.
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ class TrainConfig:
     #: the unlabeled terms' ramp-up length in steps, for every method of a run (a method's own
     #: ``rampup_steps`` option overrides it); None: each method's default, the whole run (SSL4MIS's horizon)
     rampup_steps: int | None = None
-    amp: bool = False  # bfloat16 autocast (GPU)
+    #: bfloat16 autocast, where the device computes in it natively (a GPU with bf16, a CPU with AVX-512 BF16
+    #: or AMX); elsewhere the run stays fp32, since emulated bf16 is slower and not what was validated
+    amp: bool = False
     compile: bool = False  # torch.compile the training step (GPU)
     #: NHWC weights and images: faster steps for the small U-Nets on a CPU (``bench/train_throughput.py``
     #: prints NHWC / NCHW; docs/benchmarks.md) and the layout tensor cores want under AMP.
@@ -74,6 +77,21 @@ class ProgressSink(Protocol):
     def add_task(self, description: str, total: float, completed: float = 0) -> Any: ...
 
     def update(self, task: Any, completed: float, description: str) -> None: ...
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether ``device`` computes in bfloat16 natively: a CUDA device that supports it, or a CPU with
+    AVX-512 BF16 or AMX (``/proc/cpuinfo`` flags); on others autocast would emulate it, slower."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
 
 
 def batch_indices(
@@ -177,6 +195,8 @@ class Trainer:
         #: what the weights are trained with (options, schedule, data): stored in each checkpoint and
         #: compared on resume, so a run is never continued under other settings
         self.settings = dict(settings) if settings is not None else None
+        #: bf16 only where the device has it natively (``train.amp`` on a CPU without it trains in fp32)
+        self.amp = config.amp and native_bf16(self.device)
         self.step_fn = self._wrap(method)
 
     def _wrap(self, method: Method):
@@ -284,7 +304,8 @@ class Trainer:
         """Every rank holds the same weights, so rank 0 alone scores and keeps the best."""
         if self.val is None or not len(self.val) or not self.dist.is_main:
             return
-        score = mean_dice(self.method, self.val, self.device, channels_last=self.config.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            score = mean_dice(self.method, self.val, self.device, channels_last=self.config.channels_last)
         self._log({"step": self.step, "val_dice": score})
         if score > self.best[0]:
             self.best = (score, self.step)
@@ -298,7 +319,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr()
         labeled, unlabeled = self._batches()
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             loss, logs = self.step_fn(labeled, unlabeled, self.step)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, HTTPException, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from mosxav.evaluation.metrics import METRIC_VERSION
@@ -36,6 +36,9 @@ from mosxav_leaderboard.service.models import (
     errors,
 )
 from mosxav_leaderboard.service.settings import Settings
+
+#: The header of every private answer (a team's own pages and JSON): no cache keeps it.
+PRIVATE = {"Cache-Control": "no-store"}
 
 router = APIRouter()
 #: A submission number as the API accepts it: a positive SQLite integer.
@@ -159,8 +162,12 @@ async def upload(request: Request, signed: WriterDep, settings: SettingsDep, dat
     responses=errors(401, 404),
     tags=["submissions"],
 )
-def submission(job_id: SubmissionId, signed: OptionalTeam, settings: SettingsDep, database: DatabaseDep) -> Any:
+def submission(
+    job_id: SubmissionId, signed: OptionalTeam, settings: SettingsDep, database: DatabaseDep, response: Response
+) -> Any:
     """A submission's state and, once scored, its row (and, to its team, the problem report)."""
+    if signed is not None:
+        response.headers.update(PRIVATE)  # a team's own view: never kept by a cache
     job = database.job(job_id)
     owner = job is not None and signed is not None and job.team_id == signed.team.id
     public = job is not None and job.published and job.submission_id not in database.hidden()
@@ -253,8 +260,10 @@ def phases(settings: SettingsDep) -> list[PhaseOut]:
 @router.get(
     "/api/teams/me", response_model=TeamOut, response_model_exclude_none=True, responses=errors(401), tags=["teams"]
 )
-async def me(signed: SignedInDep, settings: SettingsDep, database: DatabaseDep) -> Any:
-    """The signed-in team: its submissions (newest first) and what it may still submit today."""
+async def me(signed: SignedInDep, settings: SettingsDep, database: DatabaseDep, response: Response) -> Any:
+    """The signed-in team: its submissions (newest first) and what it may still submit today (private:
+    ``Cache-Control: no-store``, as the /team page that reads it)."""
+    response.headers.update(PRIVATE)
 
     def answer() -> dict[str, Any]:
         own = database.jobs_for_team(signed.team.id)

@@ -24,7 +24,7 @@ from mosxav_leaderboard.service.dependencies import (
     check_csrf,
     signed_in,
 )
-from mosxav_leaderboard.service.routers.api import SubmissionId, set_published, team_rows, usage
+from mosxav_leaderboard.service.routers.api import PRIVATE, SubmissionId, set_published, team_rows, usage
 
 router = APIRouter(include_in_schema=False)
 FORM_LIMITS = {"max_files": 0, "max_fields": 4, "max_part_size": 4096}
@@ -89,7 +89,6 @@ async def signout(request: Request, signed: OptionalTeam, database: DatabaseDep)
 
 
 #: A signed-in team's pages hold its private scores and a CSRF token: never kept by a cache or a browser.
-PRIVATE = {"Cache-Control": "no-store"}
 
 
 @router.get("/team", response_class=HTMLResponse)
