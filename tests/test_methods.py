@@ -538,3 +538,18 @@ def test_amp_trains_in_fp32_where_the_cpu_has_no_native_bf16(tmp_path, monkeypat
     assert all(torch.equal(value, trained[key]) for key, value in fp32.state_dict().items())
     monkeypatch.setattr(trainer_module, "native_bf16", lambda device: True)
     assert train(tmp_path / "native", True).amp
+
+
+def test_a_resumed_log_has_one_record_per_step(tmp_path):
+    """metrics.jsonl kept the discarded steps' rows after a resume (duplicate step numbers)."""
+    config = TrainConfig(iterations=6, batch_size=2, checkpoint_every=2, log_every=1)
+
+    def trainer():
+        torch.manual_seed(0)
+        method = get_method("supervised")(_options("supervised", iterations=6), CLASSES)
+        return Trainer(method, _Frames(4, 0), None, None, config, tmp_path, seed=3)
+
+    trainer().fit(stop_after=5)  # steps 1-5 logged, the checkpoint at step 4: step 5 is trained again
+    trainer().fit()
+    steps = [yaml.safe_load(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) == [1, 2, 3, 4, 5, 6]

@@ -58,3 +58,29 @@ def test_a_measured_number_written_by_hand_in_a_results_page_fails_the_check(tmp
     assert results_tables.main() == 0  # the number lives in its generated block
     page.write_text(page.read_text(encoding="utf-8") + "As said, the gap is -0.011.\n", encoding="utf-8")
     assert results_tables.main() == 1
+
+
+@pytest.mark.slow
+def test_what_travels_between_machines_the_untrained_floor_scores_as_committed(tmp_path, monkeypatch):
+    """A trained cell's scores differ between CPUs (docs/benchmarks.md); what must not is the data, the
+    metrics and the untrained floor: top-hat + Otsu on the embedded default scores, frame by frame, what
+    the committed default run holds (made on another machine than CI's)."""
+    import gzip
+
+    import pandas as pd
+    import yaml
+
+    from mosxav_leaderboard.command_line import main
+
+    monkeypatch.setenv("MOSXAV_HOME", str(tmp_path / "home"))  # the default generated afresh, as on a new machine
+    config = tmp_path / "floor.yaml"
+    config.write_text(yaml.safe_dump({"methods": ["tophat_otsu"], "overlays": 0, "leaderboard": False}))
+    assert main(["run", "--config", str(config), "--out", str(tmp_path / "floor"), "--jobs", "1"]) == 0
+    ours = pd.read_csv(tmp_path / "floor" / "per_frame.csv", dtype={"frame": str, "sequence": str})
+    with gzip.open(ROOT / "results" / "default" / "per_frame.csv.gz", "rt") as handle:
+        committed = pd.read_csv(handle, dtype={"frame": str, "sequence": str})
+    committed = committed[committed["method"] == "tophat_otsu"].reset_index(drop=True)
+    for column in ("sequence", "frame", "class_id", "evaluated"):
+        assert ours[column].tolist() == committed[column].tolist(), column
+    for column in ("dice", "iou", "hd95", "assd", "nsd"):
+        assert ours[column].to_numpy() == pytest.approx(committed[column].to_numpy(), abs=2e-6), column

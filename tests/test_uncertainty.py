@@ -229,3 +229,43 @@ def test_the_verdict_needs_size_every_seed_and_the_interval():
     unclear = paired_comparison(reference + rng.normal(0, 0.05, (3, 16)), reference)
     mde = minimum_detectable_effect(unclear.interval)
     assert mde > unclear.interval.se * 2.5  # (t_0.975 + t_0.8) x SE: at least 1.96 + 0.84
+
+
+def test_one_headline_for_a_cell_in_the_report_compare_and_a_leaderboard_row():
+    """compare reported supervised at 0.369 where results.md said 0.313 for the same cell (a mean of
+    per-unit means against the frame-weighted mean): now every place prints the frame-weighted headline."""
+    from mosxav.evaluation.uncertainty import SequenceSums
+    from mosxav.harness.arms import arm_interval
+
+    rng = np.random.default_rng(11)
+    rows = []
+    for method, shift in (("ref", 0.0), ("other", 0.05)):
+        for unit in range(8):
+            frames = 1 + unit  # units of unequal length: the two means differ
+            for frame in range(frames):
+                for class_id, name in ((1, "vessel"), (2, "catheter")):
+                    present = class_id == 1 or unit % 3 == 0
+                    rows.append(
+                        {
+                            "method": method,
+                            "labeled_fraction": 0.05,
+                            "label_noise": 0.0,
+                            "seed": 0,
+                            "sequence": f"v{unit:02d}",
+                            "frame": f"{frame:05d}",
+                            "class_id": class_id,
+                            "class": name,
+                            "dice": float(np.clip(rng.uniform(0.3, 0.9) + shift, 0, 1)),
+                            "iou": 0.5,
+                            "hd95": 1.0,
+                            "assd": 1.0,
+                            "nsd": 0.5,
+                            "evaluated": present,
+                        }
+                    )
+    frames = pd.DataFrame(rows)
+    row = compare(frames, "ref").set_index("method").loc["other"]
+    for method, mean in (("other", row["method_mean"]), ("ref", row["reference_mean"])):
+        arm = frames[frames["method"] == method]
+        assert mean == pytest.approx(arm_interval(arm).estimate)  # the report's cell
+        assert mean == pytest.approx(SequenceSums.from_frames(arm).headline("dice"))  # a leaderboard row's
