@@ -42,7 +42,7 @@ def test_quick_config_file_is_the_builtin_default():
         ("noise", 3 * 3 + 3 * 3 * 3),  # supervised, Mean Teacher, the control: out of the noise's reach, once a seed
         ("annotation_noise", 5 * 3 * 3),  # noise on the labeled set reaches every trained method
         ("xca", 2 * 5),
-        ("xca_ssl", (3 * 2 + 2) * 5),  # DiffProto, its ablation, CPS at two rates; supervised, Mean Teacher once
+        ("xca_ssl", (3 * 2 + 3) * 5),  # DiffProto, its ablation, CPS at two rates; supervised, MT, the control once
         ("diffproto_ablation", 5 * 2),
         ("ssl", 10 * 5),  # every method and the joint-forward arm, 5 seeds; fully supervised at its own fraction
     ],
