@@ -79,6 +79,12 @@ def _design(results: Path) -> tuple[tuple[str, int], ...]:
     return tuple((c.method, c.seed) for c in matrix(config))
 
 
+def _schedule(results: Path) -> tuple[int, int]:
+    """(steps the unlabeled terms ramp over, training steps) of the study's committed config."""
+    train = load_config(_folder(results) / "config.yaml").train
+    return train.rampup_steps or train.iterations, train.iterations
+
+
 def _missing(results: Path) -> str:
     return f"_No cell of the study is committed: `{COMMAND}`, then `python scripts/results_tables.py`._\n"
 
@@ -346,6 +352,18 @@ def _share_range(results: Path, methods: list[str]) -> str:
     return ", ".join(parts) if parts else "–"
 
 
+def _best_steps(results: Path, methods: list[str]) -> str:
+    """Each method's best validation step (the checkpoint its test scores come from), median over seeds:
+    a checkpoint from before the ramp ends is one the unlabeled terms barely trained."""
+    training = _training(results)
+    parts = []
+    for method in methods:
+        rows = training[training["cell"].str.startswith(method + "/")] if not training.empty else training
+        if not rows.empty and not rows["best_step"].isna().all():
+            parts.append(f"{_name(method)} {rows['best_step'].median():.0f}")
+    return ", ".join(parts) if parts else "–"
+
+
 def reading(results: Path) -> str:
     """What the study shows, in sentences made from its results (docs/results.md)."""
     frames = _frames(results)
@@ -375,5 +393,11 @@ def reading(results: Path) -> str:
         )
     lines.append(
         f"The unlabeled terms' share of the loss over the last tenth of training: {_share_range(results, semi)}."
+    )
+    rampup, iterations = _schedule(results)
+    lines.append(
+        "The best validation step, whose checkpoint is scored (median over the seeds in; the unlabeled terms "
+        f"ramp over the first {rampup} of {iterations} steps): "
+        f"{_best_steps(results, list(dict.fromkeys(m for m, _ in _design(results))))}."
     )
     return "\n\n".join(lines) + "\n"
