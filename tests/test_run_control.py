@@ -99,7 +99,12 @@ def test_one_ctrl_c_stops_every_cell_and_says_how_to_resume(tiny_root, tmp_path)
         workers = descendants(process.pid)
         assert workers
         os.killpg(process.pid, signal.SIGINT)
-        out, err = process.communicate(timeout=60)
+        try:
+            out, err = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # seen once in a full suite: keep what the run said, for the cause
+            os.killpg(process.pid, signal.SIGKILL)
+            out, err = process.communicate()
+            pytest.fail(f"no end within 60 s of one Ctrl-C\nstdout:\n{out[-2000:]}\nstderr:\n{err[-4000:]}")
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
