@@ -342,26 +342,25 @@ def _signed(x: float) -> str:
     return f"{x:+.3f}"
 
 
-def _share_range(results: Path, methods: list[str]) -> str:
+def _per_method(results: Path, methods: list[str], column: str, summary) -> str:
+    """One training.csv column summarised per method over its committed seeds ("Name value, ..."), or "–"."""
     training = _training(results)
     parts = []
     for method in methods:
         rows = training[training["cell"].str.startswith(method + "/")] if not training.empty else training
-        if not rows.empty and not rows["unlabeled_share_end"].isna().all():
-            parts.append(f"{_name(method)} {rows['unlabeled_share_end'].mean():.1%}")
+        if not rows.empty and not rows[column].isna().all():
+            parts.append(f"{_name(method)} {summary(rows[column])}")
     return ", ".join(parts) if parts else "–"
+
+
+def _share_range(results: Path, methods: list[str]) -> str:
+    return _per_method(results, methods, "unlabeled_share_end", lambda share: f"{share.mean():.1%}")
 
 
 def _best_steps(results: Path, methods: list[str]) -> str:
     """Each method's best validation step (the checkpoint its test scores come from), median over seeds:
     a checkpoint from before the ramp ends is one the unlabeled terms barely trained."""
-    training = _training(results)
-    parts = []
-    for method in methods:
-        rows = training[training["cell"].str.startswith(method + "/")] if not training.empty else training
-        if not rows.empty and not rows["best_step"].isna().all():
-            parts.append(f"{_name(method)} {rows['best_step'].median():.0f}")
-    return ", ".join(parts) if parts else "–"
+    return _per_method(results, methods, "best_step", lambda step: f"{step.median():.0f}")
 
 
 def reading(results: Path) -> str:
