@@ -17,6 +17,7 @@ import pandas as pd
 from mosxav.evaluation.uncertainty import (
     Components,
     expected_mde,
+    holm,
     minimum_detectable_effect,
     variance_components,
     verdict,
@@ -25,7 +26,7 @@ from mosxav.harness.arms import arm_interval, arm_table, paired_arms
 from mosxav.harness.compare import format_p
 from mosxav.harness.config import load_config
 from mosxav.harness.control import PRIMARY_CLASS
-from mosxav.harness.report import markdown_table
+from mosxav.harness.report import markdown_table, significance_ranks
 from mosxav.harness.run import matrix
 
 STUDY = "ssl"
@@ -223,18 +224,25 @@ def comparisons(frames: pd.DataFrame, results: Path) -> list[tuple[str, object]]
     return out
 
 
+def family_p(found: list[tuple[str, object]]) -> dict[str, float]:
+    """Each method's Holm-adjusted p (``holm``) in the family of the semi-supervised methods' comparisons
+    with supervised (the control is a check of the design, not a member). A method not yet complete
+    counts as p = 1, so a verdict given early is never easier than the finished study's."""
+    members = [(m, r) for m, r in found if m != CONTROL]
+    adjusted = holm([float("nan") if r is None else r.p for _, r in members])
+    return {m: p for (m, r), p in zip(members, adjusted, strict=True) if r is not None}
+
+
 def ranks(frames: pd.DataFrame, methods: list[str]) -> dict[str, int]:
-    """1 + the methods significantly better on the vessel Dice (paired by seed and sequence)."""
-    out = {}
-    for method in methods:
-        better = 0
-        for other in methods:
-            if other == method:
-                continue
-            result = paired_arms(_arm(frames, other), _arm(frames, method), "dice", VESSEL)
-            better += result.significant and result.interval.estimate > 0
-        out[method] = 1 + better
-    return out
+    """1 + the methods significantly better on the vessel Dice (paired by seed and sequence, Holm over
+    the pairs)."""
+    return significance_ranks(frames, methods, "dice", VESSEL)
+
+
+def _verdicts(found: list[tuple[str, object]]) -> dict[str, str]:
+    """The rule's verdict of each complete comparison with supervised, read in its family (Holm)."""
+    adjusted = family_p(found)
+    return {m: verdict(r, p_family=adjusted.get(m)) for m, r in found if r is not None}
 
 
 def comparisons_table(results: Path) -> str:
@@ -243,13 +251,15 @@ def comparisons_table(results: Path) -> str:
         return _missing(results)
     found = comparisons(frames, results)
     complete = [m for m, r in found if r is not None and m != CONTROL]
+    everything = all(r is not None for _, r in found)
     g = gate(frames, results)
-    ranked = ranks(frames, [REFERENCE, *complete]) if g is not None and g["passed"] and complete else {}
+    ranked = ranks(frames, [REFERENCE, *complete]) if g is not None and g["passed"] and everything else {}
+    adjusted, said = family_p(found), _verdicts(found)
     rows = []
     for method, result in found:
         if result is None:
             total, have = _complete(frames, results, [method, REFERENCE])
-            rows.append(["", _name(method), f"incomplete: {have} of {total} cells committed", "", "", "", ""])
+            rows.append(["", _name(method), f"incomplete: {have} of {total} cells committed", "", "", "", "", ""])
             continue
         rows.append(
             [
@@ -258,13 +268,14 @@ def comparisons_table(results: Path) -> str:
                 result.interval.text(signed=True),
                 " / ".join(f"{v:+.3f}" for v in result.per_seed),
                 format_p(result.p),
+                format_p(adjusted[method]) if method in adjusted else "(the control)",
                 f"{minimum_detectable_effect(result.interval):.3f}",
-                verdict(result),
+                said[method],
             ]
         )
     if ranked:
-        rows.append([ranked[REFERENCE], _name(REFERENCE), "–", "", "", "", ""])
-    headers = ["rank", "method", "− supervised, vessel Dice [95 %]", "per seed", "p", "MDE (80 %)", "rule"]
+        rows.append([ranked[REFERENCE], _name(REFERENCE), "–", "", "", "", "", ""])
+    headers = ["rank", "method", "− supervised, vessel Dice [95 %]", "per seed", "p", "p (Holm)", "MDE (80 %)", "rule"]
     return markdown_table(headers, rows)
 
 
@@ -320,12 +331,14 @@ def summary(results: Path) -> str:
         lines.append(
             f"In progress: {have} of {total} cells committed; methods are compared once all their cells are in."
         )
-    found = [(m, r) for m, r in comparisons(frames, results) if r is not None and m != CONTROL]
-    better = [(m, r) for m, r in found if verdict(r) == "better"]
-    worse = [(m, r) for m, r in found if verdict(r) == "worse"]
+    everything = comparisons(frames, results)
+    said = _verdicts(everything)
+    found = [(m, r) for m, r in everything if r is not None and m != CONTROL]
+    better = [(m, r) for m, r in found if said[m] == "better"]
+    worse = [(m, r) for m, r in found if said[m] == "worse"]
     if found:
-        said = "; ".join(f"{_name(m)} {r.interval.text(signed=True)}" for m, r in better) or "none"
-        lines.append(f"Better than supervised on the vessel Dice by the rule: {said}.")
+        named = "; ".join(f"{_name(m)} {r.interval.text(signed=True)}" for m, r in better) or "none"
+        lines.append(f"Better than supervised on the vessel Dice by the rule: {named}.")
         if worse:
             lines.append("Worse: " + "; ".join(f"{_name(m)} {r.interval.text(signed=True)}" for m, r in worse) + ".")
         mdes = sorted(minimum_detectable_effect(r.interval) for _, r in found)
@@ -334,7 +347,7 @@ def summary(results: Path) -> str:
         )
         proto = dict(found).get("diffproto")
         if proto is not None:
-            lines.append(f"DiffProto − supervised: {proto.interval.text(signed=True)} ({verdict(proto)}).")
+            lines.append(f"DiffProto − supervised: {proto.interval.text(signed=True)} ({said['diffproto']}).")
     return " ".join(lines) + "\n"
 
 
@@ -374,13 +387,15 @@ def reading(results: Path) -> str:
     if have < total:
         lines.append(
             f"In progress: {have} of {total} cells committed. A method is compared with the supervised bound "
-            "once all its seeds are in; ranks and the verdicts wait for every cell."
+            "once all its seeds are in, in the family of every semi-supervised method (Holm; a method not yet "
+            "complete counts as p = 1, so no verdict comes easier early than at the end); ranks wait for every cell."
         )
-    found = [(m, r) for m, r in comparisons(frames, results) if r is not None and m != CONTROL]
+    everything = comparisons(frames, results)
+    found = [(m, r) for m, r in everything if r is not None and m != CONTROL]
     if found:
         mdes = [minimum_detectable_effect(r.interval) for _, r in found]
         median = float(np.median(mdes))
-        said = {m: verdict(r) for m, r in found}
+        said = _verdicts(everything)
         better = [f"{_name(m)} ({r.interval.text(signed=True)})" for m, r in found if said[m] == "better"]
         worse = [f"{_name(m)} ({r.interval.text(signed=True)})" for m, r in found if said[m] == "worse"]
         neither = [_name(m) for m, _ in found if said[m] not in ("better", "worse")]

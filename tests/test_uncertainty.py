@@ -12,6 +12,7 @@ from mosxav.evaluation.coverage import (
     LARGE_SEED_COMPONENTS,
     MEASURED_COMPONENTS,
     crossed_coverage,
+    family_error,
     fold_coverage,
     headline_coverage,
     units_only_fold_error,
@@ -21,6 +22,7 @@ from mosxav.evaluation.uncertainty import (
     METRIC_RANGE,
     MIN_UNITS,
     crossed_t_test,
+    holm,
     mean_interval,
     paired_comparison,
     paired_permutation_p,
@@ -28,6 +30,7 @@ from mosxav.evaluation.uncertainty import (
     unit_contributions,
     verdict,
 )
+from mosxav.harness.arms import paired_arms
 from mosxav.harness.compare import compare
 from mosxav.harness.report import significance_ranks, with_noise_free_arms
 
@@ -201,6 +204,39 @@ def test_ranks_tie_where_the_paired_test_cannot_separate():
         }
     )
     assert significance_ranks(frames, ["best", "close", "worst"]) == {"best": 1, "close": 1, "worst": 3}
+
+
+def test_holm_adjusts_as_r_p_adjust_does():
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])  # p.adjust(, "holm")
+    assert holm([0.2, 0.5]) == pytest.approx([0.4, 0.5])
+    adjusted = holm([0.02, float("nan")])  # no test: counted as p = 1, left without a p
+    assert adjusted[0] == pytest.approx(0.04) and np.isnan(adjusted[1])
+
+
+def test_a_rank_holds_the_family_wise_error_however_many_methods_are_ranked():
+    """Six methods that do not differ (3 seeds x 16 units, the measured components): tested pair by pair
+    at 0.05 some pair separates in about a third of studies; with Holm in about 5 %."""
+    result = family_error(6, 3, 16, replications=300, seed=6)
+    assert result.unadjusted > 0.2 and result.holm <= 0.08, result
+
+
+def test_one_pair_significant_alone_does_not_split_a_rank():
+    """Four arms drawn alike: b - d is significant at 0.05 alone, not among the 6 pairs (Holm), so all share
+    rank 1 (read pair by pair, b and d took different ranks)."""
+    rng = np.random.default_rng(17)
+    base = rng.uniform(0.5, 0.7, size=(3, 16))
+    frames = _unit_frames({m: base + rng.normal(0, 0.03, base.shape) for m in "abcd"})
+    alone = paired_arms(frames[frames["method"] == "b"], frames[frames["method"] == "d"])
+    assert alone.significant and alone.p > 0.05 / 6
+    assert significance_ranks(frames, list("abcd")) == dict.fromkeys("abcd", 1)
+
+
+def test_a_verdict_read_in_its_family_needs_the_adjusted_p_too():
+    rng = np.random.default_rng(3)
+    reference = rng.uniform(0.5, 0.7, (3, 16))
+    result = paired_comparison(reference + 0.03 + rng.normal(0, 0.01, (3, 16)), reference)
+    assert verdict(result) == "better" and verdict(result, p_family=result.p) == "better"
+    assert verdict(result, p_family=0.06) == "no detectable effect"
 
 
 def test_a_method_the_noise_does_not_reach_stands_beside_every_noise_rate():

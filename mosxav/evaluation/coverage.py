@@ -13,6 +13,8 @@ docs/statistics.md). Three simulations:
   mu = 0, the test's rejection rate.
 * ``fold_coverage``: a cross-validated comparison, ``folds`` folds of ``per_fold`` images, one seed or
   several: each (seed, fold) is one training with its own effect, each image its own.
+* ``family_error``: ``methods`` arms that do not differ, every pair tested: how often some pair
+  separates, each test at 0.05 alone and with Holm's adjustment (what a rank stands on).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mosxav.evaluation.uncertainty import SequenceSums, headline_interval, mean_interval, t_test_p
+from mosxav.evaluation.uncertainty import SequenceSums, headline_interval, holm, mean_interval, t_test_p
 
 #: Per structure (vessel, contrast catheter, catheter, balloon, others): the share of sequences it is
 #: in, its mean Dice over sequences, and the Beta concentration of sequence means around it.
@@ -133,3 +135,36 @@ def units_only_fold_error(
         diff = rng.normal(0, training_sd, folds)[labels] + rng.normal(0, image_sd, folds * per_fold)
         rejections += t_test_p(mean_interval(diff)) < 0.05
     return rejections / replications
+
+
+@dataclass(frozen=True)
+class FamilyError:
+    """How often a family of true nulls yields at least one rejection: each test at 0.05 alone, and
+    with Holm's adjustment."""
+
+    unadjusted: float
+    holm: float
+
+
+def family_error(
+    methods: int,
+    seeds: int,
+    units: int,
+    components: tuple[float, float, float] = MEASURED_COMPONENTS,
+    replications: int = 500,
+    seed: int = 0,
+) -> FamilyError:
+    """``methods`` arms over ``seeds`` x ``units`` with no difference between them, every pair compared
+    (paired by seed and unit): the share of studies in which some pair separates. ``components`` are those
+    of a paired difference (seed, unit, interaction SD); each arm draws its own seed and interaction
+    effects at SD / sqrt(2), so a pair's difference has them, and shares the units' effect (paired away)."""
+    seed_sd, _, inter_sd = (c / np.sqrt(2) for c in components)
+    rng = np.random.default_rng(seed)
+    pairs = [(a, b) for a in range(methods) for b in range(a + 1, methods)]
+    any_alone = any_holm = 0
+    for _ in range(replications):
+        arms = rng.normal(0, seed_sd, (methods, seeds, 1)) + rng.normal(0, inter_sd, (methods, seeds, units))
+        p = [t_test_p(mean_interval(arms[a] - arms[b])) for a, b in pairs]
+        any_alone += min(p) < 0.05
+        any_holm += min(holm(p)) < 0.05
+    return FamilyError(any_alone / replications, any_holm / replications)

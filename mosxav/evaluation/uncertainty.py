@@ -35,8 +35,10 @@ interval is on the metric's own scale and clipped to its range.
 **Tests.** One seed without folds: the exact paired sign-flip permutation test over units
 (``paired_permutation_p``; Monte Carlo beyond 16 units, p = (k + 1) / (n + 1)). Otherwise the t test with
 the interval's standard error and degrees of freedom, so a difference is significant exactly when its
-interval excludes 0. The coverage of all of this, simulated at measured and at adverse variance
-components, is ``mosxav.evaluation.coverage`` and docs/statistics.md.
+interval excludes 0. A family of tests read together (the pairs a rank stands on, a study's comparisons
+with its reference) is significant by Holm's adjusted p (``holm``). The coverage of all of this,
+simulated at measured and at adverse variance components, is ``mosxav.evaluation.coverage`` and
+docs/statistics.md.
 """
 
 from __future__ import annotations
@@ -327,14 +329,34 @@ def minimum_detectable_effect(interval: Interval, power: float = 0.8) -> float:
     return float((stats.t.ppf(0.5 + CONFIDENCE / 2, interval.df) + stats.t.ppf(power, interval.df)) * interval.se)
 
 
-def verdict(result: PairedComparison, margin: float = 0.01) -> str:
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of one family's p values (the values of R's ``p.adjust(p, "holm")``):
+    a test of the family is significant where its adjusted p is under ``ALPHA``, and the chance that any
+    true null of the family is rejected stays at most ``ALPHA`` whatever the dependence between the tests.
+
+    Why: ranking k methods takes k (k - 1) / 2 tests and a study's comparisons with its reference k - 1;
+    each at 0.05 alone, some pair of methods that do not differ would separate in most studies
+    (``mosxav.evaluation.coverage.family_error``). A NaN p (no test) counts in the family as 1 and stays NaN.
+    """
+    p = np.asarray(p_values, float)
+    filled = np.where(np.isnan(p), 1.0, p)
+    order = np.argsort(filled, kind="stable")
+    steps = (len(p) - np.arange(len(p))) * filled[order]
+    adjusted = np.empty(len(p))
+    adjusted[order] = np.minimum(np.maximum.accumulate(steps), 1.0)
+    return np.where(np.isnan(p), np.nan, adjusted).tolist()
+
+
+def verdict(result: PairedComparison, margin: float = 0.01, p_family: float | None = None) -> str:
     """docs/diffproto.md's rule: ``"better"`` when the difference is at least ``margin``, positive in
     every seed and its interval above 0; ``"worse"`` mirrored; ``"no detectable effect"`` otherwise.
-    Fewer than ``MIN_VERDICT_SEEDS`` seeds give no verdict at all: ``"too few seeds"``."""
+    Fewer than ``MIN_VERDICT_SEEDS`` seeds give no verdict at all: ``"too few seeds"``. A comparison
+    read as one of a family passes its Holm-adjusted p (``holm``) as ``p_family``, which must be under
+    ``ALPHA`` as well."""
     interval = result.interval
     if interval.seeds < MIN_VERDICT_SEEDS:
         return "too few seeds"
-    if not interval.defined:
+    if not interval.defined or (p_family is not None and not p_family < ALPHA):
         return "no detectable effect"
     if interval.estimate >= margin and all(v > 0 for v in result.per_seed) and interval.low > 0:
         return "better"

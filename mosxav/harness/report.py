@@ -6,12 +6,14 @@ too; in a cross-validated run over folds (each fold is one training) and seeds. 
 method the report says that its intervals cover test-unit variation only, and ranks nothing: two
 trainings of one method differ by as much as methods do. Otherwise a method's rank is 1 + the number of
 methods of its group that are significantly better than it, paired by seed and unit
-(``mosxav.harness.arms.paired_arms``), so methods the test cannot separate share a rank. Untrained
+(``mosxav.harness.arms.paired_arms``) and Holm-adjusted over the group's pairs, so methods the test
+cannot separate share a rank. Untrained
 references (thresholding) are the floor, outside the ranking.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ import pandas as pd
 from mosxav.data.files import read_index_mask, write_text
 from mosxav.data.visualize import contact_sheet
 from mosxav.evaluation.metrics import RANKED_METRICS, summarize
-from mosxav.evaluation.uncertainty import MIN_UNITS, Interval
+from mosxav.evaluation.uncertainty import ALPHA, MIN_UNITS, Interval, holm
 from mosxav.harness import figures
 from mosxav.harness.arms import arm_interval, paired_arms, units_of
 from mosxav.harness.control import controls
@@ -88,19 +90,20 @@ def _arm_rows(frames: pd.DataFrame, class_id: int | None) -> list[dict[str, Any]
     return rows
 
 
-def significance_ranks(frames: pd.DataFrame, methods: Sequence[str]) -> dict[str, int]:
-    """Rank = 1 + the number of ``methods`` significantly better, paired by seed and unit."""
+def significance_ranks(
+    frames: pd.DataFrame, methods: Sequence[str], metric: str = "dice", classes: Sequence[int] | None = None
+) -> dict[str, int]:
+    """Rank = 1 + the number of ``methods`` significantly better, paired by seed and unit; every pair is
+    tested once and the pairs are one family (Holm), so methods that do not differ share a rank in about
+    95 % of studies however many are ranked (docs/statistics.md, the fourth coverage table)."""
     arms = {m: frames[frames["method"] == m] for m in methods}
-    ranks = {}
-    for method in methods:
-        beaten_by = 0
-        for other in methods:
-            if other == method:
-                continue
-            result = paired_arms(arms[other], arms[method])
-            beaten_by += result.significant and result.interval.estimate > 0
-        ranks[method] = 1 + beaten_by
-    return ranks
+    pairs = list(itertools.combinations(methods, 2))
+    results = [paired_arms(arms[a], arms[b], metric, classes) for a, b in pairs]
+    beaten_by = dict.fromkeys(methods, 0)
+    for (a, b), result, p in zip(pairs, results, holm([r.p for r in results]), strict=True):
+        if result.significant and p < ALPHA:
+            beaten_by[b if result.interval.estimate > 0 else a] += 1
+    return {m: 1 + beaten_by[m] for m in methods}
 
 
 def _control_section(frames: pd.DataFrame) -> tuple[list[str], set[float]]:
@@ -172,7 +175,7 @@ def _headline_section(frames: pd.DataFrame, untrained: Sequence[str], blind: set
             level = "seed and fold (each fold of a seed is one training; the folds are resampled, not the images)"
             out += [
                 f"Rank: 1 + the methods significantly better (paired by {level if folds else 'seed and unit'}, "
-                "p < 0.05 and the interval excluding 0); methods the test cannot separate share a rank.",
+                "Holm-adjusted p < 0.05 over the group's pairs); methods the test cannot separate share a rank.",
                 "",
             ]
     return out
