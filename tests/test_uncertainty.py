@@ -193,6 +193,15 @@ def test_compare_is_paired_by_seed_and_shows_each_seeds_difference():
     assert row["p"] > 0.05 and not row["significant"] and row["ci_low"] < 0 < row["ci_high"]
 
 
+def test_compare_adjusts_its_table_as_one_family():
+    rng = np.random.default_rng(9)
+    reference = rng.uniform(0.5, 0.7, size=(3, 16))
+    arms = {f"m{k}": reference + 0.01 * k + rng.normal(0, 0.02, reference.shape) for k in range(4)}
+    table = compare(_unit_frames({"ref": reference, **arms}), "ref")
+    assert table["p_holm"].tolist() == pytest.approx(holm(table["p"].tolist()))
+    assert (table["p_holm"] >= table["p"]).all()
+
+
 def test_ranks_tie_where_the_paired_test_cannot_separate():
     rng = np.random.default_rng(5)
     base = rng.uniform(0.5, 0.7, size=(3, 16))

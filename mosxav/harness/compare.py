@@ -21,7 +21,7 @@ import pandas as pd
 
 from mosxav.data.files import write_text
 from mosxav.errors import DataError
-from mosxav.evaluation.uncertainty import MIN_UNITS, PairedComparison, paired_comparison
+from mosxav.evaluation.uncertainty import MIN_UNITS, PairedComparison, holm, paired_comparison
 from mosxav.harness.arms import paired_arms
 from mosxav.harness.report import markdown_table, with_noise_free_arms
 
@@ -74,7 +74,9 @@ def structure_classes(frames: pd.DataFrame, structure: str | None) -> list[int] 
 
 def compare(frames: pd.DataFrame, reference: str, metric: str = "dice", structure: str | None = None) -> pd.DataFrame:
     """Every other method against ``reference`` within each (labeled fraction, label noise) group,
-    paired by seed and unit (seeds one of the two lacks are left out)."""
+    paired by seed and unit (seeds one of the two lacks are left out); ``p_holm`` is each p adjusted over
+    every comparison of the table (Holm), the one to read when the table answers which methods beat the
+    reference."""
     frames = with_noise_free_arms(frames)
     classes = structure_classes(frames, structure)
     if reference not in set(frames["method"]):
@@ -94,7 +96,10 @@ def compare(frames: pd.DataFrame, reference: str, metric: str = "dice", structur
                 continue
             row = {"method": method, "reference": reference, "labeled_fraction": fraction, "label_noise": noise}
             results.append(row | comparison_row(result))
-    return pd.DataFrame(results)
+    table = pd.DataFrame(results)
+    if not table.empty:  # the table's comparisons are one family: which methods beat the reference
+        table.insert(table.columns.get_loc("p") + 1, "p_holm", holm(table["p"].tolist()))
+    return table
 
 
 def read_frames(run_dir: Path) -> pd.DataFrame:
@@ -149,7 +154,9 @@ def comparison_legend(what: str, unit: str, reference: str) -> list[str]:
         f"exact sign-flip test over {unit}s. Several seeds: seeds and {unit}s are crossed random levels, "
         "each variance component counted once, p from the t test with the interval's standard error; per "
         "seed: each seed's own difference. Cross-validated: the folds (one training each per seed) take the "
-        f"{unit}s' place. Significant: p < 0.05 and the interval excludes 0. Under {MIN_UNITS} {unit}s "
+        f"{unit}s' place. Significant: p < 0.05 and the interval excludes 0, each comparison read alone; "
+        "p (Holm): p adjusted over every comparison of the table, the one to read when the table as a whole "
+        f"answers which methods beat the reference. Under {MIN_UNITS} {unit}s "
         f"there is no interval and no test. better/worse: {unit}s whose contribution is above/below the "
         "reference's (seeds averaged).",
     ]
@@ -174,6 +181,7 @@ def comparison_markdown(table: pd.DataFrame, metric: str, reference: str) -> str
                 interval,
                 r.per_seed if r.seeds > 1 else "",
                 format_p(r.p),
+                format_p(r.p_holm),
                 "yes" if r.significant else "no",
                 f"{r.better}/{r.worse}",
             ]
@@ -189,6 +197,7 @@ def comparison_markdown(table: pd.DataFrame, metric: str, reference: str) -> str
         "difference",
         "per seed",
         "p",
+        "p (Holm)",
         "significant",
         "better/worse",
     ]
