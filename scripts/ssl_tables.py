@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mosxav.evaluation.uncertainty import (
+    ALPHA,
     Components,
     expected_mde,
     holm,
@@ -255,11 +256,12 @@ def comparisons_table(results: Path) -> str:
     g = gate(frames, results)
     ranked = ranks(frames, [REFERENCE, *complete]) if g is not None and g["passed"] and everything else {}
     adjusted, said = family_p(found), _verdicts(found)
+    members = sum(1 for m, _ in found if m != CONTROL)
     rows = []
     for method, result in found:
         if result is None:
             total, have = _complete(frames, results, [method, REFERENCE])
-            rows.append(["", _name(method), f"incomplete: {have} of {total} cells committed", "", "", "", "", ""])
+            rows.append(["", _name(method), f"incomplete: {have} of {total} cells committed", *[""] * 6])
             continue
         rows.append(
             [
@@ -270,12 +272,16 @@ def comparisons_table(results: Path) -> str:
                 format_p(result.p),
                 format_p(adjusted[method]) if method in adjusted else "(the control)",
                 f"{minimum_detectable_effect(result.interval):.3f}",
+                f"{minimum_detectable_effect(result.interval, alpha=ALPHA / members):.3f}"
+                if method in adjusted
+                else "",
                 said[method],
             ]
         )
     if ranked:
-        rows.append([ranked[REFERENCE], _name(REFERENCE), "–", "", "", "", "", ""])
-    headers = ["rank", "method", "− supervised, vessel Dice [95 %]", "per seed", "p", "p (Holm)", "MDE (80 %)", "rule"]
+        rows.append([ranked[REFERENCE], _name(REFERENCE), "–", *[""] * 6])
+    headers = ["rank", "method", "− supervised, vessel Dice [95 %]", "per seed", "p", "p (Holm)", "MDE (80 %)"]
+    headers += ["MDE in the family (α / m)", "rule"]
     return markdown_table(headers, rows)
 
 

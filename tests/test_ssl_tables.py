@@ -78,6 +78,7 @@ def test_a_finished_study_ranks_and_reads_each_comparison_in_its_family(finished
     assert all(row[0] in ("1", "2") and row[-1] == "no detectable effect" for row in nulls)  # none split apart
     p, holm_p = (float(bcp[i].replace("< ", "")) for i in (4, 5))
     assert holm_p >= p  # adjusted over the family of the 8 semi-supervised methods
+    assert float(bcp[7]) > float(bcp[6])  # the MDE at 0.05 / 8 exceeds the MDE alone
     assert rows["fully supervised (every label: the control)"][5] == "(the control)"
 
     reading = ssl_tables.reading(finished)

@@ -321,12 +321,13 @@ class PairedComparison:
         return not np.isnan(self.p) and self.p < ALPHA and self.interval.excludes_zero()
 
 
-def minimum_detectable_effect(interval: Interval, power: float = 0.8) -> float:
+def minimum_detectable_effect(interval: Interval, power: float = 0.8, alpha: float = 1 - CONFIDENCE) -> float:
     """The difference a comparison with this standard error and df finds with ``power`` at a two-sided
-    5 % level: (t(0.975, df) + t(power, df)) x SE (NaN without an interval)."""
+    ``alpha`` level: (t(1 - alpha / 2, df) + t(power, df)) x SE (NaN without an interval). Read in a
+    family of m tests (Holm), ``alpha`` / m bounds what the first to separate needs."""
     if not interval.defined:
         return float("nan")
-    return float((stats.t.ppf(0.5 + CONFIDENCE / 2, interval.df) + stats.t.ppf(power, interval.df)) * interval.se)
+    return float((stats.t.ppf(1 - alpha / 2, interval.df) + stats.t.ppf(power, interval.df)) * interval.se)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
