@@ -96,7 +96,7 @@ def test_a_finished_study_gives_the_prototype_verdict_on_both_endpoints(finished
     assert len(verdicts) == 2 and all("no detectable effect" in line for line in verdicts)
 
 
-def test_before_every_cell_is_in_nothing_is_ranked_and_a_missing_method_counts_as_p_1(ssl_tables):
+def test_a_method_not_yet_complete_counts_in_the_family_as_p_1(ssl_tables):
     class Result:
         def __init__(self, p: float) -> None:
             self.p = p
