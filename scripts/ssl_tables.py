@@ -20,10 +20,11 @@ from mosxav.evaluation.uncertainty import (
     expected_mde,
     holm,
     minimum_detectable_effect,
+    seeds_for_mde,
     variance_components,
     verdict,
 )
-from mosxav.harness.arms import arm_interval, arm_table, paired_arms
+from mosxav.harness.arms import arm_interval, arm_table, paired_arms, paired_components
 from mosxav.harness.compare import format_p
 from mosxav.harness.config import load_config
 from mosxav.harness.control import PRIMARY_CLASS
@@ -51,6 +52,8 @@ NAMES = {
     "diffproto_noproto": "DiffProto without prototypes",
 }
 VESSEL = [PRIMARY_CLASS]
+#: The study's power goal: the median MDE (80 %) of the comparisons with supervised, vessel Dice.
+MDE_GOAL = 0.03
 
 
 def _name(method: str) -> str:
@@ -382,6 +385,24 @@ def _best_steps(results: Path, methods: list[str]) -> str:
     return _per_method(results, methods, "best_step", lambda step: f"{step.median():.0f}")
 
 
+def _replan(frames: pd.DataFrame, results: Path, methods: list[str]) -> str:
+    """Why the comparisons' MDE exceeds the goal and what would reach it: the gate planned from the
+    supervised arm alone, which cannot see how much a method's gain itself changes from seed to seed."""
+    components = [paired_components(_arm(frames, m), _arm(frames, REFERENCE), "dice", VESSEL) for m in methods]
+    units = frames["sequence"].nunique()
+    needed = seeds_for_mde(components, MDE_GOAL, units)
+    g = gate(frames, results)
+    planned = f"the gate planned {g['mde']:.3f} from the supervised arm's own spread; " if g else ""
+    seed_sd = float(np.median([c.seed for c in components]))
+    reach = f"{needed} seeds" if needed is not None else "more than 100 seeds"
+    return (
+        f"Why above the goal: {planned}the methods' gains themselves change from seed to seed (the seed SD "
+        f"of a difference with supervised, median over the comparisons: {seed_sd:.3f} vessel Dice), which no "
+        f"arm alone shows. At the variance components the comparisons measured, their median MDE reaches "
+        f"{MDE_GOAL} at {reach} (a projection: each comparison's expected MDE at {units} sequences)."
+    )
+
+
 def reading(results: Path) -> str:
     """What the study shows, in sentences made from its results (docs/results.md)."""
     frames = _frames(results)
@@ -408,9 +429,11 @@ def reading(results: Path) -> str:
         lines.append(
             f"Against the supervised bound on the vessel Dice, by the rule: better: {', '.join(better) or 'none'}; "
             f"worse: {', '.join(worse) or 'none'}; no detectable difference: {', '.join(neither) or 'none'}. "
-            f"The comparisons' median MDE is {median:.3f} ({'within' if median <= 0.03 else 'above'} the "
-            "study's goal of 0.03)."
+            f"The comparisons' median MDE is {median:.3f} ({'within' if median <= MDE_GOAL else 'above'} the "
+            f"study's goal of {MDE_GOAL})."
         )
+        if median > MDE_GOAL:
+            lines.append(_replan(frames, results, [m for m, _ in found]))
     lines.append(
         f"The unlabeled terms' share of the loss over the last tenth of training: {_share_range(results, semi)}."
     )

@@ -4,6 +4,7 @@ path is exercised on a finished study simulated from one committed cell."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -104,3 +105,14 @@ def test_a_method_not_yet_complete_counts_in_the_family_as_p_1(ssl_tables):
     found = [("fully_supervised", Result(1e-6)), ("bcp", Result(0.01))]
     found += [(f"m{i}", None) for i in range(SEMI_SUPERVISED - 1)]
     assert ssl_tables.family_p(found) == {"bcp": pytest.approx(0.08)}  # 8 x 0.01: never easier than at the end
+
+
+def test_a_study_above_its_power_goal_says_how_many_seeds_the_goal_takes(finished, ssl_tables):
+    """The projection from the comparisons' own variance components (here their MDE is under the goal at
+    5 seeds, so the finished study says nothing of it; read directly, it counts fewer)."""
+    frames = ssl_tables._frames(finished)
+    methods = ["mean_teacher", "ua_mt", "cps", "fixmatch", "bcp", "diffproto", "diffproto_noproto"]
+    text = ssl_tables._replan(frames, finished, methods)
+    needed = re.search(r"reaches 0.03 at (\d+) seeds", text)
+    assert "the gate planned" in text and needed and 2 <= int(needed.group(1)) <= 5, text
+    assert "Why above the goal" not in ssl_tables.reading(finished)

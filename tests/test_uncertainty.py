@@ -21,16 +21,19 @@ from mosxav.evaluation.uncertainty import (
     COMPARISON_SAMPLES,
     METRIC_RANGE,
     MIN_UNITS,
+    Components,
     crossed_t_test,
+    expected_mde,
     holm,
     mean_interval,
     paired_comparison,
     paired_permutation_p,
+    seeds_for_mde,
     table_interval,
     unit_contributions,
     verdict,
 )
-from mosxav.harness.arms import paired_arms
+from mosxav.harness.arms import paired_arms, paired_components
 from mosxav.harness.compare import compare
 from mosxav.harness.report import significance_ranks, with_noise_free_arms
 
@@ -314,3 +317,28 @@ def test_one_headline_for_a_cell_in_the_report_compare_and_a_leaderboard_row():
         arm = frames[frames["method"] == method]
         assert mean == pytest.approx(arm_interval(arm).estimate)  # the report's cell
         assert mean == pytest.approx(SequenceSums.from_frames(arm).headline("dice"))  # a leaderboard row's
+
+
+def test_a_difference_s_own_seed_spread_is_what_its_components_recover():
+    """A gain that changes from seed to seed (SD 0.03) over arms that share every other effect: the
+    difference's components see the spread of the gain itself, and only its own noise beside it."""
+    rng = np.random.default_rng(8)
+    units = rng.uniform(0.5, 0.7, 32)
+    gain = rng.normal(0, 0.03, (8, 1))
+    reference = units + rng.normal(0, 0.01, (8, 32))
+    method = reference + gain + rng.normal(0, 0.01, (8, 32))
+    frames = _unit_frames({"m": method, "s": reference})
+    components = paired_components(frames[frames["method"] == "m"], frames[frames["method"] == "s"])
+    assert components.seed == pytest.approx(np.std(gain, ddof=1), abs=0.004)
+    assert components.unit < 0.005 and components.interaction == pytest.approx(0.01, abs=0.002)
+
+
+def test_the_seeds_a_goal_takes_are_the_fewest_whose_median_mde_reaches_it():
+    spread = [Components(seed=s, unit=0.0, interaction=0.05) for s in (0.02, 0.03, 0.04)]
+    needed = seeds_for_mde(spread, 0.03, units=32)
+    median = lambda n: float(np.median([expected_mde(c, n, 32) for c in spread]))  # noqa: E731
+    assert needed is not None and median(needed) <= 0.03 < median(needed - 1)
+    assert seeds_for_mde(spread, 0.03, units=32, most=needed - 1) is None
+    assert seeds_for_mde([Components(0.0, 0.0, 0.01)], 0.03, units=32) == 2  # nothing to wait for
+    with pytest.raises(ValueError, match="no comparison"):
+        seeds_for_mde([], 0.03, units=32)

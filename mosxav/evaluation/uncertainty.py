@@ -189,6 +189,21 @@ def expected_mde(components: Components, seeds: int, units: int, power: float = 
     return float((stats.t.ppf(0.5 + CONFIDENCE / 2, df) + stats.t.ppf(power, df)) * math.sqrt(variance))
 
 
+def seeds_for_mde(
+    components: Sequence[Components], target: float, units: int, power: float = 0.8, most: int = 100
+) -> int | None:
+    """The fewest seeds at which the median expected MDE (``expected_mde``) of comparisons with these
+    variance components is at most ``target`` at ``units`` units; None if more than ``most`` would be
+    needed. Why: a study plans its seeds before its methods run, from the spread it can see then; once
+    they have run, their own components say what the goal would have taken."""
+    if not components:
+        raise ValueError("no comparison to plan from")
+    for seeds in range(2, most + 1):
+        if float(np.median([expected_mde(c, seeds, units, power) for c in components])) <= target:
+            return seeds
+    return None
+
+
 def cluster_totals(table: np.ndarray, clusters: Sequence) -> np.ndarray:
     """(seeds x units) -> (seeds x folds): each fold's sum of its units' values times folds / units, so
     the mean is kept and a fold (one training per seed) becomes the level that is resampled."""

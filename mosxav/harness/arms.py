@@ -19,12 +19,14 @@ import pandas as pd
 
 from mosxav.evaluation.uncertainty import (
     METRIC_RANGE,
+    Components,
     Interval,
     PairedComparison,
     difference_range,
     paired_comparison,
     table_interval,
     unit_contributions,
+    variance_components,
 )
 
 
@@ -104,6 +106,19 @@ def arm_interval(frames: pd.DataFrame, metric: str = "dice", classes: Sequence[i
     return table_interval(contributions, table.folds, METRIC_RANGE.get(metric), estimate)
 
 
+def _shared(a: ArmTable, b: ArmTable) -> tuple[ArmTable, ArmTable]:
+    """Both arms on the seeds and units they share, in the same order.
+
+    Raises:
+        ValueError: the arms share no seed or no unit.
+    """
+    seeds = [s for s in a.seeds if s in b.seeds]
+    units = [u for u in a.units if u in b.units]
+    if not seeds or not units:
+        raise ValueError("the two arms share no seed or no test unit")
+    return a.restricted(seeds, units), b.restricted(seeds, units)
+
+
 def paired_arms(
     frames: pd.DataFrame, reference: pd.DataFrame, metric: str = "dice", classes: Sequence[int] | None = None
 ) -> PairedComparison:
@@ -113,12 +128,7 @@ def paired_arms(
     Raises:
         ValueError: the arms share no seed or no unit.
     """
-    a, b = arm_table(frames, metric, classes), arm_table(reference, metric, classes)
-    seeds = [s for s in a.seeds if s in b.seeds]
-    units = [u for u in a.units if u in b.units]
-    if not seeds or not units:
-        raise ValueError("the two arms share no seed or no test unit")
-    a, b = a.restricted(seeds, units), b.restricted(seeds, units)
+    a, b = _shared(arm_table(frames, metric, classes), arm_table(reference, metric, classes))
     (mean_a, contrib_a), (mean_b, contrib_b) = a.headline(), b.headline()
     return paired_comparison(
         contrib_a,
@@ -128,3 +138,17 @@ def paired_arms(
         means=(mean_a, mean_b),
         bounds=difference_range(metric),
     )
+
+
+def paired_components(
+    frames: pd.DataFrame, reference: pd.DataFrame, metric: str = "dice", classes: Sequence[int] | None = None
+) -> Components:
+    """The variance components (seed, unit, seed x unit) of ``frames``' arm minus ``reference``'s, paired
+    as ``paired_arms`` pairs them: what the comparison's MDE is made of, so a study whose realised
+    spread exceeds its plan can say how many seeds its goal takes (``seeds_for_mde``).
+
+    Raises:
+        ValueError: the arms share no seed or no test unit.
+    """
+    a, b = _shared(arm_table(frames, metric, classes), arm_table(reference, metric, classes))
+    return variance_components(a.headline()[1] - b.headline()[1])
