@@ -111,7 +111,7 @@ def test_a_study_above_its_power_goal_says_how_many_seeds_the_goal_takes(finishe
     """The projection from the comparisons' own variance components (here their MDE is under the goal at
     5 seeds, so the finished study says nothing of it; read directly, it counts fewer)."""
     frames = ssl_tables._frames(finished)
-    methods = ["mean_teacher", "ua_mt", "cps", "fixmatch", "bcp", "diffproto", "diffproto_noproto"]
+    methods = [m for m in ssl_tables.NAMES if m not in (ssl_tables.REFERENCE, ssl_tables.CONTROL)]
     text = ssl_tables._replan(frames, finished, methods)
     needed = re.search(r"reaches 0.03 at (\d+) seeds", text)
     assert "the gate planned" in text and needed and 2 <= int(needed.group(1)) <= 5, text
