@@ -336,6 +336,14 @@ def summary(results: Path) -> str:
         f"on the gate's {len(GATE_SEEDS)} seeds, {control.interval.estimate / g['mde']:.1f} times the design's "
         f"expected MDE of {g['mde']:.3f}: the gate {'passes' if g['passed'] else 'fails, and the study re-plans'}."
     ]
+    control_total, control_have = _complete(frames, results, [CONTROL, REFERENCE])
+    if control_have == control_total:
+        full = control_comparison(frames)
+        seen = "detected" if verdict(full) == "better" else "**not detected**: the study ranks nothing"
+        lines.append(
+            f"At the full design ({full.interval.seeds} seeds x {g['units']} sequences) the control is "
+            f"{full.interval.text(signed=True)}: {seen}."
+        )
     if have < total:
         lines.append(
             f"In progress: {have} of {total} cells committed; methods are compared once all their cells are in."
@@ -357,7 +365,23 @@ def summary(results: Path) -> str:
         proto = dict(found).get("diffproto")
         if proto is not None:
             lines.append(f"DiffProto − supervised: {proto.interval.text(signed=True)} ({said['diffproto']}).")
+        prototype = _prototype_verdict(frames, results)
+        if prototype:
+            lines.append(prototype)
     return " ".join(lines) + "\n"
+
+
+def _prototype_verdict(frames: pd.DataFrame, results: Path) -> str:
+    """DiffProto's pre-registered prototype verdict in a sentence (its primary metric, the mean Dice over
+    the structures), or "" before both arms are complete."""
+    total, have = _complete(frames, results, ["diffproto", "diffproto_noproto"])
+    if have < total:
+        return ""
+    result = paired_arms(_arm(frames, "diffproto"), _arm(frames, "diffproto_noproto"), "dice", None)
+    return (
+        "Its prototype term (DiffProto − DiffProto without prototypes, mean Dice over the structures): "
+        f"{result.interval.text(signed=True)} ({verdict(result)})."
+    )
 
 
 def _signed(x: float) -> str:

@@ -88,6 +88,9 @@ def test_a_finished_study_ranks_and_reads_each_comparison_in_its_family(finished
     summary = ssl_tables.summary(finished)
     assert "Better than supervised on the vessel Dice by the rule: BCP" in summary
     assert "DiffProto − supervised" in summary and "(no detectable effect)" in summary
+    assert "At the full design (5 seeds x 32 sequences) the control is +0.0" in summary
+    assert ": detected." in summary
+    assert "Its prototype term (DiffProto − DiffProto without prototypes" in summary
 
 
 def test_a_finished_study_gives_the_prototype_verdict_on_both_endpoints(finished, ssl_tables):
