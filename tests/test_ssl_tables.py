@@ -119,3 +119,19 @@ def test_a_study_above_its_power_goal_says_how_many_seeds_the_goal_takes(finishe
     needed = re.search(r"reaches 0.03 at (\d+) seeds", text)
     assert "the gate planned" in text and needed and 2 <= int(needed.group(1)) <= 5, text
     assert "Why above the goal" not in ssl_tables.reading(finished)
+
+
+def test_diffproto_s_verdicts_carry_the_finished_study(finished, ssl_tables, monkeypatch):
+    """docs/diffproto.md's verdict reading gains the study's prototype verdict and supervised bound, with
+    its control's state, once the cells are in."""
+    import results_tables
+
+    monkeypatch.setattr(results_tables, "RESULTS", finished)
+    results_tables._design.cache_clear()
+    try:
+        text = results_tables._headroom_verdicts()
+    finally:
+        results_tables._design.cache_clear()
+    assert "In the semi-supervised study (5 % labels, 5 seeds, the positive control detected)" in text
+    assert "the prototype term is" in text and "no detectable effect" in text
+    assert "not below supervised" in text
