@@ -10,7 +10,10 @@ from these files.
     python scripts/study.py configs/noise.yaml --study noise --jobs 2 [--deadline 3600]
         [--order diffproto:0.3,diffproto_noproto:0.3,supervised:0] [--methods a,b] [--seeds 0,1,2] [--work runs/]
 
-``--methods`` and ``--seeds`` run only those cells (a study's gate: its positive control first). Each
+``--methods`` and ``--seeds`` run only those cells (a study's gate: its positive control first). A shard
+is named by its cell's index in the config's matrix: after a study's config gains seeds or methods,
+``--renumber`` first gives the committed shards their new numbers (files and CSV rows, matched by cell);
+without it a run whose committed shards are not its config's cells stops before it trains. Each
 kept cell also adds its training summary (best validation step, the unlabeled share of the loss over
 the run and at its end: ``training.json``) as a row of ``results/<study>/training.csv``.
 
@@ -99,6 +102,65 @@ def keep(study: Path, work: Path, index: int, cell: Cell, seconds: float, versio
         append_row(study / "training.csv", {"shard": index, "cell": cell.tag, **json.loads(summary.read_text())})
 
 
+def committed_cells(study: Path) -> dict[int, str]:
+    """The committed shards' cells by shard index, as ``provenance.csv`` recorded them when they were kept."""
+    path = study / "provenance.csv"
+    if not path.exists():
+        return {}
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    present = {int(f.name.split(".")[0]) for f in (study / "shards").glob("*.csv.gz")}
+    return {int(row["shard"]): row["cell"] for row in rows if int(row["shard"]) in present}
+
+
+def misplaced(cells: list[Cell], found: dict[int, str]) -> list[str]:
+    """Committed shards whose index is now another cell's: a shard is named by its cell's index in the
+    config's matrix, which a config with other seeds or methods renumbers. Unchecked, the run would skip
+    the cells whose numbers the old shards hold and never train them."""
+    out = []
+    for k, tag in sorted(found.items()):
+        now = cells[k].tag if k < len(cells) else "no cell"
+        if now != tag:
+            out.append(f"{k:04d} holds {tag}, the config's {k:04d} is {now}")
+    return out
+
+
+def renumber(study: Path, cells: list[Cell]) -> int:
+    """Give every committed shard its cell's index in ``cells`` (the shard files, and the ``shard`` column
+    of ``provenance.csv`` and ``training.csv``, matched by cell); returns how many moved. Refuses, changing
+    nothing, when a committed cell is not in the matrix any more."""
+    found = committed_cells(study)
+    index = {cell.tag: k for k, cell in enumerate(cells)}
+    gone = sorted(tag for tag in found.values() if tag not in index)
+    if gone:
+        raise SystemExit(f"{study / 'provenance.csv'}: committed cells the config no longer has: {', '.join(gone)}")
+    moves = {old: index[tag] for old, tag in found.items() if index[tag] != old}
+    shards = study / "shards"
+    twice = len(set(found.values())) < len(found)
+    taken = [new for new in moves.values() if new not in moves and (shards / f"{new:04d}.csv.gz").exists()]
+    if twice or taken:
+        raise SystemExit(f"{shards}: two shards would take one number; nothing was renumbered")
+    for old in moves:
+        (shards / f"{old:04d}.csv.gz").rename(shards / f"{old:04d}.csv.gz.renumbering")
+    for old, new in moves.items():
+        (shards / f"{old:04d}.csv.gz.renumbering").rename(shards / f"{new:04d}.csv.gz")
+    for name in ("provenance.csv", "training.csv"):
+        path = study / name
+        if not path.exists():
+            continue
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            header, rows = reader.fieldnames or [], list(reader)
+        for row in rows:
+            if row.get("cell") in index:
+                row["shard"] = str(index[row["cell"]])
+        with open(path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(rows)
+    return len(moves)
+
+
 def append_row(path: Path, row: dict) -> None:
     """Add ``row`` to a CSV file (its header written first); an older file with fewer columns keeps its
     header, and the row keeps those columns only."""
@@ -124,11 +186,22 @@ def main() -> None:
     parser.add_argument("--methods", default="", help="run only these methods (comma-separated)")
     parser.add_argument("--seeds", default="", help="run only these seeds (comma-separated)")
     parser.add_argument("--work", type=Path, default=ROOT.parent / "runs", help="where the cells' run folders go")
+    parser.add_argument(
+        "--renumber", action="store_true", help="first give the committed shards their cells' numbers in this config"
+    )
     args = parser.parse_args()
     config = load_config(args.config)
     cells = matrix(config)
     study = ROOT / "results" / args.study
     study.mkdir(parents=True, exist_ok=True)
+    if args.renumber:
+        print(f"{args.study}: {renumber(study, cells)} committed shards renumbered", flush=True)
+    wrong = misplaced(cells, committed_cells(study))
+    if wrong:
+        raise SystemExit(
+            f"{study / 'shards'}: {len(wrong)} committed shards are not this config's cells ({wrong[0]}); "
+            "run with --renumber after changing a study's seeds or methods"
+        )
     shutil.copyfile(args.config, study / "config.yaml")
     work = args.work / args.study
     work.mkdir(parents=True, exist_ok=True)
