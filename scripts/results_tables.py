@@ -491,10 +491,8 @@ def _headroom_verdicts() -> str:
     if not proto or not bound:
         return ""
     (_, prototype), (_, supervised) = proto[0], bound[0]
-    frames = ssl_tables._frames(RESULTS)
-    total, have = ssl_tables._complete(frames, RESULTS, [ssl_tables.CONTROL, ssl_tables.REFERENCE])
-    detected = have == total and verdict(ssl_tables.control_comparison(frames)) == "better"
-    seen = "detected" if detected else "not detected"
+    control = ssl_tables.full_control(ssl_tables._frames(RESULTS), RESULTS)
+    seen = "detected" if control is not None and verdict(control) == "better" else "not detected"
     return (
         f" In the semi-supervised study (5 % labels, {prototype.interval.seeds} seeds, the positive control "
         f"{seen}) the prototype term is {prototype.interval.text(signed=True)} mean Dice (MDE "

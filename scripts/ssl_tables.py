@@ -117,6 +117,12 @@ def control_comparison(frames: pd.DataFrame, seeds: tuple[int, ...] | None = Non
     return paired_arms(_arm(frames, CONTROL, seeds), _arm(frames, REFERENCE, seeds), "dice", VESSEL)
 
 
+def full_control(frames: pd.DataFrame, results: Path):
+    """The control's comparison at the full design, or None before all its and supervised's cells are in."""
+    total, have = _complete(frames, results, [CONTROL, REFERENCE])
+    return control_comparison(frames) if have == total else None
+
+
 def planned_components(frames: pd.DataFrame, seeds: tuple[int, ...]) -> Components:
     """The variance components a method - supervised difference is planned with, before any method has
     run: two independent trainings on one partition, so twice the supervised arm's seed and
@@ -336,9 +342,8 @@ def summary(results: Path) -> str:
         f"on the gate's {len(GATE_SEEDS)} seeds, {control.interval.estimate / g['mde']:.1f} times the design's "
         f"expected MDE of {g['mde']:.3f}: the gate {'passes' if g['passed'] else 'fails, and the study re-plans'}."
     ]
-    control_total, control_have = _complete(frames, results, [CONTROL, REFERENCE])
-    if control_have == control_total:
-        full = control_comparison(frames)
+    full = full_control(frames, results)
+    if full is not None:
         seen = "detected" if verdict(full) == "better" else "**not detected**: the study ranks nothing"
         lines.append(
             f"At the full design ({full.interval.seeds} seeds x {g['units']} sequences) the control is "
